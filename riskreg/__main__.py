@@ -1,0 +1,5 @@
+"""Allow ``python -m riskreg``."""
+
+from riskreg.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""The riskreg command line: parse, call one library function, print. The only user of click."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass, field
+
+import click
+
+from riskreg import __version__
+from riskreg.errors import RiskregError
+
+
+class RiskregGroup(click.Group):
+    """A command group that turns library errors into one ``Error:`` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except RiskregError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; the current change was not saved") from None
+
+
+@dataclass
+class App:
+    """What every command needs: where the database is and who is acting; opened on first use."""
+
+    url: str | None
+    actor_name: str | None
+    _database: object | None = field(default=None, repr=False)
+
+    def database(self, check_schema: bool = True):  # type: ignore[no-untyped-def]
+        """Open the database once (creating it at the newest schema if new)."""
+        from riskreg.db import open_database
+
+        if self._database is None:
+            self._database = open_database(self.url, check_schema=check_schema)
+        return self._database
+
+    def close(self) -> None:
+        """Close the database's connections (the command has finished)."""
+        if self._database is not None:
+            self._database.dispose()  # type: ignore[attr-defined]
+            self._database = None
+
+    @property
+    def actor(self) -> str:
+        return self.actor_name or os.environ.get("RISKREG_ACTOR") or _os_user()
+
+    def context(self):  # type: ignore[no-untyped-def]
+        """Return the register context (actor, configuration, now) for a change."""
+        from riskreg.register import Context
+
+        return Context(actor=self.actor, config=self.database().config)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@click.group(cls=RiskregGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="Database URL (default: $RISKREG_DATABASE_URL, else sqlite:///riskreg.db here).",
+)
+@click.option(
+    "--actor",
+    metavar="NAME",
+    help="Who is acting, for the audit trail (default: $RISKREG_ACTOR, else your user name).",
+)
+@click.version_option(__version__, prog_name="riskreg")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, actor: str | None) -> None:
+    """Record co-production risks on both sides, run staged pilots and report on them.
+
+    \b
+    Example:
+      riskreg risk add "Volunteers miss safeguarding signs" --side citizen \\
+          --mode delivery --likelihood 3 --impact 4 --category safeguarding
+      riskreg risk list --sort score
+    """
+    if actor is not None and not actor.strip():
+        raise click.BadParameter("must not be empty", param_hint="--actor")
+    ctx.obj = App(db_url, actor)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line (the ``riskreg`` console script)."""
+    cli.main(args=argv, prog_name="riskreg")
+
+
+def _register_commands() -> None:
+    from riskreg.cli import dbcmd, risks
+
+    for module in (dbcmd, risks):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""``riskreg db ...`` and ``riskreg audit ...``: the schema and the audit chain."""
+
+from __future__ import annotations
+
+import click
+
+from riskreg.cli.output import emit, fields, json_option
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create, inspect and upgrade the database schema."""
+
+
+@db_group.command("status")
+@json_option
+@click.pass_obj
+def db_status(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Show the database URL, backend and schema revision.
+
+    \b
+    Example:
+      riskreg --db postgresql+psycopg://localhost/risks db status
+    """
+    from riskreg.db import schema_status
+
+    status = schema_status(app.database(check_schema=False))
+    emit(status, as_json, lambda s: fields([(k.replace("_", " "), v) for k, v in s.items()]))
+
+
+@db_group.command("upgrade")
+@json_option
+@click.pass_obj
+def db_upgrade(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Create the schema, or upgrade an older one to this riskreg's revision.
+
+    \b
+    Example:
+      riskreg db upgrade
+    """
+    from riskreg.db import upgrade
+
+    before, after = upgrade(app.database(check_schema=False))
+    result = {"from": before, "to": after, "changed": before != after}
+    emit(
+        result,
+        as_json,
+        lambda r: (
+            f"schema upgraded from {r['from'] or 'empty'} to {r['to']}"
+            if r["changed"]
+            else f"schema already at {r['to']}"
+        ),
+    )
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Check the tamper-evident audit trail."""
+
+
+@audit_group.command("verify")
+@json_option
+@click.pass_obj
+def audit_verify(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Recompute the hash chain of every event; exit 1 at the first broken link.
+
+    \b
+    Example:
+      riskreg audit verify
+    """
+    from riskreg import audit
+
+    with app.database().read() as session:
+        check = audit.verify(session)
+    if as_json:
+        emit(check.to_dict(), True, str)
+    elif check.ok:
+        click.echo(f"audit chain intact: {check.events} events")
+    if not check.ok:
+        raise click.ClickException(f"audit chain broken at event {check.broken_at}: {check.problem}")
+
+
+COMMANDS = (db_group, audit_group)

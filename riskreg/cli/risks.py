@@ -1,0 +1,437 @@
+"""``riskreg risk ...`` and ``riskreg control ...``: the two-sided risk register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from riskreg.cli.output import emit, fields, json_option, table
+from riskreg.models import CONTROL_STATUSES, MODES, SIDES, TREATMENTS
+
+SCORE = click.IntRange(1, 5)
+RATING_CHOICES = ("low", "medium", "high", "very-high", "very high")
+
+
+def _choice(values: tuple[str, ...]) -> click.Choice:
+    return click.Choice(values, case_sensitive=False)
+
+
+def _risk_text(risk: dict[str, Any]) -> str:
+    target = risk["target"]
+    inherent = risk["inherent"]
+    lines = fields(
+        [
+            ("id", f"{risk['id']} (version {risk['version']})"),
+            ("title", risk["title"]),
+            ("side", risk["side"]),
+            ("mode", risk["mode"]),
+            ("category", risk["category"]),
+            ("owner", risk["owner"] or "(none)"),
+            ("status", risk["status"]),
+            ("treatment", risk["treatment"] or "(none)"),
+            (
+                "inherent",
+                f"{inherent['likelihood']}×{inherent['impact']} = {inherent['score']} ({inherent['rating']})",
+            ),
+            ("current", f"{risk['likelihood']}×{risk['impact']} = {risk['score']} ({risk['rating']})"),
+            (
+                "target",
+                f"{target['likelihood']}×{target['impact']} = {target['score']} ({target['rating']})"
+                if target
+                else "(none)",
+            ),
+            ("appetite", f"{risk['appetite']}" + (" — ABOVE APPETITE" if risk["above_appetite"] else "")),
+            ("next review", risk["next_review"]),
+            ("changed", f"{risk['updated_at']} by {risk['updated_by']}"),
+            ("description", risk["description"] or ""),
+        ]
+    )
+    controls = risk.get("controls")
+    if controls:
+        rows = [
+            (
+                c["id"],
+                c["status"],
+                "citizen" if c["citizen"] else "public",
+                c["owner"],
+                c["due"],
+                c["description"],
+            )
+            for c in controls
+        ]
+        lines += "\n\ncontrols:\n" + table(("ID", "STATUS", "RESOURCE", "OWNER", "DUE", "DESCRIPTION"), rows)
+    return lines
+
+
+def _list_text(risks: list[dict[str, Any]]) -> str:
+    if not risks:
+        return "no risks match"
+    rows = [
+        (
+            r["id"],
+            r["side"],
+            r["mode"],
+            r["category"],
+            f"{r['likelihood']}×{r['impact']}",
+            r["score"],
+            r["rating"] + (" !" if r["above_appetite"] else ""),
+            r["status"],
+            r["next_review"],
+            r["title"],
+        )
+        for r in risks
+    ]
+    headers = ("ID", "SIDE", "MODE", "CATEGORY", "L×I", "SCORE", "RATING", "STATUS", "REVIEW", "TITLE")
+    footer = f"\n{len(risks)} risk{'s' if len(risks) != 1 else ''}; ! = above appetite"
+    return table(headers, rows) + footer
+
+
+@click.group("risk")
+def risk_group() -> None:
+    """Register, list, re-score and close risks on both sides of co-production."""
+
+
+@risk_group.command("add")
+@click.argument("title")
+@click.option("--side", required=True, type=_choice(SIDES), help="Whose part the risk arises from.")
+@click.option("--mode", required=True, type=_choice(MODES), help="Which of the four co's it belongs to.")
+@click.option("--likelihood", required=True, type=SCORE, help="Likelihood 1–5 (inherent and current).")
+@click.option("--impact", required=True, type=SCORE, help="Impact 1–5 (inherent and current).")
+@click.option("--category", help="Category for appetite and grouping (default: general).")
+@click.option("--owner", help="Who owns the risk.")
+@click.option("--description", help="Longer description.")
+@click.option(
+    "--treatment",
+    type=_choice(TREATMENTS),
+    help="treat, tolerate, transfer, terminate, or test (by a pilot).",
+)
+@click.option("--target-likelihood", type=SCORE, help="Likelihood after planned treatment.")
+@click.option("--target-impact", type=SCORE, help="Impact after planned treatment.")
+@click.option("--review-days", type=click.IntRange(1, 3660), help="Review interval (default: by rating).")
+@json_option
+@click.pass_obj
+def risk_add(app, as_json: bool, **values: Any) -> None:  # type: ignore[no-untyped-def]
+    """Register a new risk and print it.
+
+    \b
+    Example:
+      riskreg risk add "Caseloads delay welfare calls" --side professional \\
+          --mode delivery --likelihood 4 --impact 3 --owner "Team manager"
+    """
+    from riskreg.register import add_risk, risk_to_dict
+
+    ctx = app.context()
+    with app.database().write() as session:
+        risk = add_risk(session, ctx, values)
+        data = risk_to_dict(risk, ctx.config)
+    emit(data, as_json, lambda d: f"added {d['id']}: {d['title']} ({d['side']}, {d['score']} {d['rating']})")
+
+
+@risk_group.command("list")
+@click.option("--side", type=_choice(SIDES))
+@click.option("--mode", type=_choice(MODES))
+@click.option("--category")
+@click.option(
+    "--status", type=_choice(("open", "closed")), help="Only open or only closed risks (default: both)."
+)
+@click.option("--rating", type=_choice(RATING_CHOICES), help="Only risks whose current rating is this.")
+@click.option("--above-appetite", is_flag=True, help="Only open risks above their category's appetite.")
+@click.option("--sort", type=_choice(("id", "score", "review")), default="id", show_default=True)
+@json_option
+@click.pass_obj
+def risk_list(app, as_json: bool, sort: str, above_appetite: bool, **where: Any) -> None:  # type: ignore[no-untyped-def]
+    """List risks, filtered and sorted.
+
+    \b
+    Example:
+      riskreg risk list --side citizen --above-appetite --sort score
+    """
+    from riskreg.register import RiskFilter, list_risks, risk_to_dict
+
+    database = app.database()
+    with database.read() as session:
+        risks = list_risks(session, database.config, RiskFilter(above_appetite=above_appetite, **where), sort)
+        data = [risk_to_dict(r, database.config) for r in risks]
+    emit(data, as_json, _list_text)
+
+
+@risk_group.command("show")
+@click.argument("risk_id")
+@json_option
+@click.pass_obj
+def risk_show(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Show one risk with its three tiers and its controls.
+
+    \b
+    Example:
+      riskreg risk show R-1
+    """
+    from riskreg.register import get_risk, risk_to_dict
+
+    database = app.database()
+    with database.read() as session:
+        data = risk_to_dict(
+            get_risk(session, risk_id, with_controls=True), database.config, with_controls=True
+        )
+    emit(data, as_json, _risk_text)
+
+
+def _expect_version() -> Any:
+    return click.option(
+        "--expect-version",
+        type=click.IntRange(1),
+        help="Refuse the change unless the risk is still at this version (from `risk show`).",
+    )
+
+
+def _reason(required: bool = True) -> Any:
+    return click.option("--reason", required=required, help="Why, for the audit trail.")
+
+
+@risk_group.command("update")
+@click.argument("risk_id")
+@click.option("--title")
+@click.option("--description")
+@click.option("--side", type=_choice(SIDES))
+@click.option("--mode", type=_choice(MODES))
+@click.option("--category")
+@click.option("--owner")
+@click.option("--treatment", type=_choice(TREATMENTS))
+@click.option("--inherent-likelihood", type=SCORE, help="Correct the inherent (no controls) likelihood.")
+@click.option("--inherent-impact", type=SCORE, help="Correct the inherent (no controls) impact.")
+@click.option("--target-likelihood", type=SCORE)
+@click.option("--target-impact", type=SCORE)
+@click.option("--review-days", type=click.IntRange(1, 3660))
+@_reason()
+@_expect_version()
+@json_option
+@click.pass_obj
+def risk_update(
+    app, risk_id: str, reason: str, expect_version: int | None, as_json: bool, **values: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """Change a risk's descriptive fields (use `rescore` for its current score).
+
+    \b
+    Example:
+      riskreg risk update R-3 --owner "Head of Adult Services" --reason "New owner"
+    """
+    from riskreg.register import risk_to_dict, update_risk
+
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        raise click.UsageError("give at least one field to change, e.g. --owner")
+    ctx = app.context()
+    with app.database().write() as session:
+        data = risk_to_dict(update_risk(session, ctx, risk_id, given, reason, expect_version), ctx.config)
+    emit(data, as_json, lambda d: f"updated {d['id']} (version {d['version']})")
+
+
+@risk_group.command("rescore")
+@click.argument("risk_id")
+@click.option("--likelihood", required=True, type=SCORE, help="Current likelihood 1–5.")
+@click.option("--impact", required=True, type=SCORE, help="Current impact 1–5.")
+@_reason()
+@_expect_version()
+@json_option
+@click.pass_obj
+def risk_rescore(
+    app, risk_id: str, likelihood: int, impact: int, reason: str, expect_version: int | None, as_json: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Set a risk's current likelihood and impact.
+
+    \b
+    Example:
+      riskreg risk rescore R-3 --likelihood 2 --impact 4 --reason "Peer checks in place"
+    """
+    from riskreg.register import rescore_risk, risk_to_dict
+
+    ctx = app.context()
+    with app.database().write() as session:
+        risk = rescore_risk(session, ctx, risk_id, likelihood, impact, reason, expect_version)
+        data = risk_to_dict(risk, ctx.config)
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"re-scored {d['id']}: {d['likelihood']}×{d['impact']} = {d['score']} ({d['rating']}), version {d['version']}"
+        ),
+    )
+
+
+@risk_group.command("close")
+@click.argument("risk_id")
+@_reason()
+@_expect_version()
+@json_option
+@click.pass_obj
+def risk_close(app, risk_id: str, reason: str, expect_version: int | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Close a risk (it stays in the register and its history).
+
+    \b
+    Example:
+      riskreg risk close R-3 --reason "Service decommissioned"
+    """
+    from riskreg.register import close_risk, risk_to_dict
+
+    ctx = app.context()
+    with app.database().write() as session:
+        data = risk_to_dict(close_risk(session, ctx, risk_id, reason, expect_version), ctx.config)
+    emit(data, as_json, lambda d: f"closed {d['id']}")
+
+
+def _history_text(events: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in events:
+        lines.append(
+            f"{e['at']}  {e['actor']}  {e['action']} {e['entity_id']}"
+            + (f" — {e['reason']}" if e["reason"] else "")
+        )
+        for name, (old, new) in e["changes"].items():
+            lines.append(f"    {name}: {old if old is not None else '—'} → {new if new is not None else '—'}")
+    return "\n".join(lines) or "no history"
+
+
+@risk_group.command("history")
+@click.argument("risk_id")
+@json_option
+@click.pass_obj
+def risk_history(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Show every recorded change to a risk and its controls, oldest first.
+
+    \b
+    Example:
+      riskreg risk history R-3
+    """
+    from riskreg.register import changed_fields, event_to_dict, risk_history
+
+    with app.database().read() as session:
+        events = [{**event_to_dict(e), "changes": changed_fields(e)} for e in risk_history(session, risk_id)]
+    emit(events, as_json, _history_text)
+
+
+@risk_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
+@json_option
+@click.pass_obj
+def risk_import(app, file: str, dry_run: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Add the risks of a CSV file, all or none.
+
+    Columns: title, side, mode, likelihood, impact (required); category, owner,
+    description, treatment, target_likelihood, target_impact, review_days.
+
+    \b
+    Example:
+      riskreg risk import pilots/risks.csv --dry-run
+    """
+    from riskreg.riskcsv import import_risks
+
+    ctx = app.context()
+    with app.database().write(dry_run=dry_run) as session:
+        result = import_risks(session, ctx, file, dry_run)
+    verb = "would import" if dry_run else "imported"
+    emit(
+        result.to_dict(),
+        as_json,
+        lambda r: (
+            f"{verb} {r['rows']} risks from {r['file']}"
+            + (f": {r['ids'][0]}–{r['ids'][-1]}" if r["ids"] else "")
+        ),
+    )
+
+
+@risk_group.command("export")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV (the import format) instead of JSON.")
+@click.pass_obj
+def risk_export(app, as_csv: bool) -> None:  # type: ignore[no-untyped-def]
+    """Print every risk, as JSON (default) or as CSV that `risk import` reads back.
+
+    \b
+    Example:
+      riskreg risk export --csv > register.csv
+    """
+    from riskreg.register import risk_to_dict
+    from riskreg.riskcsv import export_rows, to_csv
+
+    ctx = app.context()
+    with app.database().read() as session:
+        if as_csv:
+            click.echo(to_csv(export_rows(session, ctx)), nl=False)
+            return
+        from riskreg.register import list_risks
+
+        data = [risk_to_dict(r, ctx.config, with_controls=True) for r in list_risks(session, ctx.config)]
+    emit(data, True, str)
+
+
+@click.group("control")
+def control_group() -> None:
+    """Add and update controls (measures) on risks, public or citizen-provided."""
+
+
+@control_group.command("add")
+@click.argument("risk_id")
+@click.argument("text")
+@click.option("--owner")
+@click.option("--status", type=_choice(CONTROL_STATUSES), default="planned", show_default=True)
+@click.option("--due", metavar="DATE", help="Due date, YYYY-MM-DD.")
+@click.option(
+    "--citizen",
+    is_flag=True,
+    help="The control rests on citizens' own resources (peer support, volunteer checks).",
+)
+@json_option
+@click.pass_obj
+def control_add(
+    app,
+    risk_id: str,
+    text: str,
+    owner: str | None,
+    status: str,
+    due: str | None,
+    citizen: bool,
+    as_json: bool,
+) -> None:  # type: ignore[no-untyped-def]
+    """Add a control to a risk.
+
+    \b
+    Example:
+      riskreg control add R-3 "Peer check of every visit log" --citizen --status in-place
+    """
+    from riskreg.register import add_control, control_to_dict
+
+    ctx = app.context()
+    with app.database().write() as session:
+        data = control_to_dict(add_control(session, ctx, risk_id, text, owner, status, due, citizen))
+    emit(data, as_json, lambda d: f"added {d['id']} to {d['risk']} ({d['status']})")
+
+
+@control_group.command("update")
+@click.argument("control_id")
+@click.option("--status", type=_choice(CONTROL_STATUSES))
+@click.option("--owner")
+@click.option("--due", metavar="DATE", help="Due date, YYYY-MM-DD.")
+@click.option("--description")
+@_reason(required=False)
+@json_option
+@click.pass_obj
+def control_update(app, control_id: str, reason: str | None, as_json: bool, **values: Any) -> None:  # type: ignore[no-untyped-def]
+    """Change a control's status, owner, due date or description.
+
+    \b
+    Example:
+      riskreg control update C-1 --status in-place --reason "Training delivered"
+    """
+    from riskreg.register import control_to_dict, update_control
+
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        raise click.UsageError("give at least one field to change, e.g. --status in-place")
+    ctx = app.context()
+    with app.database().write() as session:
+        data = control_to_dict(update_control(session, ctx, control_id, given, reason))
+    emit(data, as_json, lambda d: f"updated {d['id']} ({d['status']})")
+
+
+COMMANDS = (risk_group, control_group)

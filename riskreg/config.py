@@ -1,0 +1,146 @@
+"""Configuration from an optional ``riskreg.toml``: rating bands, appetite, review days, valuations."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from riskreg.errors import ConfigError
+
+RATINGS = ("low", "medium", "high", "very high")
+DEFAULT_BANDS = {"low": 3, "medium": 6, "high": 12, "very high": 25}
+DEFAULT_REVIEW_DAYS = {"very high": 30, "high": 90, "medium": 180, "low": 365}
+DEFAULT_APPETITE = 12
+DEFAULT_CITIZEN_HOUR_VALUE = 12.21
+TOP_LEVEL_KEYS = ("organisation", "citizen_hour_value", "ratings", "appetite", "review_days")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings that shape scores, reviews and reports; every field has a documented default."""
+
+    organisation: str = "riskreg"
+    citizen_hour_value: float = DEFAULT_CITIZEN_HOUR_VALUE
+    # upper score bound of each band, in RATINGS order
+    bands: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BANDS))
+    appetite: dict[str, int] = field(default_factory=lambda: {"default": DEFAULT_APPETITE})
+    review_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REVIEW_DAYS))
+    source: str | None = None
+
+    def rating(self, score: int) -> str:
+        """Return the band (low, medium, high, very high) that a score falls in."""
+        for name in RATINGS:
+            if score <= self.bands[name]:
+                return name
+        return RATINGS[-1]
+
+    def appetite_for(self, category: str) -> int:
+        """Return the highest acceptable current score for a category."""
+        return self.appetite.get(category, self.appetite["default"])
+
+    def review_days_for(self, rating: str) -> int:
+        """Return how many days may pass between reviews of a risk with this rating."""
+        return self.review_days[rating]
+
+
+def config_path(database_url: str) -> Path | None:
+    """Return the configuration file: ``RISKREG_CONFIG``, else ``riskreg.toml`` beside the database."""
+    explicit = os.environ.get("RISKREG_CONFIG")
+    if explicit:
+        return Path(explicit)
+    folder = Path.cwd()
+    if database_url.startswith("sqlite:///") and database_url not in ("sqlite:///", "sqlite:///:memory:"):
+        folder = Path(database_url.removeprefix("sqlite:///").split("?")[0]).resolve().parent
+    candidate = folder / "riskreg.toml"
+    return candidate if candidate.exists() else None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a configuration file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return _build(raw, str(path))
+
+
+def _build(raw: dict[str, Any], source: str) -> Config:
+    _reject_unknown(raw, TOP_LEVEL_KEYS, source, "")
+    bands = _score_table(raw, "ratings", RATINGS, DEFAULT_BANDS, source, upper=25)
+    _check_bands_increase(bands, source)
+    review_days = _score_table(raw, "review_days", RATINGS, DEFAULT_REVIEW_DAYS, source, upper=3660)
+    appetite = {"default": DEFAULT_APPETITE}
+    appetite.update(_int_table(raw.get("appetite", {}), "appetite", source, upper=25))
+    return Config(
+        organisation=_string(raw, "organisation", "riskreg", source),
+        citizen_hour_value=_money(raw, "citizen_hour_value", source),
+        bands=bands,
+        appetite=appetite,
+        review_days=review_days,
+        source=source,
+    )
+
+
+def _reject_unknown(table: dict[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            tail = f"; did you mean '{hint[0]}'?" if hint else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{source}: {prefix}{key}: unknown key{tail}")
+
+
+def _score_table(
+    raw: dict[str, Any], name: str, keys: tuple[str, ...], default: dict[str, int], source: str, upper: int
+) -> dict[str, int]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {name}: expected a table like [{name}]")
+    _reject_unknown(table, keys, source, f"{name}.")
+    merged = dict(default)
+    merged.update(_int_table(table, name, source, upper))
+    return merged
+
+
+def _int_table(table: Any, name: str, source: str, upper: int) -> dict[str, int]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {name}: expected a table like [{name}]")
+    values = {}
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
+            raise ConfigError(
+                f"{source}: {name}.{key}: expected a whole number from 1 to {upper}, got {value!r}"
+            )
+        values[key] = value
+    return values
+
+
+def _check_bands_increase(bands: dict[str, int], source: str) -> None:
+    bounds = [bands[name] for name in RATINGS]
+    if bounds != sorted(set(bounds)) or bounds[-1] != 25:
+        raise ConfigError(
+            f"{source}: ratings: upper bounds must increase from low to very high and end at 25, got {bounds}"
+        )
+
+
+def _string(raw: dict[str, Any], key: str, default: str, source: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: {key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _money(raw: dict[str, Any], key: str, source: str) -> float:
+    value = raw.get(key, DEFAULT_CITIZEN_HOUR_VALUE)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{source}: {key}: expected a number of at least 0, got {value!r}")
+    return float(value)

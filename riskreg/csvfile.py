@@ -1,0 +1,117 @@
+"""Reading user CSV files: UTF-8 with or without BOM, comma or semicolon, with line numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from riskreg.errors import DataFileError, InvalidInput
+
+MAX_SHOWN = 20
+
+
+@dataclass
+class RowErrors:
+    """Collects rejected rows of one file; the first ``MAX_SHOWN`` are kept, all are counted."""
+
+    source: str
+    shown: list[str]
+    total: int = 0
+
+    @classmethod
+    def for_file(cls, source: str) -> RowErrors:
+        return cls(source, [])
+
+    def add(self, line: int, message: str) -> None:
+        self.total += 1
+        if len(self.shown) < MAX_SHOWN:
+            self.shown.append(f"line {line}: {message}")
+
+    def raise_if_any(self) -> None:
+        """Raise one DataFileError describing every rejected row, if there were any."""
+        if self.total == 0:
+            return
+        if self.total == 1:
+            raise DataFileError(f"{self.source}: {self.shown[0]}; nothing was imported")
+        lines = [f"{self.source}: {self.total} rows rejected, nothing was imported"]
+        lines += [f"  {entry}" for entry in self.shown]
+        if self.total > len(self.shown):
+            lines.append(f"  ... and {self.total - len(self.shown)} more")
+        raise DataFileError("\n".join(lines))
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """Open a CSV file as UTF-8 text (dropping a BOM), with a one-line error if it cannot be read."""
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read file: {exc.strerror}") from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """Return ';' when the header is semicolon-separated, else ','."""
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+@dataclass
+class CsvRows:
+    """An opened CSV file: its normalised header and an iterator of (line number, values)."""
+
+    source: str
+    header: list[str]
+    rows: Iterator[tuple[int, list[str]]]
+
+
+def read_csv(handle: IO[str], source: str) -> CsvRows:
+    """Read the header and return the remaining rows lazily, so large files stream."""
+    try:
+        first = handle.readline()
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(_encoding_message(source, exc)) from None
+    if not first.strip():
+        raise InvalidInput(f"{source}: the file is empty (expected a header line)")
+    delimiter = sniff_delimiter(first)
+    header = [name.strip().lower() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
+    reader = csv.reader(handle, delimiter=delimiter)
+    return CsvRows(source, header, _numbered(reader, source))
+
+
+def _numbered(reader: csv._reader, source: str) -> Iterator[tuple[int, list[str]]]:
+    try:
+        for values in reader:
+            if values and any(v.strip() for v in values):
+                # reader.line_num counts from after the header line we read by hand
+                yield reader.line_num + 1, values
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(_encoding_message(source, exc)) from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{source}: line {reader.line_num + 1}: {exc}") from None
+
+
+def _encoding_message(source: str, exc: UnicodeDecodeError) -> str:
+    return (
+        f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be decoded); "
+        "save the file as 'CSV UTF-8' and try again"
+    )
+
+
+def check_header(header: list[str], source: str, required: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    """Refuse a header with missing, unknown or repeated columns, naming them."""
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise InvalidInput(
+            f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        )
+    unknown = [name for name in header if name not in allowed]
+    if unknown:
+        raise InvalidInput(
+            f"{source}: line 1: unknown column{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}"
+            f" (expected some of: {', '.join(allowed)})"
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InvalidInput(f"{source}: line 1: repeated column {', '.join(repeated)}")

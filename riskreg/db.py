@@ -1,0 +1,228 @@
+"""Engine, sessions and schema management for SQLite (embedded) and PostgreSQL (server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from riskreg.config import Config, config_path, load_config
+from riskreg.errors import DatabaseUnavailable, RiskregError, SchemaBehind, StaleVersion
+from riskreg.models import AuditHead
+
+DEFAULT_URL = "sqlite:///riskreg.db"
+# The newest migration; a test checks it against the Alembic scripts, so commands need not
+# import Alembic just to check the schema.
+SCHEMA_HEAD = "0001"
+SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("RISKREG_BUSY_TIMEOUT", "10"))
+
+
+def resolve_url(url: str | None) -> str:
+    """Return the database URL: the one given, else ``RISKREG_DATABASE_URL``, else ``riskreg.db`` here."""
+    return url or os.environ.get("RISKREG_DATABASE_URL") or DEFAULT_URL
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine with riskreg's connection settings for the URL's backend."""
+    try:
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url)
+        return create_engine(url, pool_pre_ping=False)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseUnavailable(f"cannot use database URL {url!r}: {exc}") from None
+    except ImportError as exc:
+        raise DatabaseUnavailable(
+            f"the driver for {url.split(':', 1)[0]} is not installed ({exc.name}); "
+            "for PostgreSQL install riskreg[postgres]"
+        ) from None
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not the driver, issue BEGIN, so writers can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A writer takes SQLite's write lock at BEGIN: read-modify-write cannot interleave.
+        writing = connection.get_execution_options().get("riskreg_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """An opened riskreg database: its URL, engine and configuration."""
+
+    url: str
+    engine: Engine
+    config: Config
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Yield a session for reading; nothing is committed."""
+        with _translate_errors(self.url), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self, dry_run: bool = False) -> Iterator[Session]:
+        """Yield a session whose work commits as one transaction, serialised with every other writer.
+
+        With ``dry_run`` everything is checked and then rolled back.
+        """
+        bind = self.engine.execution_options(riskreg_write=True)
+        with _translate_errors(self.url), Session(bind, expire_on_commit=False) as session:
+            # PostgreSQL: one row lock orders all writers (SQLite's BEGIN IMMEDIATE already does).
+            session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+            try:
+                yield session
+                session.flush()
+            except BaseException:
+                session.rollback()
+                raise
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+@contextmanager
+def _translate_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except RiskregError:
+        raise
+    except OperationalError as exc:
+        raise DatabaseUnavailable(_operational_message(url, exc)) from None
+    except StaleDataError:
+        raise StaleVersion(
+            "another user changed the same record at the same moment; nothing was saved, try again"
+        ) from None
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise DatabaseUnavailable(f"lost the connection to {safe_url(url)}; nothing was saved") from None
+        raise
+
+
+def _operational_message(url: str, exc: OperationalError) -> str:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if "locked" in detail:
+        return (
+            f"database {safe_url(url)} is locked by another writer beyond the "
+            f"{SQLITE_BUSY_TIMEOUT_S:g} s timeout; nothing was saved, try again"
+        )
+    return f"cannot use database {safe_url(url)}: {detail}"
+
+
+def safe_url(url: str) -> str:
+    """Return the URL with any password hidden, for messages and report footers."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_database(url: str | None = None, *, check_schema: bool = True) -> Database:
+    """Open (creating at the newest schema if empty) the database and read its configuration."""
+    url = resolve_url(url)
+    config = load_config(config_path(url))
+    engine = make_engine(url)
+    _check_sqlite_folder(url)
+    database = Database(url, engine, config)
+    if check_schema:
+        with _translate_errors(url):
+            ensure_schema(database)
+    return database
+
+
+def _check_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        folder = Path(url.removeprefix("sqlite:///").split("?")[0]).parent
+        if not folder.is_dir():
+            raise DatabaseUnavailable(f"cannot create database {url}: folder {folder} does not exist")
+
+
+def current_revision(connection: Connection) -> str | None:
+    """Return the schema revision stored in the database, or None for an empty one."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def ensure_schema(database: Database) -> None:
+    """Create the schema on an empty database; refuse one whose schema is behind."""
+    with database.engine.connect() as connection:
+        revision = current_revision(connection)
+    if revision == SCHEMA_HEAD:
+        return
+    if revision is None:
+        upgrade(database)
+        return
+    raise SchemaBehind(
+        f"database schema is at revision {revision}, this riskreg needs {SCHEMA_HEAD}; "
+        "run `riskreg db upgrade` (back the database up first)"
+    )
+
+
+def upgrade(database: Database) -> tuple[str | None, str]:
+    """Upgrade the schema to the newest revision; return (before, after)."""
+    from alembic import command
+
+    with database.engine.begin() as connection:
+        before = current_revision(connection)
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        _seed_audit_head(connection)
+    return before, SCHEMA_HEAD
+
+
+def _seed_audit_head(connection: Connection) -> None:
+    exists = connection.execute(text("SELECT 1 FROM audit_head WHERE id = 1")).first()
+    if not exists:
+        connection.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+
+
+def alembic_config():  # type: ignore[no-untyped-def]
+    """Return an Alembic configuration pointing at the migrations shipped in the package."""
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", "riskreg:migrations")
+    return config
+
+
+def schema_status(database: Database) -> dict[str, object]:
+    """Describe the database: URL, backend, stored revision and whether it is current."""
+    with _translate_errors(database.url), database.engine.connect() as connection:
+        revision = current_revision(connection)
+    return {
+        "url": safe_url(database.url),
+        "backend": database.engine.dialect.name,
+        "revision": revision,
+        "head": SCHEMA_HEAD,
+        "up_to_date": revision == SCHEMA_HEAD,
+    }

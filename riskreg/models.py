@@ -1,0 +1,204 @@
+"""SQLAlchemy 2.0 typed models of the register: risks, controls, reviews and the audit chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SIDES = ("citizen", "professional", "shared")
+MODES = ("commissioning", "design", "delivery", "assessment")
+TREATMENTS = ("treat", "tolerate", "transfer", "terminate", "test")
+RISK_STATUSES = ("open", "closed")
+CONTROL_STATUSES = ("planned", "in-place")
+REVIEW_OUTCOMES = ("confirmed", "rescored", "escalated", "closed")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Store datetimes as naive UTC and hand them back as aware UTC.
+
+    SQLite has no time zones and PostgreSQL's ``timestamptz`` converts on the way out;
+    storing naive UTC on both keeps values (and so audit hashes) identical across backends.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; riskreg stores UTC only")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _choice(name: str, values: tuple[str, ...]) -> Enum:
+    """Return a portable enumerated string type checked by a named constraint."""
+    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=16)
+
+
+def _score_range(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} BETWEEN 1 AND 5", name=f"{column}_1_to_5")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every riskreg table."""
+
+
+class Counter(Base):
+    """The next number of each identifier series (R-, C-, P-), so numbers are never reused."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class Risk(Base):
+    """A risk on one side of co-production, scored on three tiers."""
+
+    __tablename__ = "risks"
+    __table_args__ = (
+        _score_range("inherent_likelihood"),
+        _score_range("inherent_impact"),
+        _score_range("likelihood"),
+        _score_range("impact"),
+        _score_range("target_likelihood"),
+        _score_range("target_impact"),
+        CheckConstraint("review_days IS NULL OR review_days > 0", name="review_days_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(_choice("side", SIDES))
+    mode: Mapped[str] = mapped_column(_choice("mode", MODES))
+    category: Mapped[str] = mapped_column(String(100), index=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(_choice("risk_status", RISK_STATUSES), default="open")
+    treatment: Mapped[str | None] = mapped_column(_choice("treatment", TREATMENTS))
+    inherent_likelihood: Mapped[int] = mapped_column(Integer)
+    inherent_impact: Mapped[int] = mapped_column(Integer)
+    likelihood: Mapped[int] = mapped_column(Integer)
+    impact: Mapped[int] = mapped_column(Integer)
+    target_likelihood: Mapped[int | None] = mapped_column(Integer)
+    target_impact: Mapped[int | None] = mapped_column(Integer)
+    review_days: Mapped[int | None] = mapped_column(Integer)
+    last_reviewed: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    controls: Mapped[list[Control]] = relationship(back_populates="risk", order_by="Control.id")
+
+    # SQLAlchemy adds "AND version = :old" to every UPDATE: a concurrent change fails loudly.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    @property
+    def ref(self) -> str:
+        return f"R-{self.id}"
+
+    @property
+    def score(self) -> int:
+        return self.likelihood * self.impact
+
+    @property
+    def inherent_score(self) -> int:
+        return self.inherent_likelihood * self.inherent_impact
+
+    @property
+    def target_score(self) -> int | None:
+        if self.target_likelihood is None or self.target_impact is None:
+            return None
+        return self.target_likelihood * self.target_impact
+
+
+class Control(Base):
+    """A measure on a risk; it may rest on citizens' own resources (peer support, volunteer checks)."""
+
+    __tablename__ = "controls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(_choice("control_status", CONTROL_STATUSES), default="planned")
+    due: Mapped[dt.date | None] = mapped_column(Date)
+    citizen: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+    risk: Mapped[Risk] = relationship(back_populates="controls")
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    @property
+    def ref(self) -> str:
+        return f"C-{self.id}"
+
+
+class Review(Base):
+    """A QA review of a risk, by someone other than its owner."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(_choice("review_outcome", REVIEW_OUTCOMES))
+    note: Mapped[str] = mapped_column(Text)
+    reviewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Event(Base):
+    """One append-only audit record, chained by hash to the one before it."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_scope", "scope", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[str] = mapped_column(String(20))
+    # the risk or pilot the event belongs to, so a history is one indexed query
+    scope: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[str | None] = mapped_column(Text)  # canonical JSON, hashed as stored
+    after: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The single row naming the last event; locking it serialises writers and the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,643 @@
+"""The risk register: adding, listing, re-scoring, closing and importing risks, and their controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from riskreg import audit
+from riskreg.config import RATINGS, Config
+from riskreg.errors import InvalidInput, NotFound, StaleVersion
+from riskreg.models import (
+    CONTROL_STATUSES,
+    MODES,
+    SIDES,
+    TREATMENTS,
+    Control,
+    Counter,
+    Event,
+    Risk,
+)
+
+DEFAULT_CATEGORY = "general"
+MAX_TITLE = 500
+# stored risk fields that a snapshot (event before/after) records
+SNAPSHOT_FIELDS = (
+    "title",
+    "description",
+    "side",
+    "mode",
+    "category",
+    "owner",
+    "status",
+    "treatment",
+    "inherent_likelihood",
+    "inherent_impact",
+    "likelihood",
+    "impact",
+    "target_likelihood",
+    "target_impact",
+    "review_days",
+    "version",
+)
+UPDATABLE_FIELDS = (
+    "title",
+    "description",
+    "side",
+    "mode",
+    "category",
+    "owner",
+    "treatment",
+    "inherent_likelihood",
+    "inherent_impact",
+    "target_likelihood",
+    "target_impact",
+    "review_days",
+)
+SORTS = ("id", "score", "review")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is acting, under which configuration, and when (UTC)."""
+
+    actor: str
+    config: Config
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.date()
+
+
+# --- identifiers ---------------------------------------------------------------------------
+
+_REF = re.compile(r"^\s*([A-Za-z])-?(\d{1,9})\s*$")
+
+
+def parse_ref(text: str, prefix: str) -> int:
+    """Return the number of an identifier such as ``R-3`` (``r-3`` and ``R3`` are accepted)."""
+    match = _REF.match(text or "")
+    if not match or match.group(1).upper() != prefix:
+        raise InvalidInput(
+            f"not a {_KIND[prefix]} id: {text!r} (expected {prefix}-<number>, e.g. {prefix}-1)"
+        )
+    return int(match.group(2))
+
+
+_KIND = {"R": "risk", "C": "control", "P": "pilot"}
+
+
+def allocate_id(session: Session, series: str, at_least: int = 1) -> int:
+    """Take the next number of an identifier series; numbers are never handed out twice."""
+    counter = session.get(Counter, series, with_for_update=True)
+    if counter is None:
+        counter = Counter(name=series, value=1)
+        session.add(counter)
+    number = max(counter.value, at_least)
+    counter.value = number + 1
+    return number
+
+
+def reserve_id(session: Session, series: str, number: int) -> None:
+    """Record that an explicitly given number is used, so later allocations skip past it."""
+    counter = session.get(Counter, series, with_for_update=True)
+    if counter is None:
+        session.add(Counter(name=series, value=number + 1))
+    elif counter.value <= number:
+        counter.value = number + 1
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...], optional: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        if optional:
+            return None
+        raise InvalidInput(f"{name}: required, one of {', '.join(allowed)}")
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise InvalidInput(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return text
+
+
+def _score(name: str, value: Any, optional: bool = False) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        if optional:
+            return None
+        raise InvalidInput(f"{name}: required, a whole number from 1 to 5")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        number = None
+    if isinstance(value, bool) or number is None or not 1 <= number <= 5:
+        raise InvalidInput(f"{name}: expected a whole number from 1 to 5, got {value!r}")
+    return number
+
+
+def _text(name: str, value: Any, optional: bool = True, limit: int = 10_000) -> str | None:
+    if value is None or str(value).strip() == "":
+        if optional:
+            return None
+        raise InvalidInput(f"{name}: must not be empty")
+    text = str(value)
+    if "\x00" in text:
+        raise InvalidInput(f"{name}: contains a NUL character")
+    if len(text) > limit:
+        raise InvalidInput(f"{name}: longer than {limit} characters")
+    return text.strip()
+
+
+def _positive_days(value: Any) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number <= 0 or number > 3660:
+        raise InvalidInput(f"review_days: expected a whole number of days from 1 to 3660, got {value!r}")
+    return number
+
+
+_VALIDATORS = {
+    "title": lambda v: _text("title", v, optional=False, limit=MAX_TITLE),
+    "description": lambda v: _text("description", v),
+    "side": lambda v: _choice("side", v, SIDES),
+    "mode": lambda v: _choice("mode", v, MODES),
+    "category": lambda v: (_text("category", v, limit=100) or DEFAULT_CATEGORY).lower(),
+    "owner": lambda v: _text("owner", v, limit=200),
+    "treatment": lambda v: _choice("treatment", v, TREATMENTS, optional=True),
+    "likelihood": lambda v: _score("likelihood", v),
+    "impact": lambda v: _score("impact", v),
+    "inherent_likelihood": lambda v: _score("inherent_likelihood", v),
+    "inherent_impact": lambda v: _score("inherent_impact", v),
+    "target_likelihood": lambda v: _score("target_likelihood", v, optional=True),
+    "target_impact": lambda v: _score("target_impact", v, optional=True),
+    "review_days": _positive_days,
+}
+
+
+def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the given risk fields checked and normalised; raise InvalidInput naming the first bad one."""
+    return {name: _VALIDATORS[name](value) for name, value in values.items()}
+
+
+def _check_target_pair(likelihood: int | None, impact: int | None) -> None:
+    if (likelihood is None) != (impact is None):
+        raise InvalidInput("target: give both target likelihood and target impact, or neither")
+
+
+# --- presentation --------------------------------------------------------------------------
+
+
+def next_review(risk: Risk, config: Config) -> dt.date:
+    """Return when a risk is next due for review: last review plus the days its rating allows."""
+    days = risk.review_days or config.review_days_for(config.rating(risk.score))
+    return risk.last_reviewed + dt.timedelta(days=days)
+
+
+def _tier(likelihood: int | None, impact: int | None, config: Config) -> dict[str, Any] | None:
+    if likelihood is None or impact is None:
+        return None
+    score = likelihood * impact
+    return {"likelihood": likelihood, "impact": impact, "score": score, "rating": config.rating(score)}
+
+
+def is_above_appetite(risk: Risk, config: Config) -> bool:
+    """Tell whether an open risk's current score exceeds the appetite of its category."""
+    return risk.status == "open" and risk.score > config.appetite_for(risk.category)
+
+
+def risk_to_dict(risk: Risk, config: Config, with_controls: bool = False) -> dict[str, Any]:
+    """Return a risk as the JSON object DESIGN §3 defines (stable snake_case keys)."""
+    data: dict[str, Any] = {
+        "id": risk.ref,
+        "title": risk.title,
+        "description": risk.description,
+        "side": risk.side,
+        "mode": risk.mode,
+        "category": risk.category,
+        "owner": risk.owner,
+        "status": risk.status,
+        "treatment": risk.treatment,
+        "likelihood": risk.likelihood,
+        "impact": risk.impact,
+        "score": risk.score,
+        "rating": config.rating(risk.score),
+        "inherent": _tier(risk.inherent_likelihood, risk.inherent_impact, config),
+        "target": _tier(risk.target_likelihood, risk.target_impact, config),
+        "above_appetite": is_above_appetite(risk, config),
+        "appetite": config.appetite_for(risk.category),
+        "review_days": risk.review_days,
+        "last_reviewed": risk.last_reviewed.isoformat(),
+        "next_review": next_review(risk, config).isoformat(),
+        "version": risk.version,
+        "created_at": _iso(risk.created_at),
+        "created_by": risk.created_by,
+        "updated_at": _iso(risk.updated_at),
+        "updated_by": risk.updated_by,
+        "closed_at": _iso(risk.closed_at),
+    }
+    if with_controls:
+        data["controls"] = [control_to_dict(c) for c in risk.controls]
+    return data
+
+
+def control_to_dict(control: Control) -> dict[str, Any]:
+    """Return a control as a JSON-ready dict."""
+    return {
+        "id": control.ref,
+        "risk": f"R-{control.risk_id}",
+        "description": control.description,
+        "owner": control.owner,
+        "status": control.status,
+        "due": control.due.isoformat() if control.due else None,
+        "citizen": control.citizen,
+        "version": control.version,
+        "updated_at": _iso(control.updated_at),
+        "updated_by": control.updated_by,
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def snapshot(risk: Risk) -> dict[str, Any]:
+    """Return the stored fields of a risk, as kept in events."""
+    return {name: getattr(risk, name) for name in SNAPSHOT_FIELDS}
+
+
+def _control_snapshot(control: Control) -> dict[str, Any]:
+    return {
+        "risk": f"R-{control.risk_id}",
+        "description": control.description,
+        "owner": control.owner,
+        "status": control.status,
+        "due": control.due.isoformat() if control.due else None,
+        "citizen": control.citizen,
+        "version": control.version,
+    }
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def get_risk(session: Session, ref: str, with_controls: bool = False) -> Risk:
+    """Return the risk named by ``R-<n>``, or raise NotFound."""
+    number = parse_ref(ref, "R")
+    options = [selectinload(Risk.controls)] if with_controls else []
+    risk = session.get(Risk, number, options=options)
+    if risk is None:
+        raise NotFound(f"no risk R-{number}")
+    return risk
+
+
+@dataclass(frozen=True)
+class RiskFilter:
+    """Which risks a listing shows; None means no restriction."""
+
+    side: str | None = None
+    mode: str | None = None
+    category: str | None = None
+    status: str | None = None
+    rating: str | None = None
+    above_appetite: bool = False
+
+
+def list_risks(
+    session: Session, config: Config, where: RiskFilter = RiskFilter(), sort: str = "id"
+) -> list[Risk]:
+    """Return the risks matching a filter, sorted by id, score (highest first) or next review."""
+    query = select(Risk)
+    for column, value in (
+        (Risk.side, where.side),
+        (Risk.mode, where.mode),
+        (Risk.category, where.category and where.category.lower()),
+        (Risk.status, where.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    risks = list(session.scalars(query.order_by(Risk.id)))
+    if where.rating is not None:
+        rating = normalise_rating(where.rating)
+        risks = [r for r in risks if config.rating(r.score) == rating]
+    if where.above_appetite:
+        risks = [r for r in risks if is_above_appetite(r, config)]
+    return _sorted(risks, sort, config)
+
+
+def normalise_rating(text: str) -> str:
+    """Return a rating name from user text (``very-high`` and ``very_high`` mean ``very high``)."""
+    rating = text.strip().lower().replace("-", " ").replace("_", " ")
+    if rating not in RATINGS:
+        raise InvalidInput(f"rating: expected one of {', '.join(RATINGS)}, got {text!r}")
+    return rating
+
+
+def _sorted(risks: list[Risk], sort: str, config: Config) -> list[Risk]:
+    if sort == "score":
+        return sorted(risks, key=lambda r: (-r.score, r.id))
+    if sort == "review":
+        return sorted(risks, key=lambda r: (next_review(r, config), r.id))
+    if sort == "id":
+        return risks
+    raise InvalidInput(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
+
+
+def risk_history(session: Session, ref: str) -> list[Event]:
+    """Return every event about a risk and its controls, oldest first."""
+    risk = get_risk(session, ref)
+    return audit.history(session, risk.ref)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def add_risk(session: Session, ctx: Context, values: Mapping[str, Any], number: int | None = None) -> Risk:
+    """Register a new risk; its inherent and current tiers start at the given likelihood and impact."""
+    fields = _new_risk_fields(values)
+    if number is None:
+        number = allocate_id(session, "R")
+    else:
+        reserve_id(session, "R", number)
+    risk = Risk(
+        id=number,
+        status=fields.pop("status", "open"),
+        last_reviewed=ctx.today,
+        created_at=ctx.now,
+        created_by=ctx.actor,
+        updated_at=ctx.now,
+        updated_by=ctx.actor,
+        **fields,
+    )
+    if risk.status == "closed":
+        risk.closed_at = ctx.now
+    session.add(risk)
+    session.flush()
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action="risk.add",
+        entity="risk",
+        entity_id=risk.ref,
+        scope=risk.ref,
+        before=None,
+        after=snapshot(risk),
+        at=ctx.now,
+    )
+    return risk
+
+
+def _new_risk_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    given = {k: v for k, v in values.items() if v is not None}
+    status = _choice("status", given.pop("status", None), ("open", "closed"), optional=True)
+    given.setdefault("inherent_likelihood", given.get("likelihood"))
+    given.setdefault("inherent_impact", given.get("impact"))
+    for required in ("title", "side", "mode", "likelihood", "impact"):
+        given.setdefault(required, None)
+    given.setdefault("category", None)
+    fields = validate_fields(given)
+    _check_target_pair(fields.get("target_likelihood"), fields.get("target_impact"))
+    if status:
+        fields["status"] = status
+    return fields
+
+
+def _check_version(risk: Risk, expect_version: int | None) -> None:
+    if expect_version is not None and risk.version != expect_version:
+        raise StaleVersion(
+            f"{risk.ref} was changed by {risk.updated_by} at {risk.updated_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(now version {risk.version}, you expected {expect_version}); nothing was saved: "
+            f"run `riskreg risk show {risk.ref}` and try again"
+        )
+
+
+def _require_reason(reason: str | None) -> str:
+    text = _text("reason", reason, optional=True, limit=5000)
+    if not text:
+        raise InvalidInput("reason: must not be empty (say why, for the audit trail)")
+    return text
+
+
+def _apply_change(
+    session: Session, ctx: Context, risk: Risk, changes: dict[str, Any], action: str, reason: str
+) -> Risk:
+    before = snapshot(risk)
+    for name, value in changes.items():
+        setattr(risk, name, value)
+    risk.updated_at, risk.updated_by = ctx.now, ctx.actor
+    session.flush()  # bumps the version (and fails if another writer got there first)
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action=action,
+        entity="risk",
+        entity_id=risk.ref,
+        scope=risk.ref,
+        before=before,
+        after=snapshot(risk),
+        reason=reason,
+        at=ctx.now,
+    )
+    return risk
+
+
+def _open_risk(session: Session, ref: str, expect_version: int | None) -> Risk:
+    risk = get_risk(session, ref)
+    _check_version(risk, expect_version)
+    if risk.status == "closed":
+        raise InvalidInput(f"{risk.ref} is closed; closed risks cannot be changed")
+    return risk
+
+
+def update_risk(
+    session: Session,
+    ctx: Context,
+    ref: str,
+    values: Mapping[str, Any],
+    reason: str | None,
+    expect_version: int | None = None,
+) -> Risk:
+    """Change descriptive fields of a risk (not its current score: that is ``rescore``)."""
+    reason = _require_reason(reason)
+    unknown = sorted(set(values) - set(UPDATABLE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"cannot update {', '.join(unknown)} (use rescore for likelihood and impact)")
+    risk = _open_risk(session, ref, expect_version)
+    changes = {
+        k: v for k, v in validate_fields(values).items() if v is not None or k in ("description", "owner")
+    }
+    changes = {k: v for k, v in changes.items() if getattr(risk, k) != v}
+    if not changes:
+        raise InvalidInput(f"{risk.ref}: nothing to change (the values given are the current ones)")
+    _check_target_pair(
+        changes.get("target_likelihood", risk.target_likelihood),
+        changes.get("target_impact", risk.target_impact),
+    )
+    return _apply_change(session, ctx, risk, changes, "risk.update", reason)
+
+
+def rescore_risk(
+    session: Session,
+    ctx: Context,
+    ref: str,
+    likelihood: int,
+    impact: int,
+    reason: str | None,
+    expect_version: int | None = None,
+) -> Risk:
+    """Set a risk's current likelihood and impact, with the reason recorded."""
+    reason = _require_reason(reason)
+    scores = validate_fields({"likelihood": likelihood, "impact": impact})
+    risk = _open_risk(session, ref, expect_version)
+    return _apply_change(session, ctx, risk, scores, "risk.rescore", reason)
+
+
+def close_risk(
+    session: Session, ctx: Context, ref: str, reason: str | None, expect_version: int | None = None
+) -> Risk:
+    """Close a risk; it stays in the register and its history."""
+    reason = _require_reason(reason)
+    risk = _open_risk(session, ref, expect_version)
+    risk.closed_at = ctx.now
+    return _apply_change(session, ctx, risk, {"status": "closed"}, "risk.close", reason)
+
+
+# --- controls ------------------------------------------------------------------------------
+
+
+def parse_date(name: str, text: str | dt.date | None) -> dt.date | None:
+    """Return a date from ISO text (YYYY-MM-DD); raise InvalidInput naming the option otherwise."""
+    if text is None or isinstance(text, dt.date):
+        return text
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{name}: expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def get_control(session: Session, ref: str) -> Control:
+    """Return the control named by ``C-<n>``, or raise NotFound."""
+    number = parse_ref(ref, "C")
+    control = session.get(Control, number)
+    if control is None:
+        raise NotFound(f"no control C-{number}")
+    return control
+
+
+def add_control(
+    session: Session,
+    ctx: Context,
+    risk_ref: str,
+    description: str,
+    owner: str | None = None,
+    status: str = "planned",
+    due: str | dt.date | None = None,
+    citizen: bool = False,
+) -> Control:
+    """Add a control (a measure in place or planned) to an open risk."""
+    text = _text("description", description, optional=False)
+    fields = {
+        "owner": _text("owner", owner, limit=200),
+        "status": _choice("status", status, CONTROL_STATUSES),
+        "due": parse_date("due", due),
+    }
+    risk = _open_risk(session, risk_ref, None)
+    control = Control(
+        id=allocate_id(session, "C"),
+        risk_id=risk.id,
+        description=text,
+        citizen=bool(citizen),
+        created_at=ctx.now,
+        created_by=ctx.actor,
+        updated_at=ctx.now,
+        updated_by=ctx.actor,
+        **fields,
+    )
+    session.add(control)
+    session.flush()
+    _record_control(session, ctx, control, "control.add", None, None)
+    return control
+
+
+def update_control(
+    session: Session,
+    ctx: Context,
+    ref: str,
+    values: Mapping[str, Any],
+    reason: str | None = None,
+) -> Control:
+    """Change a control's status, owner, due date or description."""
+    control = get_control(session, ref)
+    checks = {
+        "status": lambda v: _choice("status", v, CONTROL_STATUSES),
+        "owner": lambda v: _text("owner", v, limit=200),
+        "due": lambda v: parse_date("due", v),
+        "description": lambda v: _text("description", v, optional=False),
+        "citizen": bool,
+    }
+    changes = {k: checks[k](v) for k, v in values.items() if v is not None}
+    changes = {k: v for k, v in changes.items() if getattr(control, k) != v}
+    if not changes:
+        raise InvalidInput(f"{control.ref}: nothing to change (the values given are the current ones)")
+    before = _control_snapshot(control)
+    for name, value in changes.items():
+        setattr(control, name, value)
+    control.updated_at, control.updated_by = ctx.now, ctx.actor
+    session.flush()
+    _record_control(session, ctx, control, "control.update", before, _text("reason", reason))
+    return control
+
+
+def _record_control(
+    session: Session, ctx: Context, control: Control, action: str, before: dict | None, reason: str | None
+) -> None:
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action=action,
+        entity="control",
+        entity_id=control.ref,
+        scope=f"R-{control.risk_id}",
+        before=before,
+        after=_control_snapshot(control),
+        reason=reason,
+        at=ctx.now,
+    )
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """Return an audit event as a JSON-ready dict (before/after decoded)."""
+    import json
+
+    return {
+        "seq": event.seq,
+        "at": _iso(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "entity": event.entity,
+        "entity_id": event.entity_id,
+        "reason": event.reason,
+        "before": json.loads(event.before) if event.before else None,
+        "after": json.loads(event.after) if event.after else None,
+        "hash": event.hash,
+    }
+
+
+def changed_fields(event: Event) -> dict[str, tuple[Any, Any]]:
+    """Return {field: (before, after)} for the fields an event changed."""
+    d = event_to_dict(event)
+    before, after = d["before"] or {}, d["after"] or {}
+    keys: Iterable[str] = sorted(set(before) | set(after))
+    return {
+        k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k) and k != "version"
+    }

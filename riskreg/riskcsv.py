@@ -1,0 +1,146 @@
+"""Risk CSV import and export (DESIGN §4): one risk a row, atomic, with line numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riskreg.csvfile import RowErrors, check_header, open_text, read_csv
+from riskreg.errors import InvalidInput, RiskregError
+from riskreg.models import Risk
+from riskreg.register import Context, add_risk, next_review, parse_ref
+
+REQUIRED = ("title", "side", "mode", "likelihood", "impact")
+OPTIONAL = (
+    "category",
+    "owner",
+    "description",
+    "treatment",
+    "target_likelihood",
+    "target_impact",
+    "review_days",
+)
+# Export adds these; import reads id, status and the inherent tier so a round trip keeps them,
+# and ignores the rest because they are computed.
+ROUND_TRIP = ("id", "status", "inherent_likelihood", "inherent_impact")
+COMPUTED = ("score", "rating", "version", "next_review", "above_appetite")
+EXPORT_COLUMNS = (
+    "id",
+    *REQUIRED,
+    *OPTIONAL,
+    "inherent_likelihood",
+    "inherent_impact",
+    *COMPUTED[:2],
+    "status",
+    "version",
+    "next_review",
+)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did (or, with dry_run, would do)."""
+
+    source: str
+    rows: int
+    ids: tuple[str, ...]
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.source, "rows": self.rows, "ids": list(self.ids), "dry_run": self.dry_run}
+
+
+def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool = False) -> ImportResult:
+    """Add every risk of a CSV file, or none: a bad row rejects the whole file with its line number.
+
+    The caller's transaction decides: it commits, or (for a dry run) rolls back.
+    """
+    source = str(path)
+    with open_text(path) as handle:
+        parsed = read_csv(handle, source)
+        check_header(parsed.header, source, REQUIRED, (*REQUIRED, *OPTIONAL, *ROUND_TRIP, *COMPUTED))
+        rows = [
+            (line, dict(zip(parsed.header, _pad(values, parsed.header), strict=True)))
+            for line, values in parsed.rows
+        ]
+    if not rows:
+        raise InvalidInput(f"{source}: no risks in the file (only a header)")
+    errors = RowErrors.for_file(source)
+    numbers = _explicit_ids(session, rows, errors)
+    created: list[str] = []
+    for line, row in rows:
+        try:
+            # a savepoint keeps one bad row from leaving half a risk behind before we raise
+            with session.begin_nested():
+                values = {k: v for k, v in row.items() if k not in (*COMPUTED, "id")}
+                created.append(add_risk(session, ctx, values, number=numbers.get(line)).ref)
+        except RiskregError as exc:
+            errors.add(line, str(exc))
+    errors.raise_if_any()
+    return ImportResult(source, len(rows), tuple(created), dry_run)
+
+
+def _pad(values: list[str], header: list[str]) -> list[str]:
+    if len(values) > len(header):
+        raise InvalidInput(f"a row has {len(values)} fields but the header has {len(header)}")
+    return values + [""] * (len(header) - len(values))
+
+
+def _explicit_ids(
+    session: Session, rows: list[tuple[int, dict[str, str]]], errors: RowErrors
+) -> dict[int, int]:
+    """Return {line: risk number} for rows that name an id; refuse ids that exist or repeat."""
+    numbers: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    for line, row in rows:
+        text = (row.get("id") or "").strip()
+        if not text:
+            continue
+        try:
+            number = parse_ref(text, "R")
+        except InvalidInput as exc:
+            errors.add(line, f"id: {exc}")
+            continue
+        if number in seen:
+            errors.add(line, f"id: R-{number} appears twice (also line {seen[number]})")
+            continue
+        seen[number] = line
+        numbers[line] = number
+    existing = set(session.scalars(select(Risk.id).where(Risk.id.in_(list(seen))))) if seen else set()
+    for number in sorted(existing):
+        errors.add(seen[number], f"id: R-{number} already exists; import never overwrites risks")
+    return numbers
+
+
+def export_rows(session: Session, ctx: Context) -> list[dict[str, Any]]:
+    """Return every risk as a flat row in export column order."""
+    config = ctx.config
+    risks = session.scalars(select(Risk).order_by(Risk.id))
+    return [_row(r, config) for r in risks]
+
+
+def _row(risk: Risk, config: Any) -> dict[str, Any]:
+    values = {name: getattr(risk, name, None) for name in EXPORT_COLUMNS}
+    values.update(
+        id=risk.ref,
+        score=risk.score,
+        rating=config.rating(risk.score),
+        next_review=next_review(risk, config).isoformat(),
+    )
+    return values
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Return export rows as CSV text with a header."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real database per test on SQLite and PostgreSQL, and a CLI runner."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from riskreg.cli import cli
+from riskreg.db import open_database
+from tests.pgserver import start_cluster
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_counter = itertools.count(1)
+
+
+def _unavailable(reason: str) -> None:
+    # Locally the PostgreSQL variants skip; in CI a skip would hide a broken backend.
+    if IN_CI:
+        pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """An admin URL of a PostgreSQL server: $RISKREG_TEST_DATABASE_URL or a throwaway cluster."""
+    given = os.environ.get("RISKREG_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    try:
+        cluster = start_cluster()
+    except RuntimeError as exc:
+        _unavailable(str(exc))
+        return
+    try:
+        yield cluster.admin_url
+    finally:
+        cluster.stop()
+
+
+def _create_pg_database(admin_url: str, name: str, template: str | None = None) -> str:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        clause = f' TEMPLATE "{template}"' if template else ""
+        connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> str:
+    """Name of a database migrated once to the newest schema, copied for each test."""
+    name = f"riskreg_template_{os.getpid()}"
+    url = _create_pg_database(pg_admin_url, name)
+    open_database(url).dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once to the newest schema, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    open_database(f"sqlite:///{path}").dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that uses a database runs once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a fresh database at the newest schema, on the backend under test."""
+    if backend == "sqlite":
+        target = tmp_path / "riskreg.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    admin = request.getfixturevalue("pg_admin_url")
+    template = request.getfixturevalue("pg_template")
+    return _create_pg_database(admin, f"riskreg_test_{os.getpid()}_{next(_counter)}", template)
+
+
+@pytest.fixture
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty database (no schema yet) on the backend under test."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'new.db'}"
+    admin = request.getfixturevalue("pg_admin_url")
+    return _create_pg_database(admin, f"riskreg_empty_{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """A click runner in an empty working folder, with no riskreg settings from the environment."""
+    for name in ("RISKREG_DATABASE_URL", "RISKREG_ACTOR", "RISKREG_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+class Riskreg:
+    """Runs riskreg commands against one database, as a given actor."""
+
+    def __init__(self, runner: CliRunner, url: str):
+        self.runner, self.url = runner, url
+
+    def __call__(self, *args: str, actor: str = "alice", input: str | None = None) -> Result:
+        return self.runner.invoke(
+            cli, ["--db", self.url, "--actor", actor, *args], input=input, catch_exceptions=False
+        )
+
+    def json(self, *args: str, actor: str = "alice"):  # type: ignore[no-untyped-def]
+        """Run a command with --json, assert it succeeded, and return the parsed document."""
+        import json
+
+        result = self(*args, "--json", actor=actor)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def rr(runner: CliRunner, db_url: str) -> Riskreg:
+    """riskreg on a fresh database of the backend under test."""
+    return Riskreg(runner, db_url)

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL cluster for the test session, started from the server binaries on the machine."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_bindir() -> Path | None:
+    """Return the newest /usr/lib/postgresql/<version>/bin that has initdb and pg_ctl."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
+    )
+    for folder in candidates:
+        if os.path.exists(os.path.join(folder, "initdb")) and os.path.exists(os.path.join(folder, "pg_ctl")):
+            return Path(folder)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """A running throwaway cluster: its data folder, port and how to stop it."""
+
+    bindir: Path
+    datadir: Path
+    port: int
+    as_postgres: bool
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # initdb and postgres refuse to run as root: drop to the postgres user there
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
+        return subprocess.run([*prefix, *args], capture_output=True, text=True, check=False)
+
+    def start(self) -> None:
+        init = self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed: {init.stderr.strip()}")
+        options = (
+            f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        log = str(self.datadir / "server.log")
+        started = self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            log,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        if started.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl start failed: {started.stderr.strip()} {Path(log).read_text()[-2000:]}"
+            )
+
+    def stop(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+
+def start_cluster() -> Cluster:
+    """Start a cluster in a new temporary folder; raise RuntimeError if that is impossible here."""
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    as_postgres = os.geteuid() == 0
+    if as_postgres and shutil.which("runuser") is None:
+        raise RuntimeError("running as root needs runuser to start PostgreSQL as the postgres user")
+    top = Path(tempfile.mkdtemp(prefix="riskreg-pg-"))
+    datadir = top / "data"
+    datadir.mkdir()
+    if as_postgres:
+        shutil.chown(top, "postgres")
+        shutil.chown(datadir, "postgres")
+        os.chmod(top, 0o755)
+    cluster = Cluster(bindir, datadir, _free_port(), as_postgres)
+    try:
+        cluster.start()
+    except Exception:
+        shutil.rmtree(top, ignore_errors=True)
+        raise
+    return cluster
