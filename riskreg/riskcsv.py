@@ -75,6 +75,8 @@ def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool
     numbers = _explicit_ids(session, rows, errors)
     created: list[str] = []
     for line, row in rows:
+        if row.get("id", "").strip() and line not in numbers:
+            continue  # its id was refused above
         try:
             # a savepoint keeps one bad row from leaving half a risk behind before we raise
             with session.begin_nested():
@@ -115,6 +117,7 @@ def _explicit_ids(
     existing = set(session.scalars(select(Risk.id).where(Risk.id.in_(list(seen))))) if seen else set()
     for number in sorted(existing):
         errors.add(seen[number], f"id: R-{number} already exists; import never overwrites risks")
+        numbers.pop(seen[number])
     return numbers
 
 

@@ -1,0 +1,33 @@
+# One command each. `make test` and `make demo` install first, so each works on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+.PHONY: install demo test test-postgres lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	touch $(STAMP)
+
+demo: install
+	cd pilots && PATH="$(CURDIR)/$(BIN):$$PATH" sh demo.sh
+
+test: install
+	$(BIN)/python -m pytest
+
+test-postgres: install
+	$(BIN)/python -m pytest -m postgres
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info pilots/riskreg.db*

@@ -1,0 +1,59 @@
+"""Every command explains itself, and register commands stay light (no scipy, no jinja2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from riskreg.cli import cli
+
+
+def all_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from all_commands(command, path)
+        else:
+            yield path, command
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), list(all_commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
+def test_every_command_has_help_with_an_example(path, command):
+    assert command.help and command.help.strip().splitlines()[0]
+    assert "Example:" in command.help, f"riskreg {' '.join(path)} has no Example"
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), list(all_commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
+def test_every_command_that_shows_data_has_json(path, command):
+    if path in (("risk", "export"),):
+        return  # export is JSON by default; --csv switches
+    assert any(p.name == "as_json" for p in command.params), f"riskreg {' '.join(path)} has no --json"
+
+
+def test_python_dash_m_riskreg_works():
+    result = subprocess.run(
+        [sys.executable, "-m", "riskreg", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("riskreg, version ")
+
+
+def test_register_commands_import_neither_scipy_nor_jinja2(tmp_path):
+    script = (
+        "import sys\n"
+        "from riskreg.cli import main\n"
+        "for args in (['risk', 'add', 'A', '--side', 'citizen', '--mode', 'design', '--likelihood', '2', '--impact', '2'],\n"
+        "             ['risk', 'list', '--json'], ['risk', 'show', 'R-1'], ['risk', 'history', 'R-1'], ['audit', 'verify']):\n"
+        f"    try:\n        main(['--db', 'sqlite:///{tmp_path}/r.db', *args])\n"
+        "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'jinja2', 'numpy'))\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,48 @@
+"""The database: created on first use, migrations equal to the models, schema status and upgrade."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from riskreg.db import SCHEMA_HEAD, alembic_config, open_database
+from riskreg.models import Base
+
+
+def test_schema_head_constant_matches_the_migration_scripts():
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def test_migrated_schema_equals_the_models(db_url):
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_new_database_is_created_at_head_on_first_use(runner, empty_db_url):
+    from tests.conftest import Riskreg
+
+    rr = Riskreg(runner, empty_db_url)
+    assert rr.json("risk", "list") == []
+    status = rr.json("db", "status")
+    assert (status["revision"], status["head"], status["up_to_date"]) == (SCHEMA_HEAD, SCHEMA_HEAD, True)
+    engine = create_engine(empty_db_url)
+    assert {"risks", "controls", "reviews", "events", "audit_head"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_db_upgrade_on_current_schema_changes_nothing(rr):
+    assert rr.json("db", "upgrade") == {"from": SCHEMA_HEAD, "to": SCHEMA_HEAD, "changed": False}
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
+    database = open_database(f"sqlite:///{tmp_path / 'w.db'}")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    database.dispose()
