@@ -18,7 +18,7 @@ demo: install
 	cd pilots && PATH="$(CURDIR)/$(BIN):$$PATH" sh demo.sh
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-postgres: install
 	$(BIN)/python -m pytest -m postgres
