@@ -1,0 +1,710 @@
+"""Load and validate pilot protocol files (``pilots/*.toml``).
+
+A protocol is parsed with :mod:`tomllib` and checked completely before anything is stored.
+Every problem is collected and reported together, each as ``{file}: {key.path}: {message}``
+(``metrics[1]`` is the second ``[[metrics]]`` table), so a user can fix a file in one pass.
+Only the standard library is used here; whether linked risks exist is checked later by the
+database layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from riskreg.errors import NotFound, ProtocolError
+
+KINDS = ("continuous", "binary", "count")
+ROLES = ("primary", "secondary", "safety")
+TESTS = ("superiority", "non-inferiority", "equivalence")
+BETTER = ("higher", "lower")
+MODES = ("commissioning", "design", "delivery", "assessment")
+CRITERIA = {
+    "recruited": "units per arm (smallest arm) with any observation",
+    "retention": "share of units with the primary outcome recorded",
+}
+# Column names with a fixed meaning in outcome-data CSV files; a metric may not use them.
+RESERVED_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site", "stage")
+MAX_PLANNED_N = 1_000_000_000
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+ARM_NAME = re.compile(r"[A-Za-z0-9_-]+")
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+RISK_ID = re.compile(r"R-[1-9][0-9]*")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+_KEYS = {
+    "": ("pilot", "design", "metrics", "stages"),
+    "pilot": ("key", "title", "service", "modes", "owner", "hypothesis", "risks"),
+    "design": ("arms", "allocation", "alpha", "power"),
+    "metric": ("name", "kind", "role", "better", "test", "margin", "sd", "baseline", "description", "unit"),
+    "stage": ("name", "planned_n", "evidence_level", "criteria"),
+    "criteria": tuple(CRITERIA),
+}
+_SLUG_TEXT = "a slug (lower-case letters, digits and '-', starting with a letter or digit)"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A progression criterion: green at or above ``green``, red below ``red``, amber between."""
+
+    name: str
+    green: float
+    red: float
+
+    def status(self, value: float) -> str:
+        """Return ``green``, ``amber`` or ``red`` for an observed value of this criterion."""
+        if value >= self.green:
+            return "green"
+        return "red" if value < self.red else "amber"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a pilot; ``planned_n`` is cumulative units per arm up to this stage."""
+
+    name: str
+    planned_n: int
+    evidence_level: int | None
+    criteria: tuple[Criterion, ...]
+
+    def criterion(self, name: str) -> Criterion | None:
+        """Return the criterion called ``name``, or None if this stage does not set it."""
+        return next((c for c in self.criteria if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An outcome measured per unit; ``margin`` is a ratio (> 1) for count metrics."""
+
+    name: str
+    kind: str
+    role: str
+    better: str
+    test: str
+    margin: float | None
+    sd: float | None
+    baseline: float | None
+    description: str | None
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class Design:
+    """Arms (comparison first), allocation ratio, two-sided alpha and planned power."""
+
+    arms: tuple[str, str]
+    allocation: tuple[float, float]
+    alpha: float
+    power: float
+
+    @property
+    def comparison(self) -> str:
+        """The comparison arm (usually the status quo)."""
+        return self.arms[0]
+
+    @property
+    def pilot(self) -> str:
+        """The pilot arm (the co-produced service)."""
+        return self.arms[1]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated pilot protocol with its exact text and the SHA-256 of the file's bytes."""
+
+    key: str
+    title: str
+    service: str | None
+    modes: tuple[str, ...]
+    owner: str | None
+    hypothesis: str
+    risks: tuple[str, ...]
+    design: Design
+    metrics: tuple[Metric, ...]
+    stages: tuple[Stage, ...]
+    text: str
+    sha256: str
+
+    @property
+    def primary(self) -> Metric:
+        """The single primary metric."""
+        return next(m for m in self.metrics if m.role == "primary")
+
+    def metric(self, name: str) -> Metric:
+        """Return the metric called ``name``; raise NotFound if the protocol has none."""
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        names = ", ".join(m.name for m in self.metrics)
+        raise NotFound(f"pilot {self.key} has no metric '{name}' (metrics: {names})")
+
+    def stage(self, name: str) -> Stage:
+        """Return the stage called ``name``; raise NotFound if the protocol has none."""
+        return self.stages[self.stage_index(name)]
+
+    def stage_index(self, name: str) -> int:
+        """Return the 0-based position of stage ``name``; raise NotFound if it does not exist."""
+        for index, stage in enumerate(self.stages):
+            if stage.name == name:
+                return index
+        names = ", ".join(s.name for s in self.stages)
+        raise NotFound(f"pilot {self.key} has no stage '{name}' (stages: {names})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output: every field except the protocol text."""
+        data = dataclasses.asdict(self)
+        del data["text"]
+        data["primary"] = self.primary.name
+        return data
+
+
+def load_protocol(path: str | os.PathLike[str]) -> Protocol:
+    """Read and validate a protocol file; messages name the path as given."""
+    source = os.fsdecode(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ProtocolError([f"{source}: cannot read file: {exc.strerror or exc}"]) from None
+    return parse_protocol(data, source)
+
+
+def parse_protocol(data: bytes, source: str) -> Protocol:
+    """Parse and validate protocol bytes; raise ProtocolError listing every problem.
+
+    ``source`` names the file in messages. A leading UTF-8 byte-order mark is accepted;
+    ``Protocol.text`` keeps it, so ``text.encode()`` gives back exactly ``data``.
+    """
+    text = _decode(data, source)
+    doc = _parse_toml(text, source)
+    check = _Checker(source)
+    protocol = _build(check, doc, text, hashlib.sha256(data).hexdigest())
+    if check.problems or protocol is None:
+        raise ProtocolError(check.problems)
+    return protocol
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start]
+        message = (
+            f"not valid UTF-8: byte 0x{byte:02x} at line {line}, column {column}; save the file as UTF-8"
+        )
+        raise ProtocolError([f"{source}: (file): {message}"]) from None
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+    except ValueError:  # an integer literal beyond Python's digit limit
+        message = "a number has too many digits"
+    except RecursionError:
+        message = "arrays or tables are nested too deeply"
+    raise ProtocolError([f"{source}: (file): invalid TOML: {message}"])
+
+
+def _build(check: _Checker, doc: dict[str, Any], text: str, sha256: str) -> Protocol | None:
+    check.unknown(doc, "", "")
+    pilot = _pilot(check, check.section(doc, "pilot"))
+    design = _design(check, check.section(doc, "design"))
+    metrics = _metrics(check, check.array(doc, "metrics"))
+    stages = _stages(check, check.array(doc, "stages"))
+    if check.problems or None in (pilot, design, metrics, stages):
+        return None
+    return Protocol(**pilot, design=design, metrics=metrics, stages=stages, text=text, sha256=sha256)
+
+
+def _pilot(check: _Checker, table: dict[str, Any] | None) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    check.unknown(table, "pilot", "pilot")
+    fields = {
+        "key": check.string(table, "pilot", "key", required=True, pattern=SLUG, pattern_text=_SLUG_TEXT),
+        "title": check.string(table, "pilot", "title", required=True),
+        "service": check.string(table, "pilot", "service"),
+        "modes": _modes(check, table),
+        "owner": check.string(table, "pilot", "owner"),
+        "hypothesis": check.string(table, "pilot", "hypothesis", required=True),
+        "risks": _risks(check, table),
+    }
+    return fields
+
+
+def _modes(check: _Checker, table: dict[str, Any]) -> tuple[str, ...]:
+    items = check.list_of(table, "pilot", "modes", "modes")
+    if items is None:
+        return ()
+    if not items:
+        check.problem("pilot.modes", "expected at least one of " + _one_of(MODES))
+    modes: list[str] = []
+    for index, value in enumerate(items):
+        path = f"pilot.modes[{index}]"
+        if not isinstance(value, str) or value not in MODES:
+            check.problem(path, f"expected {_one_of(MODES)}, got {_show(value)}")
+        elif value in modes:
+            check.problem(path, f"duplicate mode {value!r}")
+        else:
+            modes.append(value)
+    return tuple(modes)
+
+
+def _risks(check: _Checker, table: dict[str, Any]) -> tuple[str, ...]:
+    items = check.list_of(table, "pilot", "risks", "risk ids")
+    risks: list[str] = []
+    for index, value in enumerate(items or []):
+        path = f"pilot.risks[{index}]"
+        if not isinstance(value, str) or not RISK_ID.fullmatch(value):
+            check.problem(path, f"expected a risk id like 'R-3', got {_show(value)}")
+        elif value in risks:
+            check.problem(path, f"duplicate risk {value!r}")
+        else:
+            risks.append(value)
+    return tuple(risks)
+
+
+def _design(check: _Checker, table: dict[str, Any] | None) -> Design | None:
+    if table is None:
+        return None
+    check.unknown(table, "design", "design")
+    arms = _arms(check, table)
+    allocation = _allocation(check, table)
+    alpha = check.number(table, "design", "alpha", default=0.05, low=0.0, high=0.5)
+    power = check.number(table, "design", "power", default=0.8, low=0.0, high=1.0)
+    if arms is None or allocation is None or alpha is None or power is None:
+        return None
+    return Design(arms=arms, allocation=allocation, alpha=alpha, power=power)
+
+
+def _arms(check: _Checker, table: dict[str, Any]) -> tuple[str, str] | None:
+    items = check.list_of(table, "design", "arms", "two arm names", required=True)
+    if items is None:
+        return None
+    if len(items) != 2:
+        check.problem("design.arms", f"expected exactly two arms (comparison first), got {len(items)}")
+        return None
+    ok = True
+    for index, value in enumerate(items):
+        if not isinstance(value, str) or not ARM_NAME.fullmatch(value):
+            text = "an arm name of letters, digits, '_' or '-'"
+            check.problem(f"design.arms[{index}]", f"expected {text}, got {_show(value)}")
+            ok = False
+    if ok and items[0] == items[1]:
+        check.problem("design.arms", f"the two arms must differ, got {items[0]!r} twice")
+        return None
+    return (items[0], items[1]) if ok else None
+
+
+def _allocation(check: _Checker, table: dict[str, Any]) -> tuple[float, float] | None:
+    if "allocation" not in table:
+        return (1.0, 1.0)
+    items = check.list_of(table, "design", "allocation", "two numbers (comparison, pilot)")
+    if items is None:
+        return None
+    if len(items) != 2:
+        check.problem("design.allocation", f"expected two numbers (comparison, pilot), got {len(items)}")
+        return None
+    values = [check.positive(value, f"design.allocation[{i}]") for i, value in enumerate(items)]
+    return None if None in values else (values[0], values[1])
+
+
+def _metrics(check: _Checker, items: list[Any] | None) -> tuple[Metric, ...] | None:
+    if items is None:
+        return None
+    metrics = [_metric(check, raw, f"metrics[{i}]") for i, raw in enumerate(items)]
+    _check_unique(check, _raw_values(items, "name", str), "metrics", "name", "metric name")
+    roles = _raw_values(items, "role", str)
+    primaries = [i for i, role in enumerate(roles) if role == "primary"]
+    if not primaries and all(role in ROLES for role in roles):
+        check.problem("metrics", "no metric has role 'primary'; exactly one is required")
+    for index in primaries[1:]:
+        message = f"a second primary metric (metrics[{primaries[0]}] is primary); exactly one is required"
+        check.problem(f"metrics[{index}].role", message)
+    return None if None in metrics else tuple(m for m in metrics if m is not None)
+
+
+def _raw_values(items: list[Any], key: str, kind: type) -> list[Any]:
+    """``item[key]`` for each table in ``items`` when it has the right type, else None.
+
+    Cross-checks (unique names, one primary, increasing planned_n) use these raw values so
+    that an unrelated problem in a table does not hide a second one.
+    """
+    values = [item.get(key) if isinstance(item, dict) else None for item in items]
+    return [v if isinstance(v, kind) and not isinstance(v, bool) else None for v in values]
+
+
+def _metric(check: _Checker, raw: Any, path: str) -> Metric | None:
+    table = check.table(raw, path)
+    if table is None:
+        return None
+    check.unknown(table, "metric", path)
+    name = _metric_name(check, table, path)
+    kind = check.choice(table, path, "kind", KINDS, required=True)
+    role = check.choice(table, path, "role", ROLES, required=True)
+    better = check.choice(table, path, "better", BETTER, required=True)
+    test = check.choice(table, path, "test", TESTS, default="superiority")
+    margin = _margin(check, table, path, kind, test)
+    sd = _sd(check, table, path, kind)
+    baseline = _baseline(check, table, path, kind)
+    description = check.string(table, path, "description")
+    unit = check.string(table, path, "unit")
+    fields = (name, kind, role, better, test)
+    if None in fields or any(k in table and v is None for k, v in (("margin", margin), ("sd", sd))):
+        return None
+    if "baseline" in table and baseline is None:
+        return None
+    return Metric(name, kind, role, better, test, margin, sd, baseline, description, unit)
+
+
+def _metric_name(check: _Checker, table: dict[str, Any], path: str) -> str | None:
+    text = "a lower-case identifier (letters, digits and '_', not starting with a digit)"
+    name = check.string(table, path, "name", required=True, pattern=IDENTIFIER, pattern_text=text)
+    if name in RESERVED_COLUMNS:
+        columns = ", ".join(RESERVED_COLUMNS)
+        check.problem(f"{path}.name", f"{name!r} is reserved for a data file column ({columns})")
+        return None
+    return name
+
+
+def _margin(
+    check: _Checker, table: dict[str, Any], path: str, kind: str | None, test: str | None
+) -> float | None:
+    here = f"{path}.margin"
+    if "margin" not in table:
+        if test in ("non-inferiority", "equivalence"):
+            check.problem(here, f"missing required key for a {test} test")
+        return None
+    margin = check.number(table, path, "margin")
+    if margin is None:
+        return None
+    if test == "superiority":
+        check.problem(here, "a margin is used only by non-inferiority and equivalence tests; remove it")
+        return None
+    if kind == "count" and not margin > 1:
+        check.problem(
+            here, f"expected a rate ratio greater than 1 for a count metric, got {_show(table['margin'])}"
+        )
+    elif kind == "binary" and not 0 < margin < 1:
+        message = "expected a difference in proportions greater than 0 and less than 1"
+        check.problem(here, f"{message} for a binary metric, got {_show(table['margin'])}")
+    elif not margin > 0:
+        check.problem(here, f"expected a number greater than 0, got {_show(table['margin'])}")
+    else:
+        return margin
+    return None
+
+
+def _sd(check: _Checker, table: dict[str, Any], path: str, kind: str | None) -> float | None:
+    sd = check.positive(table["sd"], f"{path}.sd") if "sd" in table else None
+    if sd is not None and kind not in (None, "continuous"):
+        check.problem(f"{path}.sd", f"applies only to continuous metrics, not {kind}")
+        return None
+    return sd
+
+
+def _baseline(check: _Checker, table: dict[str, Any], path: str, kind: str | None) -> float | None:
+    baseline = check.number(table, path, "baseline")
+    if baseline is None:
+        return None
+    here = f"{path}.baseline"
+    if kind == "binary" and not 0 < baseline < 1:
+        message = "expected a proportion greater than 0 and less than 1"
+        check.problem(here, f"{message} for a binary metric, got {_show(table['baseline'])}")
+    elif kind == "count" and not baseline > 0:
+        check.problem(
+            here, f"expected a rate greater than 0 for a count metric, got {_show(table['baseline'])}"
+        )
+    else:
+        return baseline
+    return None
+
+
+def _stages(check: _Checker, items: list[Any] | None) -> tuple[Stage, ...] | None:
+    if items is None:
+        return None
+    stages = [_stage(check, raw, f"stages[{i}]") for i, raw in enumerate(items)]
+    _check_unique(check, _raw_values(items, "name", str), "stages", "name", "stage name")
+    planned = _raw_values(items, "planned_n", int)
+    valid = [(i, n) for i, n in enumerate(planned) if n is not None and 1 <= n <= MAX_PLANNED_N]
+    for (before, low), (index, n) in itertools.pairwise(valid):
+        if n <= low:
+            message = (
+                f"expected more than stages[{before}].planned_n ({low}), got {n};"
+                " planned_n is cumulative units per arm"
+            )
+            check.problem(f"stages[{index}].planned_n", message)
+    return None if None in stages else tuple(s for s in stages if s is not None)
+
+
+def _stage(check: _Checker, raw: Any, path: str) -> Stage | None:
+    table = check.table(raw, path)
+    if table is None:
+        return None
+    check.unknown(table, "stage", path)
+    name = check.string(table, path, "name", required=True, pattern=SLUG, pattern_text=_SLUG_TEXT)
+    planned_n = check.integer(table, path, "planned_n", 1, MAX_PLANNED_N, required=True)
+    evidence_level = check.integer(table, path, "evidence_level", 1, 5)
+    criteria = _criteria(check, table, path)
+    if name is None or planned_n is None or criteria is None:
+        return None
+    if "evidence_level" in table and evidence_level is None:
+        return None
+    return Stage(name=name, planned_n=planned_n, evidence_level=evidence_level, criteria=criteria)
+
+
+def _criteria(check: _Checker, stage: dict[str, Any], path: str) -> tuple[Criterion, ...] | None:
+    if "criteria" not in stage:
+        return ()
+    here = f"{path}.criteria"
+    table = check.table(stage["criteria"], here)
+    if table is None:
+        return None
+    check.unknown(table, "criteria", here)
+    found = [_criterion(check, name, table[name], f"{here}.{name}") for name in CRITERIA if name in table]
+    return None if None in found else tuple(c for c in found if c is not None)
+
+
+def _criterion(check: _Checker, name: str, value: Any, path: str) -> Criterion | None:
+    if not isinstance(value, list) or len(value) != 2:
+        check.problem(path, f"expected [green, red] (two numbers), got {_show(value)}")
+        return None
+    green, red = (check.finite(item, f"{path}[{i}]") for i, item in enumerate(value))
+    if green is None or red is None:
+        return None
+    low, high, what = (
+        (0.0, 1.0, "a share from 0 to 1") if name == "retention" else (0.0, math.inf, "a number >= 0")
+    )
+    bad = [i for i, v in enumerate((green, red)) if not low <= v <= high]
+    for i in bad:
+        check.problem(f"{path}[{i}]", f"expected {what}, got {_show(value[i])}")
+    if bad:
+        return None
+    if green < red:
+        message = f"green threshold {_show(value[0])} is below red threshold {_show(value[1])}"
+        check.problem(path, f"{message}; expected [green, red] with green >= red")
+        return None
+    return Criterion(name=name, green=green, red=red)
+
+
+def _check_unique(check: _Checker, names: list[str | None], array: str, key: str, what: str) -> None:
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name is None:
+            continue
+        if name in first:
+            check.problem(
+                f"{array}[{index}].{key}", f"duplicate {what} {name!r} (also {array}[{first[name]}])"
+            )
+        else:
+            first[name] = index
+
+
+class _Checker:
+    """Collects problems; each helper returns a valid value, the default, or None if invalid."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {path}: {message}")
+
+    def unknown(self, table: dict[str, Any], kind: str, path: str) -> None:
+        known = _KEYS[kind]
+        for key in table:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(known)
+            self.problem(_join(path, key), f"unknown key {key!r} ({hint})")
+
+    def section(self, doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+        if key not in doc:
+            self.problem(key, f"missing required table [{key}]")
+            return None
+        return self.table(doc[key], key)
+
+    def array(self, doc: dict[str, Any], key: str) -> list[Any] | None:
+        if key not in doc:
+            self.problem(key, f"missing required [[{key}]] tables")
+            return None
+        value = doc[key]
+        if not isinstance(value, list):
+            self.problem(key, f"expected an array of [[{key}]] tables, got {_show(value)}")
+            return None
+        if not value:
+            self.problem(key, f"expected at least one [[{key}]] table")
+            return None
+        return value
+
+    def table(self, value: Any, path: str) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a table, got {_show(value)}")
+            return None
+        return value
+
+    def missing(self, table: dict[str, Any], path: str, key: str, required: bool) -> bool:
+        """True if ``key`` is absent (reported when required)."""
+        if key in table:
+            return False
+        if required:
+            self.problem(_join(path, key), "missing required key")
+        return True
+
+    def string(
+        self,
+        table: dict[str, Any],
+        path: str,
+        key: str,
+        *,
+        required: bool = False,
+        pattern: re.Pattern[str] | None = None,
+        pattern_text: str = "",
+    ) -> str | None:
+        if self.missing(table, path, key, required):
+            return None
+        value = table[key]
+        if not isinstance(value, str):
+            self.problem(_join(path, key), f"expected a string, got {_show(value)}")
+        elif pattern is not None and not pattern.fullmatch(value):
+            self.problem(_join(path, key), f"expected {pattern_text}, got {_show(value)}")
+        elif not value.strip():
+            self.problem(_join(path, key), "expected a non-empty string")
+        else:
+            return value
+        return None
+
+    def choice(
+        self,
+        table: dict[str, Any],
+        path: str,
+        key: str,
+        allowed: tuple[str, ...],
+        *,
+        required: bool = False,
+        default: str | None = None,
+    ) -> str | None:
+        if self.missing(table, path, key, required):
+            return default
+        value = table[key]
+        if isinstance(value, str) and value in allowed:
+            return value
+        self.problem(_join(path, key), f"expected {_one_of(allowed)}, got {_show(value)}")
+        return None
+
+    def list_of(
+        self, table: dict[str, Any], path: str, key: str, what: str, *, required: bool = False
+    ) -> list[Any] | None:
+        if self.missing(table, path, key, required):
+            return None
+        value = table[key]
+        if not isinstance(value, list):
+            self.problem(_join(path, key), f"expected an array of {what}, got {_show(value)}")
+            return None
+        return value
+
+    def finite(self, value: Any, path: str) -> float | None:
+        """A finite number as float; bool is not a number, and nan/inf are refused."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(path, f"expected a number, got {_show(value)}")
+            return None
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            self.problem(path, f"expected a finite number, got {_show(value)}")
+            return None
+        return number
+
+    def positive(self, value: Any, path: str) -> float | None:
+        number = self.finite(value, path)
+        if number is not None and not number > 0:
+            self.problem(path, f"expected a number greater than 0, got {_show(value)}")
+            return None
+        return number
+
+    def number(
+        self,
+        table: dict[str, Any],
+        path: str,
+        key: str,
+        *,
+        default: float | None = None,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> float | None:
+        """An optional number, strictly between ``low`` and ``high`` when they are given."""
+        if self.missing(table, path, key, False):
+            return default
+        number = self.finite(table[key], _join(path, key))
+        if number is None or low is None or high is None or low < number < high:
+            return number
+        message = f"expected a number greater than {low:g} and less than {high:g}"
+        self.problem(_join(path, key), f"{message}, got {_show(table[key])}")
+        return None
+
+    def integer(
+        self, table: dict[str, Any], path: str, key: str, low: int, high: int, *, required: bool = False
+    ) -> int | None:
+        if self.missing(table, path, key, required):
+            return None
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(_join(path, key), f"expected an integer, got {_show(value)}")
+        elif not low <= value <= high:
+            self.problem(_join(path, key), f"expected an integer from {low} to {high}, got {_show(value)}")
+        else:
+            return value
+        return None
+
+
+def _join(path: str, key: str) -> str:
+    part = key if _BARE_KEY.fullmatch(key) else _quote(key)
+    return f"{path}.{part}" if path else part
+
+
+def _quote(key: str) -> str:
+    escaped = "".join(
+        "\\" + ch if ch in '"\\' else f"\\u{ord(ch):04x}" if ord(ch) < 32 or ord(ch) == 127 else ch
+        for ch in key
+    )
+    return f'"{escaped}"'
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _show(value: Any) -> str:
+    """Render a TOML value for a message: strings quoted, booleans as in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else "a very large integer"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:56] + "...'"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a date/time ({value.isoformat()})"
