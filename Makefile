@@ -12,6 +12,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	# an editable install leaves riskreg uncompiled; compile once, as a wheel install would
+	$(BIN)/python -m compileall -q riskreg templates > /dev/null
 	touch $(STAMP)
 
 demo: install

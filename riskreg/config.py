@@ -6,6 +6,7 @@ import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ DEFAULT_CITIZEN_HOUR_VALUE = 12.21
 TOP_LEVEL_KEYS = ("organisation", "citizen_hour_value", "ratings", "appetite", "review_days")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Config:
     """Settings that shape scores, reviews and reports; every field has a documented default."""
 
@@ -33,10 +34,12 @@ class Config:
 
     def rating(self, score: int) -> str:
         """Return the band (low, medium, high, very high) that a score falls in."""
-        for name in RATINGS:
-            if score <= self.bands[name]:
-                return name
-        return RATINGS[-1]
+        return self._rating_by_score[score]
+
+    @cached_property
+    def _rating_by_score(self) -> tuple[str, ...]:
+        # listings rate thousands of risks: look the 25 possible scores up instead of scanning bands
+        return ("", *(next(n for n in RATINGS if s <= self.bands[n]) for s in range(1, 26)))
 
     def appetite_for(self, category: str) -> int:
         """Return the highest acceptable current score for a category."""

@@ -172,10 +172,19 @@ def current_revision(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    """Return the schema revision, reading the version table directly (the common, fast case)."""
+    with engine.connect() as connection:
+        try:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, DBAPIError):
+            connection.rollback()
+        return current_revision(connection)
+
+
 def ensure_schema(database: Database) -> None:
     """Create the schema on an empty database; refuse one whose schema is behind."""
-    with database.engine.connect() as connection:
-        revision = current_revision(connection)
+    revision = _stored_revision(database.engine)
     if revision == SCHEMA_HEAD:
         return
     if revision is None:

@@ -198,9 +198,13 @@ def _check_target_pair(likelihood: int | None, impact: int | None) -> None:
 # --- presentation --------------------------------------------------------------------------
 
 
-def next_review(risk: Risk, config: Config) -> dt.date:
+def _ref(risk: Any) -> str:
+    return f"R-{risk.id}"
+
+
+def next_review(risk: Any, config: Config) -> dt.date:
     """Return when a risk is next due for review: last review plus the days its rating allows."""
-    days = risk.review_days or config.review_days_for(config.rating(risk.score))
+    days = risk.review_days or config.review_days_for(config.rating(risk.likelihood * risk.impact))
     return risk.last_reviewed + dt.timedelta(days=days)
 
 
@@ -211,40 +215,56 @@ def _tier(likelihood: int | None, impact: int | None, config: Config) -> dict[st
     return {"likelihood": likelihood, "impact": impact, "score": score, "rating": config.rating(score)}
 
 
-def is_above_appetite(risk: Risk, config: Config) -> bool:
+def is_above_appetite(risk: Any, config: Config) -> bool:
     """Tell whether an open risk's current score exceeds the appetite of its category."""
-    return risk.status == "open" and risk.score > config.appetite_for(risk.category)
+    return risk.status == "open" and risk.likelihood * risk.impact > config.appetite_for(risk.category)
 
 
-def risk_to_dict(risk: Risk, config: Config, with_controls: bool = False) -> dict[str, Any]:
-    """Return a risk as the JSON object DESIGN §3 defines (stable snake_case keys)."""
+def _fields(risk: Any) -> dict[str, Any]:
+    # A Row's _asdict() is one C call; dict lookups then cost a fraction of attribute access,
+    # which matters when a listing serialises thousands of risks.
+    if hasattr(risk, "_asdict"):
+        return risk._asdict()
+    return {column: getattr(risk, column) for column in _RISK_COLUMNS}
+
+
+_RISK_COLUMNS = tuple(Risk.__table__.columns.keys())
+
+
+def risk_to_dict(risk: Any, config: Config, with_controls: bool = False) -> dict[str, Any]:
+    """Return a risk (ORM object or row) as the JSON object DESIGN §3 defines (stable snake_case keys)."""
+    f = _fields(risk)
+    score = f["likelihood"] * f["impact"]
+    rating = config.rating(score)
+    days = f["review_days"] or config.review_days_for(rating)
+    appetite = config.appetite_for(f["category"])
     data: dict[str, Any] = {
-        "id": risk.ref,
-        "title": risk.title,
-        "description": risk.description,
-        "side": risk.side,
-        "mode": risk.mode,
-        "category": risk.category,
-        "owner": risk.owner,
-        "status": risk.status,
-        "treatment": risk.treatment,
-        "likelihood": risk.likelihood,
-        "impact": risk.impact,
-        "score": risk.score,
-        "rating": config.rating(risk.score),
-        "inherent": _tier(risk.inherent_likelihood, risk.inherent_impact, config),
-        "target": _tier(risk.target_likelihood, risk.target_impact, config),
-        "above_appetite": is_above_appetite(risk, config),
-        "appetite": config.appetite_for(risk.category),
-        "review_days": risk.review_days,
-        "last_reviewed": risk.last_reviewed.isoformat(),
-        "next_review": next_review(risk, config).isoformat(),
-        "version": risk.version,
-        "created_at": _iso(risk.created_at),
-        "created_by": risk.created_by,
-        "updated_at": _iso(risk.updated_at),
-        "updated_by": risk.updated_by,
-        "closed_at": _iso(risk.closed_at),
+        "id": f"R-{f['id']}",
+        "title": f["title"],
+        "description": f["description"],
+        "side": f["side"],
+        "mode": f["mode"],
+        "category": f["category"],
+        "owner": f["owner"],
+        "status": f["status"],
+        "treatment": f["treatment"],
+        "likelihood": f["likelihood"],
+        "impact": f["impact"],
+        "score": score,
+        "rating": rating,
+        "inherent": _tier(f["inherent_likelihood"], f["inherent_impact"], config),
+        "target": _tier(f["target_likelihood"], f["target_impact"], config),
+        "above_appetite": f["status"] == "open" and score > appetite,
+        "appetite": appetite,
+        "review_days": f["review_days"],
+        "last_reviewed": f["last_reviewed"].isoformat(),
+        "next_review": (f["last_reviewed"] + dt.timedelta(days=days)).isoformat(),
+        "version": f["version"],
+        "created_at": _iso(f["created_at"]),
+        "created_by": f["created_by"],
+        "updated_at": _iso(f["updated_at"]),
+        "updated_by": f["updated_by"],
+        "closed_at": _iso(f["closed_at"]),
     }
     if with_controls:
         data["controls"] = [control_to_dict(c) for c in risk.controls]
@@ -268,7 +288,8 @@ def control_to_dict(control: Control) -> dict[str, Any]:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    # always with microseconds, so every path (and the SQL listing) renders a time one way
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
 
 
 def snapshot(risk: Risk) -> dict[str, Any]:
@@ -314,25 +335,36 @@ class RiskFilter:
 
 
 def list_risks(
-    session: Session, config: Config, where: RiskFilter = RiskFilter(), sort: str = "id"
-) -> list[Risk]:
-    """Return the risks matching a filter, sorted by id, score (highest first) or next review."""
-    query = select(Risk)
+    session: Session, config: Config, where: RiskFilter | None = None, sort: str = "id"
+) -> list[Any]:
+    """Return the risks matching a filter as read-only rows, sorted by id, score (highest first) or next review.
+
+    Rows (not ORM objects) keep a listing of thousands of risks fast; they have the same
+    attribute names as ``Risk`` and work with ``risk_to_dict``.
+    """
+    where = where or RiskFilter()
+    table = Risk.__table__
+    query = select(table)
     for column, value in (
-        (Risk.side, where.side),
-        (Risk.mode, where.mode),
-        (Risk.category, where.category and where.category.lower()),
-        (Risk.status, where.status),
+        (table.c.side, where.side),
+        (table.c.mode, where.mode),
+        (table.c.category, where.category and where.category.lower()),
+        (table.c.status, where.status),
     ):
         if value is not None:
             query = query.where(column == value)
-    risks = list(session.scalars(query.order_by(Risk.id)))
+    risks = list(session.execute(query.order_by(table.c.id)))
     if where.rating is not None:
         rating = normalise_rating(where.rating)
-        risks = [r for r in risks if config.rating(r.score) == rating]
+        risks = [r for r in risks if config.rating(r.likelihood * r.impact) == rating]
     if where.above_appetite:
         risks = [r for r in risks if is_above_appetite(r, config)]
     return _sorted(risks, sort, config)
+
+
+def all_risks(session: Session) -> list[Risk]:
+    """Return every risk with its controls loaded, by id (for full exports)."""
+    return list(session.scalars(select(Risk).options(selectinload(Risk.controls)).order_by(Risk.id)))
 
 
 def normalise_rating(text: str) -> str:
@@ -343,9 +375,9 @@ def normalise_rating(text: str) -> str:
     return rating
 
 
-def _sorted(risks: list[Risk], sort: str, config: Config) -> list[Risk]:
+def _sorted(risks: list[Any], sort: str, config: Config) -> list[Any]:
     if sort == "score":
-        return sorted(risks, key=lambda r: (-r.score, r.id))
+        return sorted(risks, key=lambda r: (-r.likelihood * r.impact, r.id))
     if sort == "review":
         return sorted(risks, key=lambda r: (next_review(r, config), r.id))
     if sort == "id":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,7 +16,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     """Print data as JSON or through its text formatter."""
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        # Indented for a person at a terminal; compact (and several times faster, since the
+        # C encoder only runs without indent) when piped to a program.
+        indent = 2 if sys.stdout.isatty() else None
+        click.echo(json.dumps(data, ensure_ascii=False, indent=indent, default=str))
     else:
         click.echo(text(data))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 import click
@@ -147,13 +149,18 @@ def risk_list(app, as_json: bool, sort: str, above_appetite: bool, **where: Any)
     Example:
       riskreg risk list --side citizen --above-appetite --sort score
     """
-    from riskreg.register import RiskFilter, list_risks, risk_to_dict
+    from riskreg.listing import list_risks_json
+    from riskreg.register import RiskFilter
 
     database = app.database()
     with database.read() as session:
-        risks = list_risks(session, database.config, RiskFilter(above_appetite=above_appetite, **where), sort)
-        data = [risk_to_dict(r, database.config) for r in risks]
-    emit(data, as_json, _list_text)
+        document = list_risks_json(
+            session, database.config, RiskFilter(above_appetite=above_appetite, **where), sort
+        )
+    if as_json and not sys.stdout.isatty():
+        click.echo(document)  # already compact JSON, built by the database
+        return
+    emit(json.loads(document), as_json, _list_text)
 
 
 @risk_group.command("show")
@@ -359,9 +366,9 @@ def risk_export(app, as_csv: bool) -> None:  # type: ignore[no-untyped-def]
         if as_csv:
             click.echo(to_csv(export_rows(session, ctx)), nl=False)
             return
-        from riskreg.register import list_risks
+        from riskreg.register import all_risks
 
-        data = [risk_to_dict(r, ctx.config, with_controls=True) for r in list_risks(session, ctx.config)]
+        data = [risk_to_dict(r, ctx.config, with_controls=True) for r in all_risks(session)]
     emit(data, True, str)
 
 

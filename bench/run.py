@@ -1,0 +1,37 @@
+"""Run every benchmark and print one table of ratios against side-by-side baselines (also build/bench.md)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import register_list  # noqa: E402
+from bench.common import ROOT  # noqa: E402
+
+HEADER = (
+    "| benchmark | measured | baseline | measured s (median) | baseline s (median) | ratio | limit | verdict |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> int:
+    results = [register_list.run(runs=9)]
+    lines = [
+        f"# riskreg benchmarks\n\nmachine: {platform.machine()}, Python {platform.python_version()}; "
+        "whole-process wall times, subject and baseline alternated in one run.\n",
+        HEADER,
+        *[r.row() for r in results],
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = ROOT / "build" / "bench.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
