@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RISKREG, Comparison, bench_env, side_by_side  # noqa: E402
+from bench.common import RISKREG, Comparison, bench_env, side_by_side
 
 RISKS = 5000
 

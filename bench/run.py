@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import register_list  # noqa: E402
-from bench.common import ROOT  # noqa: E402
+from bench import register_list
+from bench.common import ROOT
 
 HEADER = (
     "| benchmark | measured | baseline | measured s (median) | baseline s (median) | ratio | limit | verdict |\n"

@@ -1,0 +1,82 @@
+"""A built wheel carries the migrations and the report templates, and works outside the repo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("riskreg-*.whl"))
+
+
+def test_wheel_contains_templates_and_migrations(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {"riskreg/" + str(p.relative_to(ROOT)) for p in (ROOT / "templates").rglob("*.j2")}
+    assert templates
+    assert templates <= names
+    assert {
+        "riskreg/migrations/env.py",
+        "riskreg/migrations/script.py.mako",
+        "riskreg/migrations/versions/0001_initial.py",
+    } <= names
+
+
+def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True, capture_output=True
+    )
+
+    def run(*args: str) -> str:
+        command = [str(env_dir / "bin" / "riskreg"), "--db", f"sqlite:///{tmp_path}/w.db", *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    assert run(
+        "risk",
+        "add",
+        "Installed",
+        "--side",
+        "shared",
+        "--mode",
+        "design",
+        "--likelihood",
+        "2",
+        "--impact",
+        "2",
+    ).startswith("added R-1")
+    assert run("audit", "verify") == "audit chain intact: 1 events\n"
+    probe = "import importlib.resources as r, riskreg; print(r.files('riskreg.templates').joinpath('base.html.j2').is_file(), riskreg.__file__)"
+    out = subprocess.run(
+        [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("True ")
+    assert str(env_dir) in out
+
+
+def test_every_subpackage_is_listed_in_setup_cfg():
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    listed = set(parser["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "riskreg").rglob("__init__.py")}
+    assert found | {"riskreg.templates"} == listed
