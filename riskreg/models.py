@@ -8,13 +8,16 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
@@ -202,3 +205,140 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+PILOT_STATUSES = ("active", "stopped", "completed")
+DECISIONS = ("proceed", "continue", "stop", "adapt")
+RESOURCE_SIDES = ("public", "citizen")
+
+
+class Pilot(Base):
+    """A staged experiment registered from a protocol file; its current stage moves only by gates."""
+
+    __tablename__ = "pilots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(_choice("pilot_status", PILOT_STATUSES), default="active")
+    stage_index: Mapped[int] = mapped_column(Integer, default=0)
+    protocol_text: Mapped[str] = mapped_column(Text)
+    protocol_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    @property
+    def ref(self) -> str:
+        return f"P-{self.id}"
+
+
+class ProtocolVersion(Base):
+    """One registered text of a pilot's protocol: number 1 is the original, later ones amendments."""
+
+    __tablename__ = "protocol_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    stage_index: Mapped[int] = mapped_column(Integer)
+    after_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class PilotMetric(Base):
+    """The stable integer code of a pilot's metric (observations store codes, not names)."""
+
+    __tablename__ = "pilot_metrics"
+
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), primary_key=True)
+    code: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class PilotRisk(Base):
+    """A risk that a pilot is meant to test."""
+
+    __tablename__ = "pilot_risks"
+
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), primary_key=True)
+    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), primary_key=True)
+
+
+class DataImport(Base):
+    """One accepted data file: outcome observations or resources, for one pilot stage."""
+
+    __tablename__ = "data_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
+    stage_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # "outcomes" | "resources"
+    source: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer)
+    replaced: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+# Observations are written by the bulk loader (multi-row INSERT on SQLite, COPY on
+# PostgreSQL), so they are a plain table: no ORM identity, no per-row foreign-key checks.
+# Every row is written in the same transaction as its data_imports row.
+observations = Table(
+    "observations",
+    Base.metadata,
+    Column("import_id", Integer, nullable=False),
+    Column("pilot_id", Integer, nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("metric", Integer, nullable=False),
+    Column("arm", Integer, nullable=False),
+    Column("unit_id", String(200), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("exposure", Float, nullable=True),
+    Column("site", String(200), nullable=True),
+    Index("ix_observations_pilot_stage_metric", "pilot_id", "stage_index", "metric"),
+)
+
+
+class Resource(Base):
+    """An input to a pilot: public or citizen side, hours and/or money, by stage and optionally arm."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("data_imports.id"), index=True)
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
+    stage_index: Mapped[int] = mapped_column(Integer)
+    side: Mapped[str] = mapped_column(_choice("resource_side", RESOURCE_SIDES))
+    kind: Mapped[str] = mapped_column(String(100))
+    hours: Mapped[float | None] = mapped_column(Float)
+    amount: Mapped[float | None] = mapped_column(Float)
+    arm: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Decision(Base):
+    """A gate decision at the end of a stage, recorded by a named person with the data it rested on."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
+    stage_index: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(_choice("decision", DECISIONS))
+    reason: Mapped[str] = mapped_column(Text)
+    recommendation: Mapped[str | None] = mapped_column(String(16))
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    snapshot: Mapped[str] = mapped_column(Text)  # JSON: data counts (and analysis) at decision time
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))

@@ -46,3 +46,27 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     database.dispose()
+
+
+def test_a_schema_that_is_behind_is_refused_until_db_upgrade(runner, empty_db_url):
+    from alembic import command
+
+    from tests.conftest import Riskreg
+
+    engine = create_engine(empty_db_url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    rr = Riskreg(runner, empty_db_url)
+    result = rr("risk", "list")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: database schema is at revision 0001, this riskreg needs {SCHEMA_HEAD}; "
+        "run `riskreg db upgrade` (back the database up first)\n",
+    )
+    assert rr.json("db", "status")["up_to_date"] is False
+    assert rr.json("db", "upgrade") == {"from": "0001", "to": SCHEMA_HEAD, "changed": True}
+    assert rr.json("risk", "list") == []
+    assert rr.json("audit", "verify")["ok"] is True
