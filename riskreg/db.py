@@ -153,8 +153,12 @@ def open_database(url: str | None = None, *, check_schema: bool = True) -> Datab
     _check_sqlite_folder(url)
     database = Database(url, engine, config)
     if check_schema:
-        with _translate_errors(url):
-            ensure_schema(database)
+        try:
+            with _translate_errors(url):
+                ensure_schema(database)
+        except BaseException:
+            engine.dispose()
+            raise
     return database
 
 
