@@ -1,0 +1,331 @@
+"""``riskreg pilot ...``: staged pilots from registration to gate decisions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from riskreg.cli.output import emit, fields, json_option, table
+from riskreg.models import DECISIONS
+
+
+@click.group("pilot")
+def pilot_group() -> None:
+    """Register pilot protocols, load their data and record gate decisions."""
+
+
+def _pilot_text(p: dict[str, Any]) -> str:
+    lines = fields(
+        [
+            ("id", f"{p['id']} ({p['key']}), version {p['version']}"),
+            ("title", p["title"]),
+            ("status", p["status"]),
+            (
+                "stage",
+                f"{p['stage']} ({p['stage_index'] + 1} of {len(p['stages'])}: {' → '.join(p['stages'])})",
+            ),
+            ("modes", ", ".join(p["modes"])),
+            ("owner", p["owner"] or ""),
+            ("risks", ", ".join(p["risks"]) or "(none linked)"),
+            ("protocol", f"sha256 {p['protocol_sha256']}, {p['amendments']} amendment(s)"),
+        ]
+    )
+    if "protocol" in p:
+        proto = p["protocol"]
+        lines += f"\nhypothesis: {proto['hypothesis']}\n\nmetrics:\n" + table(
+            ("NAME", "KIND", "ROLE", "BETTER", "TEST", "MARGIN"),
+            [
+                (m["name"], m["kind"], m["role"], m["better"], m["test"], m["margin"])
+                for m in proto["metrics"]
+            ],
+        )
+        lines += "\n\nstages:\n" + table(
+            ("STAGE", "PLANNED N", "EVIDENCE", "CRITERIA"),
+            [
+                (
+                    s["name"],
+                    s["planned_n"],
+                    s["evidence_level"],
+                    "; ".join(
+                        f"{c['name']} green ≥ {c['green']:g}, red < {c['red']:g}" for c in s["criteria"]
+                    ),
+                )
+                for s in proto["stages"]
+            ],
+        )
+        data = [
+            (metric, arm, c["n"], c["missing"])
+            for metric, arms in p["data"].items()
+            for arm, c in arms.items()
+        ]
+        lines += "\n\ndata so far (cumulative):\n" + table(("METRIC", "ARM", "N", "MISSING"), data)
+        if p["decisions"]:
+            lines += "\n\ngate decisions:\n" + table(
+                ("STAGE", "DECISION", "BY", "AT", "REASON"),
+                [
+                    (
+                        d["stage"],
+                        d["decision"] + (" (override)" if d["override"] else ""),
+                        d["actor"],
+                        d["at"],
+                        d["reason"],
+                    )
+                    for d in p["decisions"]
+                ],
+            )
+        for v in p["protocol_versions"][1:]:
+            lines += f"\namendment {v['number'] - 1}: {v['at']} by {v['actor']}{' (after data arrived)' if v['after_data'] else ''}: {v['reason']}"
+    return lines
+
+
+@pilot_group.command("register")
+@click.argument("protocol_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--amend", is_flag=True, help="Record a changed protocol of a registered pilot as an amendment."
+)
+@click.option("--reason", help="Why the protocol changed (required with --amend).")
+@json_option
+@click.pass_obj
+def pilot_register(app, protocol_file: str, amend: bool, reason: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Register a pilot protocol (TOML); its text and SHA-256 are frozen.
+
+    \b
+    Example:
+      riskreg pilot register pilots/hospital-befriending.toml
+      riskreg pilot register pilots/hospital-befriending.toml --amend \\
+          --reason "Added loneliness as a secondary metric"
+    """
+    from riskreg.pilots import pilot_to_dict, register_pilot
+
+    if reason and not amend:
+        raise click.UsageError("--reason goes with --amend")
+    ctx = app.context()
+    with app.database().write() as session:
+        result = register_pilot(session, ctx, protocol_file, amend, reason)
+        data = {
+            **pilot_to_dict(session, result.pilot),
+            "amendment": result.amendment,
+            "amended_after_data": result.after_data,
+        }
+
+    def text(d: dict[str, Any]) -> str:
+        if d["amendment"] is None:
+            return f"registered {d['id']} ({d['key']}): {d['title']}; stage {d['stage']}"
+        late = " — made after data arrived; QA will flag it" if d["amended_after_data"] else ""
+        return f"recorded amendment {d['amendment']} of {d['id']} ({d['key']}){late}"
+
+    emit(data, as_json, text)
+
+
+@pilot_group.command("list")
+@json_option
+@click.pass_obj
+def pilot_list(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """List pilots with their stage and status.
+
+    \b
+    Example:
+      riskreg pilot list
+    """
+    from riskreg.pilots import list_pilots, pilot_to_dict
+
+    with app.database().read() as session:
+        data = [pilot_to_dict(session, p) for p in list_pilots(session)]
+
+    def text(rows: list[dict[str, Any]]) -> str:
+        if not rows:
+            return "no pilots registered"
+        return table(
+            ("ID", "KEY", "STATUS", "STAGE", "RISKS", "TITLE"),
+            [(p["id"], p["key"], p["status"], p["stage"], ", ".join(p["risks"]), p["title"]) for p in rows],
+        )
+
+    emit(data, as_json, text)
+
+
+@pilot_group.command("show")
+@click.argument("pilot_id")
+@json_option
+@click.pass_obj
+def pilot_show(app, pilot_id: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Show a pilot: protocol summary, data so far, amendments and gate decisions.
+
+    \b
+    Example:
+      riskreg pilot show P-1
+    """
+    from riskreg.pilots import get_pilot, pilot_to_dict
+
+    with app.database().read() as session:
+        data = pilot_to_dict(session, get_pilot(session, pilot_id), detail=True)
+    emit(data, as_json, _pilot_text)
+
+
+@pilot_group.command("link")
+@click.argument("pilot_id")
+@click.argument("risk_ids", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def pilot_link(app, pilot_id: str, risk_ids: tuple[str, ...], as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Link risks to a pilot: the pilot is how those risks get tested.
+
+    \b
+    Example:
+      riskreg pilot link P-1 R-2 R-7
+    """
+    from riskreg.pilots import get_pilot, link_risks, pilot_to_dict
+
+    ctx = app.context()
+    with app.database().write() as session:
+        added = link_risks(session, ctx, pilot_id, list(risk_ids))
+        data = {**pilot_to_dict(session, get_pilot(session, pilot_id)), "linked": added}
+    emit(data, as_json, lambda d: f"linked {', '.join(d['linked'])} to {d['id']}")
+
+
+def _progress_for(path: str):  # type: ignore[no-untyped-def]
+    """Return (progress callback, bar) for a large file on a terminal, else (None, None)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None, None
+    if size < 5_000_000 or not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=size, label=f"importing {os.path.basename(path)}", file=sys.stderr)
+    state = {"done": 0}
+
+    def advance(position: int) -> None:
+        bar.update(position - state["done"])
+        state["done"] = position
+
+    return advance, bar
+
+
+def _import_text(d: dict[str, Any]) -> str:
+    verb = "checked (dry run, nothing written):" if d["dry_run"] else "imported"
+    head = f"{verb} {d['observations']} observations from {d['rows']} rows ({d['form']} form) into {d['pilot']} stage {d['stage']}"
+    if d["missing"]:
+        head += f"; {d['missing']} missing values (counted, not zero)"
+    if d["replaced"]:
+        head += f"; replaced {d['replaced']} earlier observations"
+    rows = [
+        (metric, arm, c["n"], c["missing"])
+        for metric, arms in d["metrics"].items()
+        for arm, c in arms.items()
+    ]
+    return head + "\n" + table(("METRIC", "ARM", "N", "MISSING"), rows)
+
+
+@pilot_group.command("data")
+@click.argument("pilot_id")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--stage", required=True, help="The pilot's open stage the data belong to.")
+@click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
+@click.option("--replace", is_flag=True, help="Swap the stage's existing data for the metrics in this file.")
+@json_option
+@click.pass_obj
+def pilot_data(
+    app, pilot_id: str, file: str, stage: str, dry_run: bool, replace: bool, as_json: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Import outcome data (CSV, long or wide form) for a stage, all rows or none.
+
+    Long form: unit_id,arm,metric,value[,exposure][,site]. Wide form:
+    unit_id,arm,<metric>...[,exposure][,site]. Empty or NA means missing.
+
+    \b
+    Example:
+      riskreg pilot data P-1 pilots/data/hospital-befriending-feasibility.csv --stage feasibility
+    """
+    from riskreg.ingest import import_outcomes
+
+    ctx = app.context()
+    progress, bar = _progress_for(file)
+    try:
+        with app.database().write(dry_run=dry_run) as session:
+            summary = import_outcomes(
+                session, ctx, pilot_id, file, stage, replace=replace, dry_run=dry_run, progress=progress
+            )
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    emit(summary.to_dict(), as_json, _import_text)
+
+
+@pilot_group.command("resources")
+@click.argument("pilot_id")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
+@json_option
+@click.pass_obj
+def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Import resources (public and citizen inputs) from a CSV, all rows or none.
+
+    Columns: stage,side,kind,hours,amount[,arm][,note]; side is public or citizen.
+    Citizen hours without an amount are valued at citizen_hour_value (riskreg.toml).
+
+    \b
+    Example:
+      riskreg pilot resources P-1 pilots/data/hospital-befriending-resources.csv
+    """
+    from riskreg.ingest import import_resources, resource_totals
+    from riskreg.pilots import get_pilot
+
+    ctx = app.context()
+    with app.database().write(dry_run=dry_run) as session:
+        summary = import_resources(session, ctx, pilot_id, file, dry_run)
+        totals = resource_totals(session, get_pilot(session, pilot_id), ctx.config.citizen_hour_value)
+    data = {**summary.to_dict(), "totals": totals}
+
+    def text(d: dict[str, Any]) -> str:
+        verb = "checked (dry run, nothing written):" if d["dry_run"] else "imported"
+        rows = [
+            (side, f"{t['hours']:g}", f"{t['cash']:.2f}", f"{t['valued']:.2f}")
+            for side, t in d["totals"]["total"].items()
+        ]
+        return f"{verb} {d['rows']} resource rows into {d['pilot']}; totals so far:\n" + table(
+            ("SIDE", "HOURS", "CASH", "CITIZEN HOURS VALUED"), rows
+        )
+
+    emit(data, as_json, text)
+
+
+@pilot_group.command("gate")
+@click.argument("pilot_id")
+@click.option(
+    "--decision",
+    required=True,
+    type=click.Choice(DECISIONS, case_sensitive=False),
+    help="proceed opens the next stage; continue keeps collecting; stop ends the pilot; adapt follows an amendment.",
+)
+@click.option("--reason", required=True, help="What was weighed, for the record.")
+@json_option
+@click.pass_obj
+def pilot_gate(app, pilot_id: str, decision: str, reason: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Record the gate decision at the end of the pilot's current stage.
+
+    \b
+    Example:
+      riskreg pilot gate P-1 --decision proceed --reason "Board 12 May: criteria green"
+    """
+    from riskreg.pilots import decision_to_dict, protocol_of, record_gate
+
+    ctx = app.context()
+    with app.database().write() as session:
+        result = record_gate(session, ctx, pilot_id, decision.lower(), reason)
+        data = {
+            **decision_to_dict(result.decision, protocol_of(result.pilot)),
+            "status": result.pilot.status,
+            "now_stage": result.now_stage,
+        }
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"recorded '{d['decision']}' for {d['pilot']} at stage {d['stage']}; now {d['status']}, stage {d['now_stage']}"
+        ),
+    )
+
+
+COMMANDS = (pilot_group,)

@@ -1,0 +1,469 @@
+"""Pilots: registering protocols (and amendments), linking risks, and recording gate decisions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from riskreg import audit
+from riskreg.errors import InvalidInput, NotFound
+from riskreg.models import (
+    DECISIONS,
+    DataImport,
+    Decision,
+    Pilot,
+    PilotMetric,
+    PilotRisk,
+    ProtocolVersion,
+    Risk,
+    observations,
+)
+from riskreg.protocol import Protocol, load_protocol, parse_protocol
+from riskreg.register import Context, _iso, allocate_id, get_risk, parse_ref
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def get_pilot(session: Session, ref: str) -> Pilot:
+    """Return the pilot named by ``P-<n>`` or by its protocol key; raise NotFound otherwise."""
+    text = (ref or "").strip()
+    if _KEY.match(text) and not re.match(r"^p-?\d+$", text):
+        pilot = session.scalars(select(Pilot).where(Pilot.key == text)).first()
+        if pilot is None:
+            raise NotFound(f"no pilot with key '{text}'")
+        return pilot
+    number = parse_ref(text, "P")
+    pilot = session.get(Pilot, number)
+    if pilot is None:
+        raise NotFound(f"no pilot P-{number}")
+    return pilot
+
+
+@lru_cache(maxsize=32)
+def _parse_stored(text: str, sha256: str, source: str) -> Protocol:
+    return parse_protocol(text.encode("utf-8"), source)
+
+
+def protocol_of(pilot: Pilot) -> Protocol:
+    """Return the pilot's current protocol, parsed from the stored text."""
+    return _parse_stored(pilot.protocol_text, pilot.protocol_sha256, pilot.ref)
+
+
+def metric_codes(session: Session, pilot: Pilot) -> dict[str, tuple[int, str]]:
+    """Return {metric name: (code, kind)} for a pilot; observations store the codes."""
+    rows = session.execute(
+        select(PilotMetric.name, PilotMetric.code, PilotMetric.kind).where(PilotMetric.pilot_id == pilot.id)
+    )
+    return {name: (code, kind) for name, code, kind in rows}
+
+
+def linked_risks(session: Session, pilot: Pilot) -> list[str]:
+    """Return the ids of the risks a pilot tests, in order."""
+    ids = session.scalars(
+        select(PilotRisk.risk_id).where(PilotRisk.pilot_id == pilot.id).order_by(PilotRisk.risk_id)
+    )
+    return [f"R-{i}" for i in ids]
+
+
+def stage_name(pilot: Pilot) -> str:
+    """Return the name of the pilot's current stage."""
+    return protocol_of(pilot).stages[pilot.stage_index].name
+
+
+def has_data(session: Session, pilot: Pilot) -> bool:
+    """Tell whether any outcome data were imported for a pilot."""
+    found = session.scalar(
+        select(DataImport.id).where(DataImport.pilot_id == pilot.id, DataImport.kind == "outcomes").limit(1)
+    )
+    return found is not None
+
+
+def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, dict[str, dict[str, int]]]:
+    """Return {metric: {arm: {"n": units with a value, "missing": units without}}} over stages 0..upto_stage."""
+    protocol = protocol_of(pilot)
+    names = {code: name for name, (code, _kind) in metric_codes(session, pilot).items()}
+    t = observations.c
+    rows = session.execute(
+        select(t.metric, t.arm, func.count(t.value), func.count() - func.count(t.value))
+        .where(t.pilot_id == pilot.id, t.stage_index <= upto_stage)
+        .group_by(t.metric, t.arm)
+    )
+    counts: dict[str, dict[str, dict[str, int]]] = {
+        m.name: {arm: {"n": 0, "missing": 0} for arm in protocol.design.arms} for m in protocol.metrics
+    }
+    for code, arm, n, missing in rows:
+        counts.setdefault(names[code], {})[protocol.design.arms[arm]] = {"n": n, "missing": missing}
+    return counts
+
+
+def pilot_to_dict(session: Session, pilot: Pilot, detail: bool = False) -> dict[str, Any]:
+    """Return a pilot as the JSON object DESIGN §3 defines, with its protocol summary when ``detail``."""
+    protocol = protocol_of(pilot)
+    data: dict[str, Any] = {
+        "id": pilot.ref,
+        "key": pilot.key,
+        "title": pilot.title,
+        "stage": protocol.stages[pilot.stage_index].name,
+        "stage_index": pilot.stage_index,
+        "stages": [s.name for s in protocol.stages],
+        "status": pilot.status,
+        "protocol_sha256": pilot.protocol_sha256,
+        "risks": linked_risks(session, pilot),
+        "modes": list(protocol.modes),
+        "owner": protocol.owner,
+        "version": pilot.version,
+        "amendments": _amendment_count(session, pilot),
+    }
+    if detail:
+        data["protocol"] = protocol.to_dict()
+        data["protocol_versions"] = [_version_to_dict(v) for v in protocol_versions(session, pilot)]
+        data["decisions"] = [decision_to_dict(d, protocol) for d in decisions(session, pilot)]
+        data["data"] = data_counts(session, pilot, pilot.stage_index)
+    return data
+
+
+def _amendment_count(session: Session, pilot: Pilot) -> int:
+    count = session.scalar(select(func.count()).where(ProtocolVersion.pilot_id == pilot.id)) or 1
+    return count - 1
+
+
+def protocol_versions(session: Session, pilot: Pilot) -> list[ProtocolVersion]:
+    """Return the registered protocol texts of a pilot, original first."""
+    return list(
+        session.scalars(
+            select(ProtocolVersion)
+            .where(ProtocolVersion.pilot_id == pilot.id)
+            .order_by(ProtocolVersion.number)
+        )
+    )
+
+
+def _version_to_dict(version: ProtocolVersion) -> dict[str, Any]:
+    return {
+        "number": version.number,
+        "sha256": version.sha256,
+        "reason": version.reason,
+        "stage_index": version.stage_index,
+        "after_data": version.after_data,
+        "at": _iso(version.at),
+        "actor": version.actor,
+    }
+
+
+def decisions(session: Session, pilot: Pilot) -> list[Decision]:
+    """Return a pilot's gate decisions, oldest first."""
+    return list(session.scalars(select(Decision).where(Decision.pilot_id == pilot.id).order_by(Decision.id)))
+
+
+def decision_to_dict(decision: Decision, protocol: Protocol) -> dict[str, Any]:
+    """Return a gate decision as a JSON-ready dict."""
+    return {
+        "pilot": f"P-{decision.pilot_id}",
+        "stage": protocol.stages[decision.stage_index].name
+        if decision.stage_index < len(protocol.stages)
+        else decision.stage_index,
+        "decision": decision.decision,
+        "recommendation": decision.recommendation,
+        "override": decision.override,
+        "reason": decision.reason,
+        "actor": decision.actor,
+        "at": _iso(decision.at),
+        "snapshot": json.loads(decision.snapshot),
+    }
+
+
+def list_pilots(session: Session) -> list[Pilot]:
+    """Return every pilot by id."""
+    return list(session.scalars(select(Pilot).order_by(Pilot.id)))
+
+
+# --- registering ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What `pilot register` did: registered a new pilot or recorded an amendment."""
+
+    pilot: Pilot
+    amendment: int | None
+    after_data: bool
+
+
+def register_pilot(
+    session: Session, ctx: Context, path: str | Path, amend: bool = False, reason: str | None = None
+) -> Registration:
+    """Register a protocol file as a new pilot, or (with ``amend``) record a changed protocol as an amendment."""
+    protocol = load_protocol(path)
+    _check_risks_exist(session, protocol, str(path))
+    existing = session.scalars(select(Pilot).where(Pilot.key == protocol.key)).first()
+    if existing is None:
+        if amend:
+            raise InvalidInput(f"{path}: no pilot has key '{protocol.key}' yet; register it without --amend")
+        return Registration(_create(session, ctx, protocol), None, False)
+    if existing.protocol_sha256 == protocol.sha256:
+        raise InvalidInput(
+            f"{path}: already registered as {existing.ref} with exactly this protocol; nothing to do"
+        )
+    if not amend:
+        raise InvalidInput(
+            f"{path}: differs from the protocol registered as {existing.ref}; a registered protocol is frozen, "
+            "so record the change as an amendment: --amend --reason TEXT"
+        )
+    if not reason or not reason.strip():
+        raise InvalidInput("reason: an amendment needs --reason (say what changed and why)")
+    return _amend(session, ctx, existing, protocol, reason.strip())
+
+
+def _check_risks_exist(session: Session, protocol: Protocol, source: str) -> None:
+    for index, ref in enumerate(protocol.risks):
+        try:
+            get_risk(session, ref)
+        except NotFound:
+            raise InvalidInput(f"{source}: pilot.risks[{index}]: no risk {ref} in the register") from None
+
+
+def _create(session: Session, ctx: Context, protocol: Protocol) -> Pilot:
+    pilot = Pilot(
+        id=allocate_id(session, "P"),
+        key=protocol.key,
+        title=protocol.title,
+        status="active",
+        stage_index=0,
+        protocol_text=protocol.text,
+        protocol_sha256=protocol.sha256,
+        created_at=ctx.now,
+        created_by=ctx.actor,
+        updated_at=ctx.now,
+        updated_by=ctx.actor,
+    )
+    session.add(pilot)
+    session.flush()
+    session.add_all(
+        PilotMetric(pilot_id=pilot.id, code=i, name=m.name, kind=m.kind)
+        for i, m in enumerate(protocol.metrics)
+    )
+    session.add(_version(pilot, protocol, 1, None, False, ctx))
+    _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
+    _record(session, ctx, pilot, "pilot.register", None, _snapshot(pilot, protocol), None)
+    return pilot
+
+
+def _version(
+    pilot: Pilot, protocol: Protocol, number: int, reason: str | None, after_data: bool, ctx: Context
+) -> ProtocolVersion:
+    return ProtocolVersion(
+        pilot_id=pilot.id,
+        number=number,
+        sha256=protocol.sha256,
+        text=protocol.text,
+        reason=reason,
+        stage_index=pilot.stage_index,
+        after_data=after_data,
+        at=ctx.now,
+        actor=ctx.actor,
+    )
+
+
+def _snapshot(pilot: Pilot, protocol: Protocol) -> dict[str, Any]:
+    return {
+        "key": pilot.key,
+        "title": pilot.title,
+        "status": pilot.status,
+        "stage": protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name,
+        "protocol_sha256": pilot.protocol_sha256,
+        "version": pilot.version,
+    }
+
+
+def _record(
+    session: Session, ctx: Context, pilot: Pilot, action: str, before: Any, after: Any, reason: str | None
+) -> None:
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action=action,
+        entity="pilot",
+        entity_id=pilot.ref,
+        scope=pilot.ref,
+        before=before,
+        after=after,
+        reason=reason,
+        at=ctx.now,
+    )
+
+
+def _amend(session: Session, ctx: Context, pilot: Pilot, protocol: Protocol, reason: str) -> Registration:
+    old = protocol_of(pilot)
+    codes = metric_codes(session, pilot)
+    _check_compatible(session, pilot, old, protocol, codes)
+    before = _snapshot(pilot, old)
+    after_data = has_data(session, pilot)
+    number = len(protocol_versions(session, pilot)) + 1
+    pilot.protocol_text, pilot.protocol_sha256, pilot.title = protocol.text, protocol.sha256, protocol.title
+    pilot.updated_at, pilot.updated_by = ctx.now, ctx.actor
+    next_code = max((c for c, _ in codes.values()), default=-1) + 1
+    for metric in protocol.metrics:
+        if metric.name not in codes:
+            session.add(PilotMetric(pilot_id=pilot.id, code=next_code, name=metric.name, kind=metric.kind))
+            next_code += 1
+    session.flush()
+    session.add(_version(pilot, protocol, number, reason, after_data, ctx))
+    _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
+    after = {**_snapshot(pilot, protocol), "amendment": number - 1, "after_data": after_data}
+    _record(session, ctx, pilot, "pilot.amend", before, after, reason)
+    return Registration(pilot, number - 1, after_data)
+
+
+def _check_compatible(
+    session: Session, pilot: Pilot, old: Protocol, new: Protocol, codes: dict[str, tuple[int, str]]
+) -> None:
+    """Refuse amendments that would orphan data or rewrite what has already happened."""
+    where = f"amendment of {pilot.ref}"
+    if new.design.arms != old.design.arms:
+        raise InvalidInput(
+            f"{where}: design.arms cannot change once registered ({', '.join(old.design.arms)})"
+        )
+    with_data = _metrics_with_data(session, pilot)
+    for name, (code, kind) in codes.items():
+        if code not in with_data:
+            continue
+        try:
+            metric = new.metric(name)
+        except NotFound:
+            raise InvalidInput(f"{where}: metric '{name}' has data and cannot be removed") from None
+        if metric.kind != kind:
+            raise InvalidInput(
+                f"{where}: metric '{name}' has data as {kind}; its kind cannot become {metric.kind}"
+            )
+    for index in range(pilot.stage_index + 1):
+        if index >= len(new.stages) or new.stages[index].name != old.stages[index].name:
+            raise InvalidInput(
+                f"{where}: stage '{old.stages[index].name}' is reached and cannot be renamed, moved or removed"
+            )
+
+
+def _metrics_with_data(session: Session, pilot: Pilot) -> set[int]:
+    t = observations.c
+    return set(session.scalars(select(t.metric).where(t.pilot_id == pilot.id).distinct()))
+
+
+def _link(session: Session, pilot: Pilot, risks: list[Risk]) -> list[str]:
+    already = {int(r.removeprefix("R-")) for r in linked_risks(session, pilot)}
+    added = []
+    for risk in risks:
+        if risk.id not in already:
+            session.add(PilotRisk(pilot_id=pilot.id, risk_id=risk.id))
+            already.add(risk.id)
+            added.append(risk.ref)
+    session.flush()
+    return added
+
+
+def link_risks(session: Session, ctx: Context, ref: str, risk_refs: list[str]) -> list[str]:
+    """Link risks to a pilot (the risks it will test); return the ids newly linked."""
+    pilot = get_pilot(session, ref)
+    risks = [get_risk(session, r) for r in risk_refs]
+    added = _link(session, pilot, risks)
+    if not added:
+        raise InvalidInput(f"{pilot.ref}: {', '.join(r.ref for r in risks)} already linked; nothing to do")
+    _record(session, ctx, pilot, "pilot.link", None, {"risks": added}, None)
+    return added
+
+
+# --- gates ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A recorded gate decision and where it left the pilot."""
+
+    decision: Decision
+    pilot: Pilot
+    stage_decided: str
+    now_stage: str
+
+
+def record_gate(
+    session: Session,
+    ctx: Context,
+    ref: str,
+    decision: str,
+    reason: str | None,
+    analysis: dict[str, Any] | None = None,
+    recommendation: str | None = None,
+    override: bool = False,
+) -> GateResult:
+    """Record a gate decision at the end of the pilot's current stage and move the pilot on."""
+    if decision not in DECISIONS:
+        raise InvalidInput(f"decision: expected one of {', '.join(DECISIONS)}, got {decision!r}")
+    if not reason or not reason.strip():
+        raise InvalidInput("reason: a gate decision needs --reason (what the board or team weighed)")
+    pilot = get_pilot(session, ref)
+    if pilot.status != "active":
+        raise InvalidInput(f"{pilot.ref} is {pilot.status}; no more gate decisions can be recorded")
+    protocol = protocol_of(pilot)
+    decided_at = pilot.stage_index
+    if decision == "adapt" and not _amended_since_last_gate(session, pilot):
+        raise InvalidInput(
+            f"{pilot.ref}: 'adapt' needs an amendment first: register the changed protocol with "
+            "`riskreg pilot register FILE --amend --reason TEXT`, then record the decision"
+        )
+    before = _snapshot(pilot, protocol)
+    snapshot = {"stage": protocol.stages[decided_at].name, "counts": data_counts(session, pilot, decided_at)}
+    if analysis is not None:
+        snapshot["analysis"] = analysis
+    _move(pilot, decision, len(protocol.stages))
+    pilot.updated_at, pilot.updated_by = ctx.now, ctx.actor
+    row = Decision(
+        pilot_id=pilot.id,
+        stage_index=decided_at,
+        decision=decision,
+        reason=reason.strip(),
+        recommendation=recommendation,
+        override=override,
+        snapshot=audit.canonical_json(snapshot) or "{}",
+        at=ctx.now,
+        actor=ctx.actor,
+    )
+    session.add(row)
+    session.flush()
+    after = {
+        **_snapshot(pilot, protocol),
+        "decision": decision,
+        "decided_stage": snapshot["stage"],
+        "override": override,
+        "recommendation": recommendation,
+        "counts": snapshot["counts"],
+    }
+    _record(session, ctx, pilot, "pilot.gate", before, after, reason.strip())
+    return GateResult(
+        row, pilot, snapshot["stage"], protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name
+    )
+
+
+def _move(pilot: Pilot, decision: str, stage_count: int) -> None:
+    if decision == "stop":
+        pilot.status = "stopped"
+    elif decision == "proceed":
+        if pilot.stage_index + 1 >= stage_count:
+            pilot.status = "completed"
+        else:
+            pilot.stage_index += 1
+
+
+def _amended_since_last_gate(session: Session, pilot: Pilot) -> bool:
+    last_gate = session.scalar(select(func.max(Decision.at)).where(Decision.pilot_id == pilot.id))
+    query = select(func.count()).where(ProtocolVersion.pilot_id == pilot.id, ProtocolVersion.number > 1)
+    if last_gate is not None:
+        query = query.where(ProtocolVersion.at > last_gate)
+    return (session.scalar(query) or 0) > 0
