@@ -1,0 +1,128 @@
+"""An import killed midway leaves nothing; two concurrent imports equal the same two run in turn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from riskreg.models import DataImport, observations
+from tests.pilot_fixtures import registered, write
+
+pytestmark = pytest.mark.slow
+
+
+def big_file(folder: Path, units: int) -> str:
+    """A long-form file of `units` units x 2 metrics."""
+    lines = ["unit_id,arm,metric,value,exposure,site"]
+    for i in range(units):
+        arm = "pilot" if i % 2 else "comparison"
+        lines.append(f"u{i},{arm},wellbeing,{40 + i % 17},,s{i % 5}")
+        lines.append(f"u{i},{arm},readmitted,{i % 2},,s{i % 5}")
+    return write(folder, "big.csv", "\n".join(lines) + "\n")
+
+
+def riskreg(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "riskreg", "--db", url, "--actor", "importer", *args]
+
+
+def rows_in(url: str) -> tuple[int, int]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        counts = (
+            connection.execute(select(func.count()).select_from(observations)).scalar(),
+            connection.execute(select(func.count()).select_from(DataImport)).scalar(),
+        )
+    engine.dispose()
+    return counts
+
+
+def test_sigkill_during_import_leaves_no_row(rr, db_url, tmp_path):
+    registered(rr, tmp_path)
+    path = big_file(tmp_path, 150_000)
+    process = subprocess.Popen(
+        riskreg(db_url, "pilot", "data", "P-1", path, "--stage", "feasibility"), stderr=subprocess.DEVNULL
+    )
+    wal = Path(db_url.removeprefix("sqlite:///") + "-wal") if db_url.startswith("sqlite") else None
+    deadline = time.monotonic() + 30
+    # wait until the importer is writing (SQLite: the WAL grows; PostgreSQL: give it time to stream)
+    while time.monotonic() < deadline and process.poll() is None:
+        if (wal is not None and wal.exists() and wal.stat().st_size > 1_000_000) or (
+            wal is None and time.monotonic() > deadline - 28
+        ):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the import finished before it could be killed; use a bigger file"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert rows_in(db_url) == (0, 0)
+    assert rr.json("audit", "verify") == {"events": 1, "ok": True, "broken_at": None, "problem": None}
+    assert rr.json("pilot", "data", "P-1", path, "--stage", "feasibility")["observations"] == 300_000
+
+
+def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_path):
+    from tests.conftest import Riskreg
+
+    first = write(
+        tmp_path,
+        "a.csv",
+        "unit_id,arm,metric,value\n" + "".join(f"a{i},pilot,wellbeing,{i % 50}\n" for i in range(20_000)),
+    )
+    second = write(
+        tmp_path,
+        "b.csv",
+        "unit_id,arm,metric,value,exposure\n"
+        + "".join(f"b{i},comparison,incidents,{i % 3},2\n" for i in range(20_000)),
+    )
+    results = {}
+    for mode in ("concurrent", "sequential"):
+        url = (
+            request.getfixturevalue("empty_db_url")
+            if mode == "concurrent"
+            else _another_empty(request, backend, tmp_path)
+        )
+        rr = Riskreg(runner, url)
+        folder = tmp_path / mode
+        folder.mkdir()
+        registered(rr, folder)
+        commands = [
+            riskreg(url, "pilot", "data", "P-1", f, "--stage", "feasibility") for f in (first, second)
+        ]
+        if mode == "concurrent":
+            processes = [
+                subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands
+            ]
+            outcomes = [(p.communicate()[1], p.returncode) for p in processes]
+            assert [code for _, code in outcomes] == [0, 0], outcomes
+        else:
+            for c in commands:
+                subprocess.run(c, check=True, capture_output=True)
+        results[mode] = _observations(url)
+        assert rr.json("audit", "verify")["ok"] is True
+    assert results["concurrent"] == results["sequential"]
+    assert len(results["concurrent"]) == 40_000
+
+
+def _another_empty(request, backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sequential.db'}"
+    from tests.conftest import _create_pg_database
+
+    return _create_pg_database(request.getfixturevalue("pg_admin_url"), f"riskreg_seq_{os.getpid()}")
+
+
+def _observations(url: str) -> list[tuple]:
+    t = observations.c
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(t.metric, t.arm, t.unit_id, t.value, t.exposure).order_by(t.metric, t.unit_id)
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
