@@ -200,15 +200,15 @@ class _Loader:
         codes: dict[str, tuple[int, str]],
         arms: tuple[str, ...],
         errors: RowErrors,
+        import_id: int,
     ):
-        self.session, self.pilot, self.stage, self.codes, self.errors = session, pilot, stage, codes, errors
+        self.codes, self.errors, self.arm_names = codes, errors, arms
         self.arms = {name: i for i, name in enumerate(arms)}
-        self.arm_names = arms
-        self.import_id = 0
+        # the columns every observation of this import shares, written before its own
+        self.prefix = (import_id, pilot.id, stage)
         self.batch: list[tuple[Any, ...]] = []
         self.writer = _writer(session)
         self.keys = array("q")
-        self.lines = array("l")
         self.counts: dict[tuple[int, int], list[int]] = {}
         self.rows = 0
 
@@ -223,35 +223,63 @@ class _Loader:
         site: str,
     ) -> None:
         """Check one observation and buffer it; record a row error instead if it is invalid."""
+        checked = self.check(
+            line,
+            unit.strip(),
+            arm_text.strip(),
+            metric_name.strip(),
+            value_text.strip(),
+            exposure_text.strip(),
+            site.strip(),
+        )
+        if checked is not None:
+            self.accept(*checked)
+
+    def check(
+        self,
+        line: int,
+        unit: str,
+        arm_text: str,
+        metric_name: str,
+        value_text: str,
+        exposure_text: str,
+        site: str,
+    ) -> tuple[Any, ...] | None:
+        """Return (code, arm, unit, value, exposure, site) for a valid observation, else record why not."""
         try:
             code, kind = self.codes[metric_name]
         except KeyError:
             self.errors.add(line, f"unknown metric {metric_name!r} (metrics: {', '.join(self.codes)})")
-            return
+            return None
         arm = self.arms.get(arm_text)
         if arm is None:
             self.errors.add(line, f"unknown arm {arm_text!r} (arms: {', '.join(self.arm_names)})")
-            return
+            return None
         if not unit:
             self.errors.add(line, "unit_id is empty")
-            return
+            return None
         if len(unit) > 200 or len(site) > 200 or "\x00" in unit or "\x00" in site:
             self.errors.add(line, "unit_id or site is longer than 200 characters or contains a NUL character")
-            return
+            return None
         try:
             value = None if value_text.lower() in MISSING else parse_value(kind, value_text)
             exposure = parse_exposure(kind, exposure_text, value)
         except ValueError as exc:
             self.errors.add(line, f"{metric_name}: {exc}")
-            return
+            return None
+        return code, arm, unit, value, exposure, site or None
+
+    def accept(
+        self, code: int, arm: int, unit: str, value: float | None, exposure: float | None, site: str | None
+    ) -> None:
+        """Buffer one valid observation (nothing is written once any row was rejected)."""
         self.keys.append(hash((unit, code)))
-        self.lines.append(line)
-        tally = self.counts.setdefault((code, arm), [0, 0])
+        tally = self.counts.get((code, arm))
+        if tally is None:
+            tally = self.counts[(code, arm)] = [0, 0]
         tally[value is None] += 1
         if self.errors.total == 0:
-            self.batch.append(
-                (self.import_id, self.pilot.id, self.stage, code, arm, unit, value, exposure, site or None)
-            )
+            self.batch.append((*self.prefix, code, arm, unit, value, exposure, site))
             if len(self.batch) >= BATCH_ROWS:
                 self.flush()
 
@@ -260,23 +288,66 @@ class _Loader:
             self.writer.write(self.batch)
             self.batch = []
 
-    def check_duplicates(self) -> None:
-        """Report every later row that repeats an earlier row's unit and metric."""
+    def duplicate_keys(self) -> set[int]:
+        """Return the (unit, metric) hashes seen more than once, sorting the hashes in place."""
         if len(self.keys) < 2:
-            return
+            return set()
         import numpy as np
 
+        # sorted in place: no second copy of the keys, so memory stays ~8 bytes per observation
         keys = np.frombuffer(self.keys, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        repeats = np.nonzero(ordered[1:] == ordered[:-1])[0]
-        lines = np.frombuffer(self.lines, dtype=np.int64 if self.lines.itemsize == 8 else np.int32)
-        # a 64-bit hash of (unit, metric) collides by chance with odds ~n²/2^65: 3e-8 for 1M rows
-        found = sorted((int(lines[order[i + 1]]), int(lines[order[i]])) for i in repeats)
-        for line, first in found:
-            self.errors.add(
-                line, f"duplicate: the same unit and metric as line {first} (use one row per unit and metric)"
-            )
+        keys.sort()
+        return {int(k) for k in keys[1:][keys[1:] == keys[:-1]]}
+
+
+def _fast_long(loader: _Loader, layout: _Layout, line: int, values: list[str]) -> bool:
+    """Accept a plainly valid long-form row without the general checks; False sends it to them.
+
+    Millions of rows pass through here, so it avoids per-cell calls; anything unusual (spaces,
+    unknown names, missing or malformed values) falls back to ``_Loader.observation``, which
+    defines the rules and words the errors.
+    """
+    try:
+        entry = loader.codes.get(values[layout.metric])
+        arm = loader.arms.get(values[layout.arm])
+        unit, text = values[layout.unit], values[layout.value]
+        exposure_text = values[layout.exposure] if layout.exposure >= 0 else ""
+        site = values[layout.site] if layout.site >= 0 else ""
+    except IndexError:
+        return False
+    if entry is None or arm is None or not unit or len(unit) > 200 or len(site) > 200 or unit != unit.strip():
+        return False
+    if "\x00" in unit or "\x00" in site:
+        return False
+    code, kind = entry
+    parsed = _plain_value(kind, text, exposure_text)
+    if parsed is None:
+        return False
+    loader.accept(code, arm, unit, parsed[0], parsed[1], site or None)
+    return True
+
+
+def _plain_value(kind: str, text: str, exposure_text: str) -> tuple[float, float | None] | None:
+    """Return (value, exposure) for an unremarkable cell pair, or None to use the full checks."""
+    if kind == "binary":
+        value = _BINARY_EXACT.get(text)
+        return None if value is None or exposure_text else (value, None)
+    if text in _MISSING_EXACT:
+        return None
+    try:
+        value = float(text)
+        exposure = float(exposure_text) if kind == "count" else None
+    except ValueError:
+        return None
+    if kind == "count":
+        plain = exposure is not None and 0 <= value == int(value) < math.inf and 0 < exposure < math.inf
+    else:
+        plain = not exposure_text and -math.inf < value < math.inf
+    return (value, exposure) if plain else None
+
+
+_BINARY_EXACT = {**BINARY, "TRUE": 1.0, "FALSE": 0.0, "True": 1.0, "False": 0.0, "Yes": 1.0, "No": 0.0}
+_MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
 
 
 def _writer(session: Session) -> Any:
@@ -302,23 +373,33 @@ class _InsertWriter:
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         self.cursor.execute(self._statement(len(rows)), [v for row in rows for v in row])
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.cursor.close()
 
 
 class _CopyWriter:
-    """PostgreSQL COPY FROM STDIN, one COPY per batch, inside the import's transaction."""
+    """One PostgreSQL COPY FROM STDIN for the whole import, inside the import's transaction.
+
+    While the COPY is open the connection runs nothing else; it ends before the import's
+    remaining statements (duplicate check, replacement, audit event).
+    """
 
     def __init__(self, connection: Any):
         self.cursor = connection.connection.dbapi_connection.cursor()
+        self.context = self.cursor.copy(f"COPY observations ({', '.join(COLUMNS)}) FROM STDIN")
+        self.copy = self.context.__enter__()
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        with self.cursor.copy(f"COPY observations ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        write_row = self.copy.write_row
+        for row in rows:
+            write_row(row)
 
-    def close(self) -> None:
-        self.cursor.close()
+    def close(self, failed: bool = False) -> None:
+        error = RuntimeError("import rejected") if failed else None
+        try:
+            self.context.__exit__(type(error) if error else None, error, None)
+        finally:
+            self.cursor.close()
 
 
 def import_outcomes(
@@ -351,17 +432,20 @@ def import_outcomes(
     )
     session.add(record)
     session.flush()
-    loader = _Loader(session, pilot, stage_index, codes, protocol.design.arms, errors)
-    loader.import_id = record.id
+    loader = _Loader(session, pilot, stage_index, codes, protocol.design.arms, errors, record.id)
+    failed = True
     try:
         with open_text(path) as handle:
             parsed = read_csv(handle, source)
             layout = _layout(parsed.header, source, list(codes))
             _stream(loader, layout, parsed.rows, handle, progress)
         loader.flush()
+        failed = errors.total > 0
     finally:
-        loader.writer.close()
-    loader.check_duplicates()
+        loader.writer.close(failed)
+    duplicates = loader.duplicate_keys()
+    if duplicates:
+        _report_duplicates(loader, layout, path, source, duplicates)
     if loader.rows == 0 and errors.total == 0:
         raise InvalidInput(f"{source}: no data rows (only a header)")
     errors.raise_if_any()
@@ -377,26 +461,57 @@ def _stream(
     handle: Any,
     progress: Progress | None,
 ) -> None:
-    every = 0
+    count = 0
     for line, values in rows:
-        loader.rows += 1
-        unit, arm = _cell(values, layout.unit), _cell(values, layout.arm)
-        exposure, site = _cell(values, layout.exposure), _cell(values, layout.site)
+        count += 1
         if layout.form == "long":
-            loader.observation(
-                line, unit, arm, _cell(values, layout.metric), _cell(values, layout.value), exposure, site
-            )
+            if not _fast_long(loader, layout, line, values):
+                loader.observation(line, *_long_cells(layout, values))
         else:
+            unit, arm = _cell(values, layout.unit), _cell(values, layout.arm)
+            exposure, site = _cell(values, layout.exposure), _cell(values, layout.site)
             for index, name in layout.wide_metrics:
                 # in wide form the exposure column belongs to the count metrics only
                 kind = loader.codes[name][1]
                 loader.observation(
                     line, unit, arm, name, _cell(values, index), exposure if kind == "count" else "", site
                 )
-        every += 1
-        if progress is not None and every >= 20_000:
-            every = 0
+        if progress is not None and count % 20_000 == 0:
             progress(handle.buffer.tell())
+    loader.rows = count
+
+
+def _long_cells(layout: _Layout, values: list[str]) -> tuple[str, ...]:
+    return tuple(
+        _cell(values, i)
+        for i in (layout.unit, layout.arm, layout.metric, layout.value, layout.exposure, layout.site)
+    )
+
+
+def _report_duplicates(
+    loader: _Loader, layout: _Layout, path: str | Path, source: str, duplicates: set[int]
+) -> None:
+    """Read the file again (only when duplicates exist) to name the lines that repeat a unit and metric."""
+    first: dict[tuple[str, int], int] = {}
+    with open_text(path) as handle:
+        for line, values in read_csv(handle, source).rows:
+            cells = (
+                [_long_cells(layout, values)]
+                if layout.form == "long"
+                else [(_cell(values, layout.unit), "", name, "", "", "") for _, name in layout.wide_metrics]
+            )
+            for unit, _arm, name, *_ in cells:
+                entry = loader.codes.get(name)
+                if entry is None or hash((unit, entry[0])) not in duplicates:
+                    continue
+                key = (unit, entry[0])
+                if key in first:
+                    loader.errors.add(
+                        line,
+                        f"duplicate: the same unit and metric as line {first[key]} (use one row per unit and metric)",
+                    )
+                else:
+                    first[key] = line
 
 
 def _finish(

@@ -49,21 +49,47 @@ def test_sigkill_during_import_leaves_no_row(rr, db_url, tmp_path):
     process = subprocess.Popen(
         riskreg(db_url, "pilot", "data", "P-1", path, "--stage", "feasibility"), stderr=subprocess.DEVNULL
     )
-    wal = Path(db_url.removeprefix("sqlite:///") + "-wal") if db_url.startswith("sqlite") else None
-    deadline = time.monotonic() + 30
-    # wait until the importer is writing (SQLite: the WAL grows; PostgreSQL: give it time to stream)
-    while time.monotonic() < deadline and process.poll() is None:
-        if (wal is not None and wal.exists() and wal.stat().st_size > 1_000_000) or (
-            wal is None and time.monotonic() > deadline - 28
-        ):
-            break
-        time.sleep(0.02)
+    writing = _SqliteWriting(db_url) if db_url.startswith("sqlite") else _PostgresCopying(db_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not writing():
+        time.sleep(0.01)
     assert process.poll() is None, "the import finished before it could be killed; use a bigger file"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    writing.close()
     assert rows_in(db_url) == (0, 0)
     assert rr.json("audit", "verify") == {"events": 1, "ok": True, "broken_at": None, "problem": None}
     assert rr.json("pilot", "data", "P-1", path, "--stage", "feasibility")["observations"] == 300_000
+
+
+class _SqliteWriting:
+    """True once the importer has written over a megabyte of rows (its WAL has grown)."""
+
+    def __init__(self, url: str):
+        self.wal = Path(url.removeprefix("sqlite:///") + "-wal")
+
+    def __call__(self) -> bool:
+        return self.wal.exists() and self.wal.stat().st_size > 1_000_000
+
+    def close(self) -> None:
+        pass
+
+
+class _PostgresCopying:
+    """True once the server reports the importer's COPY has taken 50,000 rows."""
+
+    def __init__(self, url: str):
+        self.engine = create_engine(url)
+
+    def __call__(self) -> bool:
+        with self.engine.connect() as connection:
+            done = connection.exec_driver_sql(
+                "SELECT max(tuples_processed) FROM pg_stat_progress_copy"
+            ).scalar()
+        return (done or 0) > 50_000
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_path):
