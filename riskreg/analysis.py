@@ -1,0 +1,1183 @@
+"""Pilot analysis: database → sufficient statistics → statistics → recommendation (DESIGN §5).
+
+``analyse`` reads a pilot's observations cumulatively up to a stage, builds per-arm
+sufficient statistics with GROUP BY queries (raw values never leave the database, so memory
+does not grow with the data), compares the pilot arm with the comparison arm for every
+metric, applies the pre-registered tests, Holm's adjustment for secondary metrics and the
+Lan–DeMets O'Brien–Fleming-type boundary for the primary metric, checks the sample ratio
+and the progression criteria, totals the costs, and recommends ``proceed``, ``continue`` or
+``stop`` with the reasons that decided it.
+
+Choices worth knowing (each is also stated in the output's ``method`` strings):
+
+* The primary metric's ``ci`` is at the boundary-adjusted level: with this look's critical
+  value b, the nominal two-sided level is 1 − α′ with α′ = 2(1 − Φ(b)); equivalence uses the
+  1 − 2α′ interval for TOST, as the fixed design uses 1 − 2α.  (Welch's interval uses the t
+  quantile at that level, so its critical value is t rather than exactly b.)  The primary's
+  verdict, including harm, comes from that interval; the fixed-level (1 − α) interval and
+  verdict are reported under ``nominal``.
+* Secondary metrics: CI and verdict at 1 − α; ``p_adjusted`` is Holm's over the secondary
+  p-values.  A verdict that rests on a p-value no longer below α after Holm is flagged in
+  ``warnings``.  Safety metrics are unadjusted (``p_adjusted`` = ``p_value``).
+* Harm (for ``stop``) is a CI entirely on the worse side: verdict ``harm`` or ``inferior``.
+* Units: distinct ``unit_id`` per arm with any observation up to the stage.  Planned n is
+  compared with the smallest arm's number of units with a non-missing primary outcome.
+* When an arm has no units yet, the criteria are ``no-data`` (not red) and the
+  recommendation is ``continue``; a safety metric with no data in an arm also blocks
+  ``proceed`` (no data is not evidence of no harm), while one with no events does not.
+* Costs are cumulative over stages up to the analysed stage.  Rows with an arm are costed
+  per arm; rows without one (whole-pilot inputs such as co-design workshops) are reported
+  under ``unallocated`` and are not spread over the arms; ``overall`` sums everything.
+  ``incremental`` divides the difference in cost per unit (pilot − comparison) by the
+  primary estimate (for a count primary, by the difference in rates instead of the ratio).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from scipy.stats import norm
+from sqlalchemy import Float, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from riskreg.config import Config
+from riskreg.errors import InvalidInput
+from riskreg.models import Pilot, Resource, observations
+from riskreg.pilots import get_pilot, metric_codes, protocol_of
+from riskreg.protocol import CRITERIA, Design, Metric, Protocol
+from riskreg.stats import power as power_calc
+from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
+from riskreg.stats.sequential import lan_demets_boundaries
+from riskreg.stats.srm import sample_ratio_check
+from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSummary
+from riskreg.stats.verdicts import holm, judge
+
+__all__ = [
+    "Analysis",
+    "CriterionResult",
+    "MetricResult",
+    "analyse",
+    "analyse_pilot",
+    "analysis_text",
+]
+
+RECOMMENDATIONS = ("proceed", "continue", "stop")
+HARM_VERDICTS = ("harm", "inferior")
+WANTED = {
+    "superiority": ("superior",),
+    "non-inferiority": ("non-inferior", "superior"),
+    "equivalence": ("equivalent",),
+}
+ESTIMATE_NAMES = {
+    "continuous": "difference in means",
+    "binary": "difference in proportions",
+    "count": "rate ratio",
+}
+SUMMARY_NAMES = {"continuous": "mean", "binary": "proportion", "count": "rate"}
+
+Summary = ContinuousSummary | BinarySummary | CountSummary
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """The comparison of one metric, pilot arm vs comparison arm, on cumulative data."""
+
+    name: str
+    kind: str
+    role: str
+    test: str
+    better: str
+    margin: float | None
+    method: str
+    n: dict[str, int]
+    missing: dict[str, int]
+    summary: dict[str, float | None]
+    detail: dict[str, dict[str, Any]]
+    estimate: float | None
+    ci: tuple[float | None, float | None]
+    ci_level: float
+    p_value: float | None
+    p_adjusted: float | None
+    boundary: float | None
+    verdict: str
+    statistic: float | None
+    df: float | None
+    effect_size: float | None
+    se: float | None
+    equivalence_ci: tuple[float | None, float | None] | None
+    nominal: dict[str, Any] | None
+    power: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metric as DESIGN §3's analysis metric object (plus extras)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "role": self.role,
+            "test": self.test,
+            "better": self.better,
+            "margin": self.margin,
+            "method": self.method,
+            "n": dict(self.n),
+            "missing": dict(self.missing),
+            "summary": dict(self.summary),
+            "detail": {arm: dict(values) for arm, values in self.detail.items()},
+            "estimate": self.estimate,
+            "estimate_type": ESTIMATE_NAMES[self.kind],
+            "ci": list(self.ci),
+            "ci_level": self.ci_level,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "boundary": self.boundary,
+            "verdict": self.verdict,
+            "statistic": self.statistic,
+            "df": self.df,
+            "effect_size": self.effect_size,
+            "se": self.se,
+            "equivalence_ci": None if self.equivalence_ci is None else list(self.equivalence_ci),
+            "nominal": None if self.nominal is None else dict(self.nominal),
+            "power": None if self.power is None else dict(self.power),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """A progression criterion of the stage with its observed value and status."""
+
+    name: str
+    description: str
+    value: float | None
+    green: float
+    red: float
+    status: str  # green | amber | red | no-data
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready plain values."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "value": self.value,
+            "green": self.green,
+            "red": self.red,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis of one pilot at one stage; ``to_dict`` is the ``pilot analyse --json`` document."""
+
+    pilot: str
+    key: str
+    title: str
+    stage: str
+    stage_index: int
+    stages_included: tuple[str, ...]
+    recommendation: str
+    reasons: tuple[str, ...]
+    alpha: float
+    arms: tuple[str, str]
+    primary: str
+    units: dict[str, int]
+    primary_units: dict[str, int]
+    planned_n: int
+    information_fraction: float
+    boundaries: dict[str, Any]
+    srm: dict[str, Any]
+    metrics: tuple[MetricResult, ...]
+    criteria: tuple[CriterionResult, ...]
+    costs: dict[str, Any]
+    primary_meets_boundary: bool
+    warnings: tuple[str, ...] = field(default=())
+
+    def metric(self, name: str) -> MetricResult:
+        """Return the result of the metric called ``name``."""
+        for result in self.metrics:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON data (DESIGN §3 analysis shape, snake_case keys, no NaN)."""
+        return {
+            "pilot": self.pilot,
+            "key": self.key,
+            "title": self.title,
+            "stage": self.stage,
+            "stage_index": self.stage_index,
+            "stages_included": list(self.stages_included),
+            "recommendation": self.recommendation,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "alpha": self.alpha,
+            "arms": list(self.arms),
+            "primary": self.primary,
+            "primary_meets_boundary": self.primary_meets_boundary,
+            "units": dict(self.units),
+            "primary_units": dict(self.primary_units),
+            "planned_n": self.planned_n,
+            "information_fraction": self.information_fraction,
+            "boundaries": _plain(self.boundaries),
+            "srm": _plain(self.srm),
+            "metrics": [m.to_dict() for m in self.metrics],
+            "criteria": [c.to_dict() for c in self.criteria],
+            "costs": _plain(self.costs),
+        }
+
+
+# --- the analysis --------------------------------------------------------------------------
+
+
+def analyse(
+    session: Session, pilot: Pilot, stage_index: int | None = None, config: Config | None = None
+) -> Analysis:
+    """Analyse a pilot at a stage (default: its current stage) on data from stages 0..stage."""
+    protocol = protocol_of(pilot)
+    config = config or Config()
+    k = pilot.stage_index if stage_index is None else stage_index
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(protocol.stages):
+        raise InvalidInput(f"{pilot.ref} has no stage number {k!r} (it has {len(protocol.stages)} stages)")
+    stage = protocol.stages[k]
+    arms = protocol.design.arms
+    alpha = protocol.design.alpha
+    codes = metric_codes(session, pilot)
+    primary = protocol.primary
+
+    summaries, missing = _summaries(session, pilot, protocol, codes, k)
+    units, primary_units = _units(session, pilot, codes[primary.name][0], k)
+
+    # Sequential boundary of the primary at this look (looks 1..k+1, t = planned n ratio).
+    final_n = protocol.stages[-1].planned_n
+    fractions = [s.planned_n / final_n for s in protocol.stages[: k + 1]]
+    looks = lan_demets_boundaries(fractions, alpha)
+    schedule = lan_demets_boundaries([s.planned_n / final_n for s in protocol.stages], alpha)
+    boundary = looks.z[-1]
+
+    results = [
+        _analyse_metric(
+            metric, summaries[metric.name], missing[metric.name], protocol.design, boundary, k, fractions
+        )
+        for metric in protocol.metrics
+    ]
+    results = _adjust(results, alpha)
+
+    srm_check = sample_ratio_check([units[a] for a in arms], protocol.design.allocation)
+    srm = {**srm_check.to_dict(), "units": dict(units), "allocation": list(protocol.design.allocation)}
+
+    criteria = _criteria(stage.criteria, units, primary_units, arms)
+    primary_result = next(r for r in results if r.role == "primary")
+    costs = _costs(session, pilot, protocol, k, units, primary_result, summaries[primary.name], config)
+
+    recommendation, reasons, meets = _recommend(
+        protocol, stage.planned_n, results, criteria, units, primary_units
+    )
+    warnings = _warnings(srm_check, arms, protocol.design.allocation, results)
+
+    boundaries = {
+        "stages": [s.name for s in protocol.stages[: k + 1]],
+        "fractions": list(looks.fractions),
+        "z": list(looks.z),
+        "alpha_spent": list(looks.alpha_spent),
+        "look": k + 1,
+        "boundary": boundary,
+        "nominal_alpha": _boundary_alpha(boundary),
+        "alpha": looks.alpha,
+        "method": looks.method,
+        "planned": {
+            "stages": [s.name for s in protocol.stages],
+            "fractions": list(schedule.fractions),
+            "z": list(schedule.z),
+            "alpha_spent": list(schedule.alpha_spent),
+        },
+    }
+    return Analysis(
+        pilot=pilot.ref,
+        key=pilot.key,
+        title=pilot.title,
+        stage=stage.name,
+        stage_index=k,
+        stages_included=tuple(s.name for s in protocol.stages[: k + 1]),
+        recommendation=recommendation,
+        reasons=tuple(reasons),
+        alpha=alpha,
+        arms=arms,
+        primary=primary.name,
+        units=units,
+        primary_units=primary_units,
+        planned_n=stage.planned_n,
+        information_fraction=fractions[-1],
+        boundaries=boundaries,
+        srm=srm,
+        metrics=tuple(results),
+        criteria=tuple(criteria),
+        costs=costs,
+        primary_meets_boundary=meets,
+        warnings=tuple(warnings),
+    )
+
+
+def analyse_pilot(
+    session: Session, ref: str, stage: str | None = None, config: Config | None = None
+) -> Analysis:
+    """Analyse the pilot named by ``ref`` (``P-1`` or its key) at the stage called ``stage``.
+
+    Without ``stage`` the pilot's current stage is analysed; an unknown pilot or stage
+    raises NotFound naming what exists.
+    """
+    pilot = get_pilot(session, ref)
+    index = None if stage is None else protocol_of(pilot).stage_index(stage)
+    return analyse(session, pilot, index, config)
+
+
+# --- sufficient statistics from the database ------------------------------------------------
+
+
+def _summaries(
+    session: Session, pilot: Pilot, protocol: Protocol, codes: dict[str, tuple[int, str]], k: int
+) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]]]:
+    """Return {metric: (comparison summary, pilot summary)} and {metric: {arm: missing}}.
+
+    Pass 1 groups by (metric, arm): rows, non-missing count, mean, sum and exposure.  Pass 2,
+    for continuous metrics only, sums d = value − shift and d² with each group's own shift
+    (its pass-1 mean, bound per group through a CASE), so the variance never comes from
+    a raw sum of squares.
+    """
+    t = observations.c
+    scope = (t.pilot_id == pilot.id, t.stage_index <= k)
+    first = session.execute(
+        select(
+            t.metric,
+            t.arm,
+            func.count(),
+            func.count(t.value),
+            func.avg(t.value),
+            func.sum(t.value),
+            func.sum(case((t.value.is_not(None), t.exposure))),
+        )
+        .where(*scope)
+        .group_by(t.metric, t.arm)
+        .order_by(t.metric, t.arm)
+    ).all()
+    groups = {
+        (int(metric), int(arm)): (int(rows), int(n), avg, total, exposure)
+        for metric, arm, rows, n, avg, total, exposure in first
+    }
+
+    continuous_codes = {codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"}
+    shifts = {
+        key: float(g[2]) for key, g in sorted(groups.items()) if key[0] in continuous_codes and g[1] > 0
+    }
+    shifted: dict[tuple[int, int], tuple[float, float]] = {}
+    if shifts:
+        shift = case(
+            *[
+                (and_(t.metric == code, t.arm == arm), cast(literal(value), Float))
+                for (code, arm), value in shifts.items()
+            ],
+            else_=None,
+        )
+        d = t.value - shift
+        keys = [and_(t.metric == code, t.arm == arm) for code, arm in shifts]
+        rows = session.execute(
+            select(t.metric, t.arm, func.sum(d), func.sum(d * d))
+            .where(*scope, t.value.is_not(None), or_(*keys))
+            .group_by(t.metric, t.arm)
+            .order_by(t.metric, t.arm)
+        )
+        shifted = {(int(m), int(a)): (float(s1 or 0.0), float(s2 or 0.0)) for m, a, s1, s2 in rows}
+
+    summaries: dict[str, tuple[Summary, Summary]] = {}
+    missing: dict[str, dict[str, int]] = {}
+    for metric in protocol.metrics:
+        code = codes[metric.name][0]
+        per_arm: list[Summary] = []
+        missing[metric.name] = {}
+        for arm_index, arm in enumerate(protocol.design.arms):
+            rows, n, _avg, total, exposure = groups.get((code, arm_index), (0, 0, None, None, None))
+            missing[metric.name][arm] = rows - n
+            if metric.kind == "continuous":
+                if n == 0:
+                    per_arm.append(ContinuousSummary.empty())
+                else:
+                    sum_d, sum_d2 = shifted.get((code, arm_index), (0.0, 0.0))
+                    per_arm.append(
+                        ContinuousSummary.from_shifted_sums(n, shifts[(code, arm_index)], sum_d, sum_d2)
+                    )
+            elif metric.kind == "binary":
+                per_arm.append(BinarySummary(n, round(total or 0.0)))
+            else:
+                if n == 0:
+                    per_arm.append(CountSummary(0, 0, 0.0))
+                else:
+                    per_arm.append(CountSummary(n, round(total or 0.0), float(exposure or 0.0)))
+        summaries[metric.name] = (per_arm[0], per_arm[1])
+    return summaries, missing
+
+
+def _units(
+    session: Session, pilot: Pilot, primary_code: int, k: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Return distinct units per arm with any observation, and with a non-missing primary outcome."""
+    t = observations.c
+    arms = protocol_of(pilot).design.arms
+    with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
+    rows = session.execute(
+        select(t.arm, func.count(distinct(t.unit_id)), func.count(distinct(with_primary)))
+        .where(t.pilot_id == pilot.id, t.stage_index <= k)
+        .group_by(t.arm)
+        .order_by(t.arm)
+    )
+    units = dict.fromkeys(arms, 0)
+    primary_units = dict.fromkeys(arms, 0)
+    for arm, all_units, primary_units_n in rows:
+        if 0 <= arm < len(arms):
+            units[arms[arm]] = int(all_units)
+            primary_units[arms[arm]] = int(primary_units_n)
+    return units, primary_units
+
+
+# --- one metric ----------------------------------------------------------------------------
+
+
+def _boundary_alpha(boundary: float) -> float:
+    """Return the nominal two-sided α′ = 2(1 − Φ(b)) whose CI has critical value b."""
+    return float(2.0 * norm.sf(boundary))
+
+
+def _compare(kind: str) -> Callable[[Any, Any, float], Comparison]:
+    return {"continuous": compare_continuous, "binary": compare_binary, "count": compare_counts}[kind]
+
+
+def _safe_compare(kind: str, comparison: Summary, pilot: Summary, alpha: float) -> Comparison:
+    """Compare at level 1 − alpha; an extreme level that overflows gives undefined bounds."""
+    try:
+        return _compare(kind)(comparison, pilot, alpha)
+    except ValueError:
+        result = _compare(kind)(comparison, pilot, 0.05)
+        return Comparison(
+            kind=result.kind,
+            method=result.method,
+            estimate=result.estimate,
+            ci_low=None,
+            ci_high=None,
+            ci_level=1.0 - alpha,
+            p_value=result.p_value,
+            statistic=result.statistic,
+            df=result.df,
+            effect_size=result.effect_size,
+            se=result.se,
+            warnings=(*result.warnings, "ci-level-too-extreme"),
+        )
+
+
+def _bounds(kind: str, result: Comparison) -> tuple[float | None, float | None]:
+    """Return the CI for judging; a rate ratio with no comparison events is unbounded above.
+
+    compare_counts reports that infinite upper bound as None (JSON has no infinity); judged
+    as None it would make "15 events against none" inconclusive and hide harm.
+    """
+    if kind == "count" and result.ci_low is not None and result.ci_high is None:
+        return result.ci_low, math.inf
+    return result.ci_low, result.ci_high
+
+
+def _verdict(metric: Metric, result: Comparison, tost: Comparison | None) -> str:
+    low, high = _bounds(metric.kind, result)
+    return judge(
+        metric.test,
+        metric.better,
+        low,
+        high,
+        margin=metric.margin,
+        ratio=metric.kind == "count",
+        equivalence_ci=None if tost is None else _bounds(metric.kind, tost),
+    )
+
+
+def _pct(level: float) -> str:
+    """Return a confidence level as a percentage with the digits that matter (95, 99.996)."""
+    text = f"{level * 100:.3f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def _analyse_metric(
+    metric: Metric,
+    arms_summaries: tuple[Summary, Summary],
+    missing: dict[str, int],
+    design: Design,
+    boundary: float,
+    k: int,
+    fractions: list[float],
+) -> MetricResult:
+    arms, alpha = design.arms, design.alpha
+    comparison_summary, pilot_summary = arms_summaries
+    is_primary = metric.role == "primary"
+    level_alpha = _boundary_alpha(boundary) if is_primary else alpha
+    result = _safe_compare(metric.kind, comparison_summary, pilot_summary, level_alpha)
+    tost = None
+    if metric.test == "equivalence":
+        tost_alpha = min(2.0 * level_alpha, 0.999999)
+        tost = _safe_compare(metric.kind, comparison_summary, pilot_summary, tost_alpha)
+    verdict = _verdict(metric, result, tost)
+
+    nominal = None
+    if is_primary:
+        fixed = _safe_compare(metric.kind, comparison_summary, pilot_summary, alpha)
+        fixed_tost = (
+            _safe_compare(metric.kind, comparison_summary, pilot_summary, 2.0 * alpha)
+            if metric.test == "equivalence"
+            else None
+        )
+        nominal = {
+            "ci": [fixed.ci_low, fixed.ci_high],
+            "ci_level": fixed.ci_level,
+            "verdict": _verdict(metric, fixed, fixed_tost),
+        }
+
+    warnings = list(result.warnings)
+    for arm, summary in zip(arms, arms_summaries, strict=True):
+        if summary.n == 0:
+            warnings.append(f"no-data-{arm}")
+    n = {arm: s.n for arm, s in zip(arms, arms_summaries, strict=True)}
+    summary_values = {arm: _summary_value(s) for arm, s in zip(arms, arms_summaries, strict=True)}
+    detail = {arm: _plain(s.to_dict()) for arm, s in zip(arms, arms_summaries, strict=True)}
+
+    method = _method(metric, result, tost, boundary, level_alpha, k, fractions)
+    return MetricResult(
+        name=metric.name,
+        kind=metric.kind,
+        role=metric.role,
+        test=metric.test,
+        better=metric.better,
+        margin=metric.margin,
+        method=method,
+        n=n,
+        missing=dict(missing),
+        summary=summary_values,
+        detail=detail,
+        estimate=result.estimate,
+        ci=(result.ci_low, result.ci_high),
+        ci_level=result.ci_level,
+        p_value=result.p_value,
+        p_adjusted=result.p_value,  # secondaries are replaced by Holm's in _adjust
+        boundary=boundary if is_primary else None,
+        verdict=verdict,
+        statistic=result.statistic,
+        df=result.df,
+        effect_size=result.effect_size,
+        se=result.se,
+        equivalence_ci=None if tost is None else (tost.ci_low, tost.ci_high),
+        nominal=nominal,
+        power=_power(metric, comparison_summary, pilot_summary, alpha, design.power),
+        warnings=tuple(warnings),
+    )
+
+
+def _summary_value(summary: Summary) -> float | None:
+    if isinstance(summary, ContinuousSummary):
+        return summary.mean if summary.n > 0 else None
+    if isinstance(summary, BinarySummary):
+        return summary.proportion
+    return summary.rate
+
+
+def _method(
+    metric: Metric,
+    result: Comparison,
+    tost: Comparison | None,
+    boundary: float,
+    level_alpha: float,
+    k: int,
+    fractions: list[float],
+) -> str:
+    margin = ""
+    if metric.margin is not None:
+        margin = f", margin {metric.margin:g}" + (" (ratio)" if metric.kind == "count" else "")
+    test = f"{metric.test} test ({metric.better} is better{margin})"
+    estimate = ESTIMATE_NAMES[metric.kind] + (
+        " pilot / comparison" if metric.kind == "count" else " pilot − comparison"
+    )
+    parts = [test, result.method]
+    if metric.role == "primary":
+        parts.append(
+            f"two-sided {_pct(1.0 - level_alpha)} CI for the {estimate} at the O'Brien–Fleming-type boundary "
+            f"|z| = {boundary:.2f} (Lan–DeMets, gsDesign sfLDOF; look {k + 1}, information fraction "
+            f"t = {fractions[-1]:.3g} = planned n ratio); nominal α′ = 2(1 − Φ(|z|)) = {level_alpha:.3g}"
+        )
+        if tost is not None:
+            parts.append(f"equivalence by TOST on the {_pct(tost.ci_level)} CI (1 − 2α′)")
+        parts.append("primary at full α, spent across stages; p unadjusted")
+    else:
+        parts.append(f"two-sided {_pct(1.0 - level_alpha)} CI for the {estimate}")
+        if tost is not None:
+            parts.append(f"equivalence by TOST on the {_pct(tost.ci_level)} CI (1 − 2α)")
+        if metric.role == "secondary":
+            parts.append("p Holm-adjusted over the secondary metrics; verdict from the unadjusted CI")
+        else:
+            parts.append("safety: unadjusted, so harm is never hidden; harm = CI entirely on the worse side")
+    return "; ".join(parts)
+
+
+def _adjust(results: list[MetricResult], alpha: float) -> list[MetricResult]:
+    """Holm-adjust the secondary p-values (None excluded); primary and safety stay unadjusted."""
+    secondary = [i for i, r in enumerate(results) if r.role == "secondary" and r.p_value is not None]
+    adjusted = holm([results[i].p_value for i in secondary]) if secondary else ()
+    out = list(results)
+    for i, p_adj in zip(secondary, adjusted, strict=True):
+        r = results[i]
+        warnings = r.warnings
+        # A superiority verdict (superior or harm) is the p < α decision that Holm raises.
+        decisive = r.test == "superiority" and r.verdict in ("superior", "harm")
+        if decisive and r.p_value is not None and r.p_value < alpha <= p_adj:
+            warnings = (*warnings, "not-significant-after-holm")
+        out[i] = replace(r, p_adjusted=p_adj, warnings=warnings)
+    for i, r in enumerate(results):
+        if r.role == "secondary" and r.p_value is None:
+            out[i] = replace(r, p_adjusted=None)
+    return out
+
+
+# --- achieved power / minimum detectable effect ---------------------------------------------
+
+
+def _power(
+    metric: Metric, comparison: Summary, pilot: Summary, alpha: float, target: float
+) -> dict[str, Any] | None:
+    """Return the minimum detectable effect at the current n (fixed-sample α, the design's power).
+
+    For a non-inferiority metric also the power to show non-inferiority if the arms are equal.
+    """
+    try:
+        if isinstance(comparison, ContinuousSummary) and isinstance(pilot, ContinuousSummary):
+            if comparison.n < 2 or pilot.n < 2:
+                return None
+            source = "protocol"
+            sd = metric.sd
+            if sd is None:
+                source = "observed (pooled)"
+                pooled = (comparison.m2 + pilot.m2) / (comparison.n + pilot.n - 2)
+                sd = math.sqrt(pooled) if pooled > 0 else None
+            if sd is None:
+                return None
+            mde = power_calc.mde_continuous(comparison.n, pilot.n, sd, alpha, target)
+            out: dict[str, Any] = {
+                "mde": mde.effect,
+                "mde_scale": "difference in means",
+                "power_target": target,
+                "sd": sd,
+                "sd_source": source,
+                "alpha": alpha,
+                "method": mde.method,
+            }
+            if metric.test == "non-inferiority" and metric.margin is not None:
+                ni = power_calc.power_continuous(comparison.n, pilot.n, 0.0, sd, alpha, metric.margin)
+                out["power_non_inferiority_if_equal"] = ni.power
+            return _plain(out)
+        if isinstance(comparison, BinarySummary) and isinstance(pilot, BinarySummary):
+            if comparison.n < 1 or pilot.n < 1:
+                return None
+            source = "protocol baseline" if metric.baseline is not None else "observed comparison arm"
+            p = metric.baseline if metric.baseline is not None else comparison.proportion
+            if p is None or not 0.0 < p < 1.0:
+                return None
+            # mde_binary finds an increase; a decrease from p is the increase from 1 - p.
+            base = p if metric.better == "higher" else 1.0 - p
+            mde = power_calc.mde_binary(comparison.n, pilot.n, base, alpha, target)
+            direction = "increase" if metric.better == "higher" else "decrease"
+            return _plain(
+                {
+                    "mde": mde.effect if direction == "increase" else -mde.effect,
+                    "mde_scale": f"difference in proportions ({direction})",
+                    "power_target": target,
+                    "baseline": p,
+                    "baseline_source": source,
+                    "alpha": alpha,
+                    "method": mde.method,
+                }
+            )
+        if isinstance(comparison, CountSummary) and isinstance(pilot, CountSummary):
+            if comparison.n < 1 or pilot.n < 1:
+                return None
+            source = "protocol baseline" if metric.baseline is not None else "observed comparison arm"
+            rate = metric.baseline if metric.baseline is not None else comparison.rate
+            if rate is None or rate <= 0.0:
+                return None
+            exposure = (comparison.exposure + pilot.exposure) / (comparison.n + pilot.n)
+            mde = power_calc.mde_count(comparison.n, pilot.n, rate, exposure, alpha, target)
+            return _plain(
+                {
+                    "mde": mde.effect,
+                    "mde_scale": "rate ratio (reduction)",
+                    "power_target": target,
+                    "baseline": rate,
+                    "baseline_source": source,
+                    "exposure_per_unit": exposure,
+                    "alpha": alpha,
+                    "method": mde.method,
+                }
+            )
+    except (ValueError, ArithmeticError, RuntimeError):
+        return None
+    return None
+
+
+# --- criteria, costs, recommendation ---------------------------------------------------------
+
+
+def _criteria(
+    criteria: Iterable[Any], units: dict[str, int], primary_units: dict[str, int], arms: tuple[str, str]
+) -> list[CriterionResult]:
+    """Evaluate the stage's progression criteria; ``no-data`` while an arm has no units."""
+    complete = all(units[a] > 0 for a in arms)
+    total = sum(units[a] for a in arms)
+    values = {
+        "recruited": float(min(units[a] for a in arms)),
+        "retention": (sum(primary_units[a] for a in arms) / total) if total else None,
+    }
+    results = []
+    for criterion in criteria:
+        value = values.get(criterion.name)
+        status = criterion.status(value) if complete and value is not None else "no-data"
+        if criterion.name == "recruited" and value is not None:
+            value = int(value)
+        results.append(
+            CriterionResult(
+                name=criterion.name,
+                description=CRITERIA.get(criterion.name, ""),
+                value=value,
+                green=criterion.green,
+                red=criterion.red,
+                status=status,
+            )
+        )
+    return results
+
+
+def _money(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _costs(
+    session: Session,
+    pilot: Pilot,
+    protocol: Protocol,
+    k: int,
+    units: dict[str, int],
+    primary: MetricResult,
+    primary_summaries: tuple[Summary, Summary],
+    config: Config,
+) -> dict[str, Any]:
+    """Cumulative costs per arm (public, citizen, total, per unit) and incremental cost-effect."""
+    r = Resource
+    valued_hours = case((and_(r.side == "citizen", r.amount.is_(None)), r.hours), else_=0.0)
+    rows = session.execute(
+        select(
+            r.arm,
+            r.side,
+            func.count(),
+            func.sum(r.amount),
+            func.sum(r.hours),
+            func.sum(valued_hours),
+        )
+        .where(r.pilot_id == pilot.id, r.stage_index <= k)
+        .group_by(r.arm, r.side)
+    ).all()
+    if not rows:
+        return {}
+    hour_value = config.citizen_hour_value
+    buckets: dict[str, dict[str, float]] = {}
+    for arm, side, _count, amount, hours, valued in sorted(rows, key=lambda x: (x[0] or "", x[1])):
+        key = arm if arm in protocol.design.arms else "unallocated"
+        b = buckets.setdefault(
+            key,
+            {
+                "public_cash": 0.0,
+                "public_hours": 0.0,
+                "citizen_cash": 0.0,
+                "citizen_hours": 0.0,
+                "valued": 0.0,
+            },
+        )
+        b[f"{side}_cash"] += float(amount or 0.0)
+        b[f"{side}_hours"] += float(hours or 0.0)
+        b["valued"] += float(valued or 0.0) * hour_value
+
+    def row(b: dict[str, float] | None, n_units: int | None) -> dict[str, Any]:
+        b = b or {
+            "public_cash": 0.0,
+            "public_hours": 0.0,
+            "citizen_cash": 0.0,
+            "citizen_hours": 0.0,
+            "valued": 0.0,
+        }
+        public = b["public_cash"]
+        citizen = b["citizen_cash"] + b["valued"]
+        total = public + citizen
+        per_unit = total / n_units if n_units else None
+        per_unit_public = public / n_units if n_units else None
+        return {
+            "public": _money(public),
+            "citizen": _money(citizen),
+            "total": _money(total),
+            "per_unit": _money(per_unit),
+            "per_unit_public": _money(per_unit_public),
+            "units": n_units,
+            "public_hours": round(b["public_hours"], 2),
+            "citizen_hours": round(b["citizen_hours"], 2),
+            "citizen_cash": _money(b["citizen_cash"]),
+            "citizen_hours_valued": _money(b["valued"]),
+        }
+
+    costs: dict[str, Any] = {}
+    for arm in protocol.design.arms:
+        costs[arm] = row(buckets.get(arm), units[arm])
+    if "unallocated" in buckets:
+        costs["unallocated"] = row(buckets["unallocated"], None)
+    overall: dict[str, float] = {}
+    for b in buckets.values():
+        for key, value in b.items():
+            overall[key] = overall.get(key, 0.0) + value
+    costs["overall"] = row(overall, sum(units.values()) or None)
+
+    comparison_arm, pilot_arm = protocol.design.arms
+    c, p = costs[comparison_arm], costs[pilot_arm]
+    diff_all = _diff(p["per_unit"], c["per_unit"])
+    diff_public = _diff(p["per_unit_public"], c["per_unit_public"])
+    effect, basis = primary.estimate, ESTIMATE_NAMES[primary.kind] + " (pilot − comparison)"
+    if primary.kind == "count":
+        rates = [s.rate if isinstance(s, CountSummary) else None for s in primary_summaries]
+        effect = None if None in rates else rates[1] - rates[0]
+        basis = "difference in rates (pilot − comparison)"
+    costs["incremental"] = {
+        "per_unit_with_citizen": _money(diff_all),
+        "per_unit_public_only": _money(diff_public),
+        "effect": effect,
+        "effect_basis": f"primary {primary.name}: {basis}",
+        "per_unit_of_effect_with_citizen": _money(_ratio(diff_all, effect)),
+        "per_unit_of_effect_public_only": _money(_ratio(diff_public, effect)),
+    }
+    costs["hour_value"] = hour_value
+    costs["note"] = (
+        "cumulative to this stage; citizen = citizen cash + citizen hours without an amount valued at "
+        "hour_value; unallocated (no arm) inputs are not spread over the arms"
+    )
+    return costs
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0.0:
+        return None
+    value = a / b
+    return value if math.isfinite(value) else None
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3g}"
+
+
+def _effect_text(result: MetricResult) -> str:
+    low, high = result.ci
+    if low is None:
+        ci = "CI not available"
+    else:
+        upper = "infinity" if high is None and result.kind == "count" else _fmt(high)
+        ci = f"{_pct(result.ci_level)} CI {_fmt(low)} to {upper}"
+    return f"{ESTIMATE_NAMES[result.kind]} {_fmt(result.estimate)}, {ci}"
+
+
+def _empty_arms(result: MetricResult, arms: tuple[str, str]) -> list[str]:
+    return [arm for arm in arms if result.n[arm] == 0]
+
+
+def _recommend(
+    protocol: Protocol,
+    planned_n: int,
+    results: list[MetricResult],
+    criteria: list[CriterionResult],
+    units: dict[str, int],
+    primary_units: dict[str, int],
+) -> tuple[str, list[str], bool]:
+    arms = protocol.design.arms
+    primary = next(r for r in results if r.role == "primary")
+    stop: list[str] = []
+    for r in results:
+        if r.role == "safety" and r.verdict in HARM_VERDICTS:
+            stop.append(f"safety: {r.name} shows harm ({_effect_text(r)})")
+    if primary.verdict in HARM_VERDICTS:
+        what = "shows harm" if primary.verdict == "harm" else "is inferior (worse than the margin)"
+        stop.append(
+            f"the primary {primary.name} {what} at the stage boundary (|z| ≥ {primary.boundary:.3g}; "
+            f"{_effect_text(primary)})"
+        )
+    for c in criteria:
+        if c.status == "red":
+            stop.append(f"criterion {c.name} is red ({_criterion_value(c)} < {_criterion_number(c, c.red)})")
+    meets = primary.verdict in WANTED[primary.test]
+    if stop:
+        return "stop", stop, meets
+
+    met: list[str] = []
+    pending: list[str] = []
+    if sum(units.values()) == 0:
+        pending.append("no outcome data yet")
+    for arm in _empty_arms(primary, arms):
+        pending.append(f"{primary.name}: no data yet in the {arm} arm")
+    boundary = f"|z| ≥ {primary.boundary:.3g}"
+    if meets:
+        met.append(f"the primary {primary.name} met {primary.test} at the stage boundary ({boundary})")
+    else:
+        pending.append(
+            f"the primary {primary.name} did not meet {primary.test} at the stage boundary ({boundary}): "
+            f"{primary.verdict} ({_effect_text(primary)})"
+        )
+    smallest = min(primary_units[a] for a in arms)
+    if smallest >= planned_n:
+        met.append(f"planned n reached: {smallest} of {planned_n} per arm")
+    else:
+        pending.append(f"planned n not reached: {smallest} of {planned_n} per arm")
+    if criteria and all(c.status == "green" for c in criteria):
+        met.append("every progression criterion is green")
+    elif not criteria:
+        met.append("no progression criteria are set for this stage")
+    for c in criteria:
+        if c.status == "amber":
+            pending.append(
+                f"criterion {c.name} is amber ({_criterion_value(c)}: green at "
+                f"{_criterion_number(c, c.green)} or more, red below {_criterion_number(c, c.red)})"
+            )
+        elif c.status == "no-data" and all(units[a] > 0 for a in arms):
+            pending.append(f"criterion {c.name} cannot be assessed yet")
+    safety = [r for r in results if r.role == "safety"]
+    gaps = [(r.name, arm) for r in safety for arm in _empty_arms(r, arms) if units[arm] > 0]
+    for name, arm in gaps:
+        pending.append(f"safety: {name} has no data yet in the {arm} arm, so harm cannot be ruled out")
+    if safety and not gaps:
+        met.append("no safety metric shows harm")
+    elif not safety:
+        met.append("the primary shows no harm (no safety metrics are set)")
+    if pending:
+        return "continue", _unique(pending), meets
+    return "proceed", met, meets
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _criterion_number(c: CriterionResult, value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}g}" if c.name == "retention" else f"{value:g}"
+
+
+def _criterion_value(c: CriterionResult) -> str:
+    """Return the observed value, with more digits if rounding would make it equal a threshold."""
+    if c.value is None:
+        return "n/a"
+    text = _criterion_number(c, float(c.value))
+    if text in (_criterion_number(c, c.green), _criterion_number(c, c.red)) and c.value not in (
+        c.green,
+        c.red,
+    ):
+        text = _criterion_number(c, float(c.value), 6)
+    return text
+
+
+def _warnings(
+    check: Any, arms: tuple[str, str], allocation: tuple[float, float], results: list[MetricResult]
+) -> list[str]:
+    warnings = []
+    if not check.ok:
+        counts = " vs ".join(f"{n} {arm}" for n, arm in zip(check.counts, arms, strict=True))
+        ratio = ":".join(f"{a:g}" for a in allocation)
+        warnings.append(
+            f"sample ratio mismatch: {counts} units against a {ratio} allocation (p = {check.p_value:.3g}); "
+            "check the assignment and the data extraction before trusting the comparisons"
+        )
+    for r in results:
+        if "not-significant-after-holm" in r.warnings:
+            warnings.append(
+                f"{r.name}: the {r.verdict} verdict does not survive Holm's adjustment (p_adjusted = {r.p_adjusted:.3g})"
+            )
+    return warnings
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` with tuples as lists, numpy scalars as Python numbers and NaN/inf as None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "dtype") and "int" in str(value.dtype):
+        return int(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return number if math.isfinite(number) else None
+
+
+# --- text report ----------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def analysis_text(analysis: dict[str, Any]) -> str:
+    """Return a plain-text terminal report of an analysis dict (``Analysis.to_dict()``)."""
+    arms = analysis.get("arms") or (list(analysis["metrics"][0]["n"]) if analysis["metrics"] else [])
+    out: list[str] = []
+    title = f"{analysis['pilot']}"
+    if analysis.get("title"):
+        title += f" ({analysis.get('key', '')}): {analysis['title']}"
+    out.append(title)
+    included = analysis.get("stages_included") or [analysis["stage"]]
+    bnd = analysis.get("boundaries", {})
+    out.append(
+        f"stage: {analysis['stage']} (cumulative data: {', '.join(included)}); "
+        f"information fraction t = {_num(analysis.get('information_fraction'), 3)}; "
+        f"primary boundary |z| = {_num(bnd.get('boundary'), 4)}; alpha = {_num(analysis.get('alpha'))}"
+    )
+    out.append("")
+    headers = ["METRIC", "ROLE", "TEST", *(f"N {a}" for a in arms), *(f"{a}" for a in arms)]
+    headers += ["ESTIMATE", "CI", "P", "P ADJ", "BOUNDARY", "VERDICT"]
+    rows = []
+    for m in analysis["metrics"]:
+        low, high = m["ci"]
+        ci = f"[{_num(low)}, {_num(high)}]" if low is not None or high is not None else "-"
+        level = m.get("ci_level")
+        if level is not None and low is not None:
+            ci += f" {_pct(level)}"
+        n_text = [
+            f"{m['n'].get(a, 0)}" + (f" (+{m['missing'][a]} NA)" if m.get("missing", {}).get(a) else "")
+            for a in arms
+        ]
+        rows.append(
+            [
+                m["name"],
+                m["role"],
+                m["test"] + (f" ±{m['margin']:g}" if m.get("margin") is not None else ""),
+                *n_text,
+                *(_num(m["summary"].get(a)) for a in arms),
+                ("RR " if m["kind"] == "count" else "Δ ") + _num(m["estimate"]),
+                ci,
+                _p(m["p_value"]),
+                _p(m["p_adjusted"]),
+                _num(m["boundary"], 3),
+                m["verdict"],
+            ]
+        )
+    out.append(_table(headers, rows))
+    out.append("summaries: mean (continuous), proportion (binary), rate per unit of exposure (count)")
+    for m in analysis["metrics"]:
+        out.append(f"  {m['name']}: {m['method']}")
+        if m.get("warnings"):
+            out.append(f"    warnings: {', '.join(m['warnings'])}")
+    out.append("")
+
+    srm = analysis.get("srm", {})
+    units = srm.get("units", {})
+    out.append(
+        "sample ratio: "
+        + ", ".join(f"{a} {n}" for a, n in units.items())
+        + f"; chi-squared p = {_p(srm.get('p_value'))}; "
+        + ("ok" if srm.get("ok", True) else "MISMATCH (p < 0.001)")
+    )
+    if analysis.get("criteria"):
+        out.append("")
+        out.append("progression criteria:")
+        out.append(
+            _table(
+                ["CRITERION", "VALUE", "GREEN AT", "RED BELOW", "STATUS"],
+                [
+                    [c["name"], _num(c["value"], 3), _num(c["green"]), _num(c["red"]), c["status"]]
+                    for c in analysis["criteria"]
+                ],
+            )
+        )
+    costs = analysis.get("costs") or {}
+    if costs:
+        out.append("")
+        out.append(f"costs (cumulative; citizen hours valued at {costs.get('hour_value')} per hour):")
+        cost_rows = []
+        for key, c in costs.items():
+            if key in ("incremental", "hour_value", "note") or not isinstance(c, dict):
+                continue
+            cost_rows.append(
+                [
+                    key,
+                    _money_text(c.get("public")),
+                    _money_text(c.get("citizen")),
+                    _money_text(c.get("total")),
+                    _num(c.get("units")),
+                    _money_text(c.get("per_unit")),
+                    _money_text(c.get("per_unit_public")),
+                ]
+            )
+        out.append(
+            _table(["", "PUBLIC", "CITIZEN", "TOTAL", "UNITS", "PER UNIT", "PER UNIT (PUBLIC)"], cost_rows)
+        )
+        inc = costs.get("incremental") or {}
+        if inc:
+            out.append(
+                f"incremental cost per unit: {_money_text(inc.get('per_unit_with_citizen'))} with citizen inputs, "
+                f"{_money_text(inc.get('per_unit_public_only'))} public only"
+            )
+            out.append(
+                f"per unit of effect ({inc.get('effect_basis')} = {_num(inc.get('effect'))}): "
+                f"{_money_text(inc.get('per_unit_of_effect_with_citizen'))} with citizen inputs, "
+                f"{_money_text(inc.get('per_unit_of_effect_public_only'))} public only"
+            )
+    out.append("")
+    out.append(f"recommendation: {analysis['recommendation'].upper()}")
+    for reason in analysis.get("reasons", []):
+        out.append(f"  - {reason}")
+    for warning in analysis.get("warnings", []):
+        out.append(f"  ! {warning}")
+    return "\n".join(out)
+
+
+def _money_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
