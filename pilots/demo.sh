@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 rm -f riskreg.db riskreg.db-wal riskreg.db-shm
 export RISKREG_ACTOR="${RISKREG_ACTOR:-demo-manager}"
 
-step() { printf '\n== %s\n$ riskreg %s\n' "$1" "$(echo "$2" | cut -c1-200)"; }
+step() { printf '\n== %s\n$ riskreg %s\n' "$1" "$2"; }
 
 step "Register the example two-sided register" "risk import risks.csv"
 riskreg risk import risks.csv
@@ -17,8 +17,39 @@ riskreg control add R-1 "Peer supervision circle for volunteer befrienders, fort
 step "The register, highest current score first" "risk list --sort score"
 riskreg risk list --sort score
 
-step "Risks above appetite" "risk list --above-appetite"
-riskreg risk list --above-appetite
+step "Register the two example pilots (their protocols are frozen by SHA-256)" "pilot register ..."
+riskreg pilot register hospital-befriending.toml
+riskreg pilot register housing-repairs.toml
+riskreg pilot link P-1 R-1 R-2 R-7 R-12
+riskreg pilot link P-2 R-5 R-6 R-8
+
+step "Befriending, feasibility stage: outcomes (long form) and resources" "pilot data P-1 ... --stage feasibility"
+riskreg pilot data P-1 data/hospital-befriending-feasibility.csv --stage feasibility
+riskreg pilot resources P-1 data/hospital-befriending-resources.csv
+
+step "Analyse the feasibility stage: the first look's boundary is strict, so 'continue'" "pilot analyse P-1"
+riskreg pilot analyse P-1
+
+step "The board proceeds on the green feasibility criteria, overriding 'continue' (QA will flag it)" "pilot gate P-1 --decision proceed --override ..."
+riskreg --actor "Board chair" pilot gate P-1 --decision proceed --override \
+  --reason "Board 12 May: recruitment and retention green; efficacy is for the extended stage"
+
+step "Befriending, extended stage: non-inferiority shown at the final look, so 'proceed'" "pilot data P-1 ... --stage extended; pilot analyse P-1"
+riskreg pilot data P-1 data/hospital-befriending-extended.csv --stage extended
+riskreg pilot analyse P-1
+riskreg --actor "Board chair" pilot gate P-1 --decision proceed --reason "Board 8 Sept: non-inferior wellbeing, no harm; roll out"
+
+step "Housing repairs, feasibility: wide form (semicolons, BOM) plus complaints with exposure" "pilot data P-2 ..."
+riskreg pilot data P-2 data/housing-repairs-feasibility.csv --stage feasibility
+riskreg pilot data P-2 data/housing-repairs-feasibility-complaints.csv --stage feasibility
+riskreg pilot resources P-2 data/housing-repairs-resources.csv
+
+step "Analyse housing repairs: complaints show harm and retention is red, so 'stop'" "pilot analyse P-2"
+riskreg pilot analyse P-2
+riskreg --actor "Head of Housing" pilot gate P-2 --decision stop --reason "Complaints rose in the co-assessed arm; redesign before another pilot"
+
+step "Pilots now" "pilot list"
+riskreg pilot list
 
 step "The audit trail is intact" "audit verify"
 riskreg audit verify

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
 
 from riskreg.cli import cli
+
+PROTOCOL = Path(__file__).resolve().parent.parent / "pilots" / "hospital-befriending.toml"
 
 
 def all_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()):
@@ -44,12 +47,13 @@ def test_python_dash_m_riskreg_works():
     assert result.stdout.startswith("riskreg, version ")
 
 
-def test_register_commands_import_neither_scipy_nor_jinja2(tmp_path):
+def test_register_and_pilot_bookkeeping_commands_import_neither_scipy_nor_jinja2(tmp_path):
     script = (
         "import sys\n"
         "from riskreg.cli import main\n"
         "for args in (['risk', 'add', 'A', '--side', 'citizen', '--mode', 'design', '--likelihood', '2', '--impact', '2'],\n"
-        "             ['risk', 'list', '--json'], ['risk', 'show', 'R-1'], ['risk', 'history', 'R-1'], ['audit', 'verify']):\n"
+        "             ['risk', 'list', '--json'], ['risk', 'show', 'R-1'], ['risk', 'history', 'R-1'], ['audit', 'verify'],\n"
+        f"             ['pilot', 'register', '{PROTOCOL}'], ['pilot', 'list'], ['pilot', 'show', 'P-1'], ['pilot', 'link', 'P-1', 'R-1']):\n"
         f"    try:\n        main(['--db', 'sqlite:///{tmp_path}/r.db', *args])\n"
         "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'jinja2', 'numpy'))\n"

@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from riskreg.cli import dbcmd, pilots, risks
+    from riskreg.cli import dbcmd, pilots, plan, risks
 
-    for module in (dbcmd, risks, pilots):
+    for module in (dbcmd, risks, pilots, plan):
         for command in module.COMMANDS:
             cli.add_command(command)
 

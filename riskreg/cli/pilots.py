@@ -291,6 +291,30 @@ def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool)
     emit(data, as_json, text)
 
 
+@pilot_group.command("analyse")
+@click.argument("pilot_id")
+@click.option("--stage", help="Analyse up to this stage (default: the pilot's current stage).")
+@json_option
+@click.pass_obj
+def pilot_analyse(app, pilot_id: str, stage: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Compare the pilot arm with the comparison arm on every metric and recommend a gate decision.
+
+    Data are cumulative up to the stage. The primary metric is judged at the stage's
+    O'Brien-Fleming-type boundary; secondary metrics are Holm-adjusted; safety metrics are not.
+
+    \b
+    Example:
+      riskreg pilot analyse P-1
+      riskreg pilot analyse hospital-befriending --stage feasibility --json
+    """
+    from riskreg.analysis import analyse_pilot, analysis_text
+
+    database = app.database()
+    with database.read() as session:
+        data = analyse_pilot(session, pilot_id, stage, database.config).to_dict()
+    emit(data, as_json, analysis_text)
+
+
 @pilot_group.command("gate")
 @click.argument("pilot_id")
 @click.option(
@@ -300,32 +324,44 @@ def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool)
     help="proceed opens the next stage; continue keeps collecting; stop ends the pilot; adapt follows an amendment.",
 )
 @click.option("--reason", required=True, help="What was weighed, for the record.")
+@click.option(
+    "--override",
+    is_flag=True,
+    help="Proceed although the analysis recommends stop or continue (flagged in QA and board reports).",
+)
 @json_option
 @click.pass_obj
-def pilot_gate(app, pilot_id: str, decision: str, reason: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def pilot_gate(app, pilot_id: str, decision: str, reason: str, override: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Record the gate decision at the end of the pilot's current stage.
+
+    The stage is analysed first; the decision is stored with that analysis. Proceeding
+    against a `stop` or `continue` recommendation needs --override.
 
     \b
     Example:
       riskreg pilot gate P-1 --decision proceed --reason "Board 12 May: criteria green"
     """
-    from riskreg.pilots import decision_to_dict, protocol_of, record_gate
+    from riskreg.gates import decide
+    from riskreg.pilots import decision_to_dict, protocol_of
 
     ctx = app.context()
     with app.database().write() as session:
-        result = record_gate(session, ctx, pilot_id, decision.lower(), reason)
+        result = decide(session, ctx, pilot_id, decision.lower(), reason, override)
         data = {
             **decision_to_dict(result.decision, protocol_of(result.pilot)),
             "status": result.pilot.status,
             "now_stage": result.now_stage,
         }
-    emit(
-        data,
-        as_json,
-        lambda d: (
-            f"recorded '{d['decision']}' for {d['pilot']} at stage {d['stage']}; now {d['status']}, stage {d['now_stage']}"
-        ),
-    )
+
+    def text(d: dict[str, Any]) -> str:
+        against = (
+            f" against the recommendation '{d['recommendation']}' (override)"
+            if d["override"]
+            else f" (recommended: {d['recommendation']})"
+        )
+        return f"recorded '{d['decision']}'{against} for {d['pilot']} at stage {d['stage']}; now {d['status']}, stage {d['now_stage']}"
+
+    emit(data, as_json, text)
 
 
 COMMANDS = (pilot_group,)

@@ -1,0 +1,79 @@
+"""``riskreg plan ...``: how many units a stage needs."""
+
+from __future__ import annotations
+
+import click
+
+from riskreg.cli.output import emit, json_option
+
+
+@click.group("plan")
+def plan_group() -> None:
+    """Plan sample sizes, power and minimum detectable effects."""
+
+
+@plan_group.command("size")
+@click.option(
+    "--kind", required=True, type=click.Choice(("continuous", "binary", "count"), case_sensitive=False)
+)
+@click.option(
+    "--mde", type=float, help="Effect to detect: difference (continuous, binary) or rate ratio (count)."
+)
+@click.option("--sd", type=float, help="Standard deviation of a continuous outcome.")
+@click.option(
+    "--baseline",
+    type=float,
+    help="Comparison arm's proportion (binary) or rate per unit of exposure (count).",
+)
+@click.option(
+    "--exposure",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Exposure per unit (count), e.g. person-weeks.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Two-sided significance level.",
+)
+@click.option(
+    "--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True
+)
+@click.option(
+    "--ratio",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Pilot units per comparison unit.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Non-inferiority margin (continuous), in the outcome's units.",
+)
+@click.option(
+    "--n",
+    type=click.IntRange(2),
+    help="Units per arm already planned: report power and minimum detectable effect.",
+)
+@json_option
+def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
+    """Compute units per arm for an effect, or the power and MDE of a given size.
+
+    \b
+    Example:
+      riskreg plan size --kind continuous --mde 1 --sd 1 --power 0.9
+      riskreg plan size --kind binary --baseline 0.18 --mde -0.06
+      riskreg plan size --kind continuous --sd 8 --n 60
+    """
+    from riskreg.planning import PlanRequest, plan, plan_text
+
+    request = PlanRequest(kind=options.pop("kind").lower(), **options)
+    emit(plan(request), as_json, plan_text)
+
+
+COMMANDS = (plan_group,)

@@ -1,0 +1,35 @@
+"""Gate decisions informed by the stage's analysis: a proceed against the evidence needs an override."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from riskreg.analysis import analyse
+from riskreg.errors import InvalidInput
+from riskreg.pilots import GateResult, get_pilot, record_gate
+from riskreg.register import Context
+
+
+def decide(
+    session: Session, ctx: Context, ref: str, decision: str, reason: str | None, override: bool = False
+) -> GateResult:
+    """Analyse the pilot's current stage, check the decision against the recommendation, and record it."""
+    pilot = get_pilot(session, ref)
+    if pilot.status != "active":
+        raise InvalidInput(f"{pilot.ref} is {pilot.status}; no more gate decisions can be recorded")
+    analysis = analyse(session, pilot, None, ctx.config).to_dict()
+    recommended = analysis["recommendation"]
+    against = decision == "proceed" and recommended != "proceed"
+    if against and not override:
+        why = "; ".join(analysis["reasons"])
+        raise InvalidInput(
+            f"{pilot.ref}: the analysis recommends '{recommended}' ({why}); "
+            "to proceed anyway add --override (it will be flagged in QA and board reports)"
+        )
+    if override and not against:
+        raise InvalidInput(
+            f"--override is only for proceeding against the recommendation; the analysis recommends '{recommended}'"
+        )
+    return record_gate(
+        session, ctx, ref, decision, reason, analysis=analysis, recommendation=recommended, override=override
+    )
