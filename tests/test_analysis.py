@@ -181,7 +181,7 @@ def test_boundaries_follow_planned_n_and_data_are_cumulative(rr, tmp_path):
     assert early.metric("wellbeing").ci_level == pytest.approx(1 - 2 * stats.norm.sf(expected))
     assert "O'Brien–Fleming-type boundary |z| = 3.93" in early.metric("wellbeing").method
 
-    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x").exit_code == 0
+    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
     second = arm_rows("wellbeing", "comparison", exact(3, 70, 50, 4), prefix="b") + arm_rows(
         "wellbeing", "pilot", exact(4, 70, 51, 4), prefix="b"
     )
@@ -218,7 +218,7 @@ def test_continue_at_early_look_then_proceed_at_final(rr, tmp_path):
         "the primary wellbeing did not meet non-inferiority at the stage boundary"
     )
 
-    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x").exit_code == 0
+    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
     more = arm_rows("wellbeing", "comparison", exact(3, 60, 50, 3), prefix="x") + arm_rows(
         "wellbeing", "pilot", exact(4, 60, 50, 3), prefix="x"
     )
@@ -386,7 +386,7 @@ def test_hospital_befriending_continue_then_proceed(rr, tmp_path):
         incremental["per_unit_public_only"] / feasibility.metric("wellbeing").estimate, abs=0.02
     )
 
-    result = rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x")
+    result = rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override")
     assert result.exit_code == 0, result.output
     result = rr(
         "pilot", "data", "P-1", str(data / "hospital-befriending-extended.csv"), "--stage", "extended"

@@ -74,7 +74,10 @@ def test_rehashed_edit_still_breaks_the_next_link(rr, db_url):
     database.dispose()
     tamper(db_url, f"UPDATE events SET reason = 'better', hash = '{forged}' WHERE seq = 2")
     result = rr("audit", "verify")
-    assert (result.exit_code, result.stderr) == (1, "Error: audit chain broken at event 3: event 3 does not link to event 2\n")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: audit chain broken at event 3: event 3 does not link to event 2\n",
+    )
 
 
 def test_verify_json_reports_the_break(rr, db_url):

@@ -194,7 +194,7 @@ def test_data_only_for_the_open_stage(rr, tmp_path):
         imported(rr, tmp_path, LONG, stage="pilot").stderr
         == "Error: P-1 has no stage 'pilot' (stages: feasibility, extended)\n"
     )
-    rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "go")
+    rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "go", "--override")
     behind = imported(rr, tmp_path, LONG, stage="feasibility")
     assert (
         behind.stderr

@@ -132,10 +132,12 @@ def test_gates_move_through_stages_and_record_counts(rr, tmp_path):
         "pilot": {"n": 1, "missing": 1},
     }
     assert (
-        rr.json("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Go")["now_stage"] == "extended"
+        rr.json("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Go", "--override")["now_stage"]
+        == "extended"
     )
     assert (
-        rr.json("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Done")["status"] == "completed"
+        rr.json("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Done", "--override")["status"]
+        == "completed"
     )
     result = rr("pilot", "gate", "P-1", "--decision", "continue", "--reason", "again")
     assert (result.exit_code, result.stderr) == (
@@ -173,7 +175,7 @@ def test_adapt_requires_an_amendment(rr, tmp_path):
 def test_every_pilot_change_is_in_the_audit_chain(rr, tmp_path):
     registered(rr, tmp_path)
     rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
-    rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "ok")
+    rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "ok", "--override")
     assert rr.json("audit", "verify") == {"events": 3, "ok": True, "broken_at": None, "problem": None}
 
 
