@@ -51,5 +51,17 @@ riskreg --actor "Head of Housing" pilot gate P-2 --decision stop --reason "Compl
 step "Pilots now" "pilot list"
 riskreg pilot list
 
+step "QA: re-score a tested risk on the befriending evidence, and review another" "risk rescore R-2 --evidence P-1; review record R-1"
+riskreg risk rescore R-2 --likelihood 2 --impact 5 --evidence P-1 \
+  --reason "Befriending pilot: wellbeing non-inferior, no rise in safeguarding concerns"
+riskreg --actor "QA reviewer" review record R-1 --outcome confirmed --note "Peer supervision minutes seen for three months"
+riskreg risk show R-2
+
+step "Reviews due in the next 60 days" "review due --within 60"
+riskreg review due --within 60
+
+step "QA check of the register and the pilots (the examples leave a few findings on purpose)" "check"
+riskreg check
+
 step "The audit trail is intact" "audit verify"
 riskreg audit verify

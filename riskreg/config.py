@@ -17,7 +17,9 @@ DEFAULT_BANDS = {"low": 3, "medium": 6, "high": 12, "very high": 25}
 DEFAULT_REVIEW_DAYS = {"very high": 30, "high": 90, "medium": 180, "low": 365}
 DEFAULT_APPETITE = 12
 DEFAULT_CITIZEN_HOUR_VALUE = 12.21
-TOP_LEVEL_KEYS = ("organisation", "citizen_hour_value", "ratings", "appetite", "review_days")
+TOP_LEVEL_KEYS = ("organisation", "citizen_hour_value", "ratings", "appetite", "review_days", "check")
+CHECK_KEYS = ("overdue_error_days", "one_sided_ratio", "severity")
+SEVERITIES = ("error", "warning", "info")
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +32,11 @@ class Config:
     bands: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BANDS))
     appetite: dict[str, int] = field(default_factory=lambda: {"default": DEFAULT_APPETITE})
     review_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REVIEW_DAYS))
+    # riskreg check: overdue by more than this many days is an error, not a warning
+    overdue_error_days: int = 90
+    # a register is one-sided when one side has fewer than this share of the other's risks
+    one_sided_ratio: float = 0.5
+    severity: dict[str, str] = field(default_factory=dict)  # rule name -> error | warning | info
     source: str | None = None
 
     def rating(self, score: int) -> str:
@@ -84,7 +91,9 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     review_days = _score_table(raw, "review_days", RATINGS, DEFAULT_REVIEW_DAYS, source, upper=3660)
     appetite = {"default": DEFAULT_APPETITE}
     appetite.update(_int_table(raw.get("appetite", {}), "appetite", source, upper=25))
+    check = _check_table(raw.get("check", {}), source)
     return Config(
+        **check,
         organisation=_string(raw, "organisation", "riskreg", source),
         citizen_hour_value=_money(raw, "citizen_hour_value", source),
         bands=bands,
@@ -92,6 +101,34 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         review_days=review_days,
         source=source,
     )
+
+
+def _check_table(table: Any, source: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: check: expected a table like [check]")
+    _reject_unknown(table, CHECK_KEYS, source, "check.")
+    values: dict[str, Any] = {}
+    if "overdue_error_days" in table:
+        values["overdue_error_days"] = _int_table(
+            {"overdue_error_days": table["overdue_error_days"]}, "check", source, upper=3660
+        )["overdue_error_days"]
+    if "one_sided_ratio" in table:
+        ratio = table["one_sided_ratio"]
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+            raise ConfigError(
+                f"{source}: check.one_sided_ratio: expected a number above 0 and at most 1, got {ratio!r}"
+            )
+        values["one_sided_ratio"] = float(ratio)
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict):
+        raise ConfigError(f"{source}: check.severity: expected a table like [check.severity]")
+    for rule, level in severity.items():
+        if level not in SEVERITIES:
+            raise ConfigError(
+                f"{source}: check.severity.{rule}: expected one of {', '.join(SEVERITIES)}, got {level!r}"
+            )
+    values["severity"] = dict(severity)
+    return values
 
 
 def _reject_unknown(table: dict[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:

@@ -342,3 +342,24 @@ class Decision(Base):
     snapshot: Mapped[str] = mapped_column(Text)  # JSON: data counts (and analysis) at decision time
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(200))
+
+
+class Evidence(Base):
+    """The pilot result a re-score relied on: pilot, stage, metric and its estimate, CI and n."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
+    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
+    event_seq: Mapped[int] = mapped_column(Integer)  # the risk.rescore event it belongs to
+    stage_index: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(100))
+    verdict: Mapped[str | None] = mapped_column(String(20))
+    recommendation: Mapped[str | None] = mapped_column(String(16))
+    estimate: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    n_comparison: Mapped[int] = mapped_column(Integer)
+    n_pilot: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

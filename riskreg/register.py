@@ -461,7 +461,13 @@ def _require_reason(reason: str | None) -> str:
 
 
 def _apply_change(
-    session: Session, ctx: Context, risk: Risk, changes: dict[str, Any], action: str, reason: str
+    session: Session,
+    ctx: Context,
+    risk: Risk,
+    changes: dict[str, Any],
+    action: str,
+    reason: str,
+    extra: dict[str, Any] | None = None,
 ) -> Risk:
     before = snapshot(risk)
     for name, value in changes.items():
@@ -476,7 +482,7 @@ def _apply_change(
         entity_id=risk.ref,
         scope=risk.ref,
         before=before,
-        after=snapshot(risk),
+        after={**snapshot(risk), **(extra or {})},
         reason=reason,
         at=ctx.now,
     )
@@ -526,12 +532,14 @@ def rescore_risk(
     impact: int,
     reason: str | None,
     expect_version: int | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> Risk:
-    """Set a risk's current likelihood and impact, with the reason recorded."""
+    """Set a risk's current likelihood and impact, with the reason (and any pilot evidence) recorded."""
     reason = _require_reason(reason)
     scores = validate_fields({"likelihood": likelihood, "impact": impact})
     risk = _open_risk(session, ref, expect_version)
-    return _apply_change(session, ctx, risk, scores, "risk.rescore", reason)
+    extra = {"evidence": evidence} if evidence is not None else None
+    return _apply_change(session, ctx, risk, scores, "risk.rescore", reason, extra)
 
 
 def close_risk(

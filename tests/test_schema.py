@@ -57,16 +57,16 @@ def test_a_schema_that_is_behind_is_refused_until_db_upgrade(runner, empty_db_ur
     with engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        command.upgrade(config, "0002")
     engine.dispose()
     rr = Riskreg(runner, empty_db_url)
     result = rr("risk", "list")
     assert (result.exit_code, result.stderr) == (
         1,
-        f"Error: database schema is at revision 0001, this riskreg needs {SCHEMA_HEAD}; "
+        f"Error: database schema is at revision 0002, this riskreg needs {SCHEMA_HEAD}; "
         "run `riskreg db upgrade` (back the database up first)\n",
     )
     assert rr.json("db", "status")["up_to_date"] is False
-    assert rr.json("db", "upgrade") == {"from": "0001", "to": SCHEMA_HEAD, "changed": True}
+    assert rr.json("db", "upgrade") == {"from": "0002", "to": SCHEMA_HEAD, "changed": True}
     assert rr.json("risk", "list") == []
     assert rr.json("audit", "verify")["ok"] is True

@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from riskreg.cli import dbcmd, pilots, plan, risks
+    from riskreg.cli import dbcmd, pilots, plan, qa, risks
 
-    for module in (dbcmd, risks, pilots, plan):
+    for module in (dbcmd, risks, pilots, plan, qa):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -49,6 +49,10 @@ def _risk_text(risk: dict[str, Any]) -> str:
             ("description", risk["description"] or ""),
         ]
     )
+    for review in risk.get("reviews", [])[-3:]:
+        lines += f"\nreviewed:    {review['reviewed_at'][:10]} by {review['reviewer']}: {review['outcome']} — {review['note']}"
+    for ev in risk.get("evidence", []):
+        lines += f"\nevidence:    {_evidence_text(ev)}"
     controls = risk.get("controls")
     if controls:
         rows = [
@@ -64,6 +68,14 @@ def _risk_text(risk: dict[str, Any]) -> str:
         ]
         lines += "\n\ncontrols:\n" + table(("ID", "STATUS", "RESOURCE", "OWNER", "DUE", "DESCRIPTION"), rows)
     return lines
+
+
+def _evidence_text(ev: dict[str, Any]) -> str:
+    low, high = ev["ci"]
+    ci = f"CI {low:.3g} to {high:.3g}" if low is not None and high is not None else "CI not available"
+    estimate = f"{ev['estimate']:.3g}" if ev["estimate"] is not None else "none"
+    n = f"n {ev['n']['comparison']} comparison / {ev['n']['pilot']} pilot"
+    return f"{ev['pilot']} {ev['metric']}: {ev['verdict']} (estimate {estimate}, {ci}, {n}; recommended {ev['recommendation']}) on {ev['at'][:10]}"
 
 
 def _list_text(risks: list[dict[str, Any]]) -> str:
@@ -174,13 +186,16 @@ def risk_show(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-unty
     Example:
       riskreg risk show R-1
     """
+    from riskreg.evidence import evidence_for, evidence_to_dict
     from riskreg.register import get_risk, risk_to_dict
+    from riskreg.reviews import review_to_dict, reviews_of
 
     database = app.database()
     with database.read() as session:
-        data = risk_to_dict(
-            get_risk(session, risk_id, with_controls=True), database.config, with_controls=True
-        )
+        risk = get_risk(session, risk_id, with_controls=True)
+        data = risk_to_dict(risk, database.config, with_controls=True)
+        data["reviews"] = [review_to_dict(r) for r in reviews_of(session, risk.id)]
+        data["evidence"] = [evidence_to_dict(e) for e in evidence_for(session, risk.id)]
     emit(data, as_json, _risk_text)
 
 
@@ -239,24 +254,47 @@ def risk_update(
 @click.option("--likelihood", required=True, type=SCORE, help="Current likelihood 1–5.")
 @click.option("--impact", required=True, type=SCORE, help="Current impact 1–5.")
 @_reason()
+@click.option(
+    "--evidence",
+    "pilot_id",
+    metavar="P-N",
+    help="The pilot whose current result justifies the new score (stored with it).",
+)
 @_expect_version()
 @json_option
 @click.pass_obj
 def risk_rescore(
-    app, risk_id: str, likelihood: int, impact: int, reason: str, expect_version: int | None, as_json: bool
+    app,
+    risk_id: str,
+    likelihood: int,
+    impact: int,
+    reason: str,
+    pilot_id: str | None,
+    expect_version: int | None,
+    as_json: bool,
 ) -> None:  # type: ignore[no-untyped-def]
-    """Set a risk's current likelihood and impact.
+    """Set a risk's current likelihood and impact, optionally on a pilot's evidence.
 
     \b
     Example:
       riskreg risk rescore R-3 --likelihood 2 --impact 4 --reason "Peer checks in place"
+      riskreg risk rescore R-2 --likelihood 2 --impact 5 --evidence P-1 \\
+          --reason "Befriending pilot: no safeguarding harm at the extended stage"
     """
     from riskreg.register import rescore_risk, risk_to_dict
 
     ctx = app.context()
     with app.database().write() as session:
-        risk = rescore_risk(session, ctx, risk_id, likelihood, impact, reason, expect_version)
-        data = risk_to_dict(risk, ctx.config)
+        if pilot_id is None:
+            risk = rescore_risk(session, ctx, risk_id, likelihood, impact, reason, expect_version)
+            data = risk_to_dict(risk, ctx.config)
+        else:
+            from riskreg.evidence import evidence_to_dict, rescore_on_evidence
+
+            risk, row = rescore_on_evidence(
+                session, ctx, risk_id, likelihood, impact, reason, pilot_id, expect_version
+            )
+            data = {**risk_to_dict(risk, ctx.config), "evidence": evidence_to_dict(row)}
     emit(
         data,
         as_json,

@@ -1,0 +1,100 @@
+"""QA reviews of risks: what is due, and recording a review by someone other than the owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riskreg.errors import InvalidInput
+from riskreg.models import REVIEW_OUTCOMES, Review, Risk
+from riskreg.register import (
+    Context,
+    RiskFilter,
+    _apply_change,
+    _iso,
+    get_risk,
+    list_risks,
+    next_review,
+    risk_to_dict,
+)
+
+
+@dataclass(frozen=True)
+class DueReview:
+    """An open risk whose next review falls on or before a date."""
+
+    risk: dict[str, Any]
+    days_overdue: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.risk, "days_overdue": self.days_overdue}
+
+
+def due_reviews(session: Session, ctx: Context, within_days: int = 0) -> list[DueReview]:
+    """Return open risks due for review within ``within_days`` of today, most overdue first."""
+    horizon = ctx.today + dt.timedelta(days=within_days)
+    rows = list_risks(session, ctx.config, RiskFilter(status="open"), sort="review")
+    due = [(r, next_review(r, ctx.config)) for r in rows]
+    return [
+        DueReview(risk_to_dict(r, ctx.config), (ctx.today - when).days) for r, when in due if when <= horizon
+    ]
+
+
+def _same_person(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()  # type: ignore[union-attr]
+
+
+def record_review(
+    session: Session, ctx: Context, ref: str, outcome: str, note: str | None
+) -> tuple[Risk, Review]:
+    """Record a review; the next review moves on from today; ``closed`` also closes the risk."""
+    if outcome not in REVIEW_OUTCOMES:
+        raise InvalidInput(f"outcome: expected one of {', '.join(REVIEW_OUTCOMES)}, got {outcome!r}")
+    if not note or not note.strip():
+        raise InvalidInput("note: a review needs --note (what was checked and found)")
+    risk = get_risk(session, ref)
+    if risk.status == "closed":
+        raise InvalidInput(f"{risk.ref} is closed; closed risks are not reviewed")
+    if _same_person(ctx.actor, risk.owner):
+        raise InvalidInput(
+            f"{ctx.actor} owns {risk.ref}; a review must be recorded by someone other than the owner"
+        )
+    review = Review(
+        risk_id=risk.id, reviewer=ctx.actor, outcome=outcome, note=note.strip(), reviewed_at=ctx.now
+    )
+    session.add(review)
+    changes: dict[str, Any] = {"last_reviewed": ctx.today}
+    if outcome == "closed":
+        changes["status"] = "closed"
+        risk.closed_at = ctx.now
+    extra = {"review": {"outcome": outcome, "reviewer": ctx.actor}}
+    _apply_change(session, ctx, risk, changes, "risk.review", note.strip(), extra)
+    return risk, review
+
+
+def review_to_dict(review: Review) -> dict[str, Any]:
+    """Return a review as a JSON-ready dict."""
+    return {
+        "risk": f"R-{review.risk_id}",
+        "reviewer": review.reviewer,
+        "outcome": review.outcome,
+        "note": review.note,
+        "reviewed_at": _iso(review.reviewed_at),
+    }
+
+
+def reviews_of(session: Session, risk_id: int) -> list[Review]:
+    """Return a risk's reviews, oldest first."""
+    return list(session.scalars(select(Review).where(Review.risk_id == risk_id).order_by(Review.id)))
+
+
+def escalated_risks(session: Session) -> set[int]:
+    """Return the ids of risks whose latest review escalated them."""
+    latest: dict[int, str] = {}
+    for risk_id, outcome in session.execute(select(Review.risk_id, Review.outcome).order_by(Review.id)):
+        latest[risk_id] = outcome
+    return {risk_id for risk_id, outcome in latest.items() if outcome == "escalated"}
