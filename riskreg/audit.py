@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -75,6 +75,43 @@ def record(
     head.seq, head.hash = event.seq, event.hash
     session.add(event)
     return event
+
+
+class Acting(Protocol):
+    """Who acts and when: anything with ``actor`` and ``now`` (riskreg.register.Context)."""
+
+    actor: str
+    now: dt.datetime
+
+
+def log(
+    session: Session,
+    ctx: Acting,
+    action: str,
+    subject: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    reason: str | None = None,
+    scope: str | None = None,
+) -> Event:
+    """Record a change to ``subject`` (``R-3``, ``C-2``, ``P-1``) by the acting person, now.
+
+    The entity kind comes from the identifier's prefix; ``scope`` (default: the subject)
+    is the risk or pilot whose history the event belongs to.
+    """
+    entity = {"R": "risk", "C": "control", "P": "pilot"}[subject.split("-", 1)[0]]
+    return record(
+        session,
+        actor=ctx.actor,
+        action=action,
+        entity=entity,
+        entity_id=subject,
+        scope=scope or subject,
+        before=before,
+        after=after,
+        reason=reason,
+        at=ctx.now,
+    )
 
 
 def history(session: Session, scope: str) -> list[Event]:

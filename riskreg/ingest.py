@@ -402,6 +402,26 @@ class _CopyWriter:
             self.cursor.close()
 
 
+def _new_import(
+    session: Session, ctx: Context, pilot: Pilot, stage_index: int, kind: str, source: str
+) -> DataImport:
+    """Start the record of one data file's import (its counts are filled in at the end)."""
+    record = DataImport(
+        pilot_id=pilot.id,
+        stage_index=stage_index,
+        kind=kind,
+        source=Path(source).name,
+        rows=0,
+        missing=0,
+        replaced=0,
+        at=ctx.now,
+        actor=ctx.actor,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
 def import_outcomes(
     session: Session,
     ctx: Context,
@@ -419,19 +439,7 @@ def import_outcomes(
     codes = metric_codes(session, pilot)
     source = str(path)
     errors = RowErrors.for_file(source)
-    record = DataImport(
-        pilot_id=pilot.id,
-        stage_index=stage_index,
-        kind="outcomes",
-        source=Path(source).name,
-        rows=0,
-        missing=0,
-        replaced=0,
-        at=ctx.now,
-        actor=ctx.actor,
-    )
-    session.add(record)
-    session.flush()
+    record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
     loader = _Loader(session, pilot, stage_index, codes, protocol.design.arms, errors, record.id)
     failed = True
     try:
@@ -533,26 +541,8 @@ def _finish(
         summary.observations += present + missing
         summary.missing += missing
     record.rows, record.missing, record.replaced = summary.observations, summary.missing, summary.replaced
-    audit.record(
-        session,
-        actor=ctx.actor,
-        action="pilot.data",
-        entity="pilot",
-        entity_id=pilot.ref,
-        scope=pilot.ref,
-        before=None,
-        after={
-            "stage": summary.stage,
-            "file": record.source,
-            "form": summary.form,
-            "observations": summary.observations,
-            "missing": summary.missing,
-            "replaced": summary.replaced,
-            "metrics": summary.by_metric,
-        },
-        reason=None,
-        at=ctx.now,
-    )
+    after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}
+    audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source})
 
 
 def _clear_or_refuse(
@@ -610,19 +600,7 @@ def import_resources(
     protocol = protocol_of(pilot)
     source = str(path)
     errors = RowErrors.for_file(source)
-    record = DataImport(
-        pilot_id=pilot.id,
-        stage_index=pilot.stage_index,
-        kind="resources",
-        source=Path(source).name,
-        rows=0,
-        missing=0,
-        replaced=0,
-        at=ctx.now,
-        actor=ctx.actor,
-    )
-    session.add(record)
-    session.flush()
+    record = _new_import(session, ctx, pilot, pilot.stage_index, "resources", source)
     rows = []
     with open_text(path) as handle:
         parsed = read_csv(handle, source)
@@ -641,16 +619,13 @@ def import_resources(
     record.rows = len(rows)
     session.flush()
     totals = resource_totals(session, pilot, ctx.config.citizen_hour_value, import_id=record.id)
-    audit.record(
+    audit.log(
         session,
-        actor=ctx.actor,
-        action="pilot.resources",
-        entity="pilot",
-        entity_id=pilot.ref,
-        scope=pilot.ref,
-        before=None,
-        after={"file": record.source, "rows": len(rows), "totals": totals["total"]},
-        at=ctx.now,
+        ctx,
+        "pilot.resources",
+        pilot.ref,
+        None,
+        {"file": record.source, "rows": len(rows), "totals": totals["total"]},
     )
     return ResourceSummary(pilot.ref, source, len(rows), dry_run)
 

@@ -288,18 +288,7 @@ def _snapshot(pilot: Pilot, protocol: Protocol) -> dict[str, Any]:
 def _record(
     session: Session, ctx: Context, pilot: Pilot, action: str, before: Any, after: Any, reason: str | None
 ) -> None:
-    audit.record(
-        session,
-        actor=ctx.actor,
-        action=action,
-        entity="pilot",
-        entity_id=pilot.ref,
-        scope=pilot.ref,
-        before=before,
-        after=after,
-        reason=reason,
-        at=ctx.now,
-    )
+    audit.log(session, ctx, action, pilot.ref, before, after, reason)
 
 
 def _amend(session: Session, ctx: Context, pilot: Pilot, protocol: Protocol, reason: str) -> Registration:

@@ -415,17 +415,7 @@ def add_risk(session: Session, ctx: Context, values: Mapping[str, Any], number: 
         risk.closed_at = ctx.now
     session.add(risk)
     session.flush()
-    audit.record(
-        session,
-        actor=ctx.actor,
-        action="risk.add",
-        entity="risk",
-        entity_id=risk.ref,
-        scope=risk.ref,
-        before=None,
-        after=snapshot(risk),
-        at=ctx.now,
-    )
+    audit.log(session, ctx, "risk.add", risk.ref, None, snapshot(risk))
     return risk
 
 
@@ -474,18 +464,7 @@ def _apply_change(
         setattr(risk, name, value)
     risk.updated_at, risk.updated_by = ctx.now, ctx.actor
     session.flush()  # bumps the version (and fails if another writer got there first)
-    audit.record(
-        session,
-        actor=ctx.actor,
-        action=action,
-        entity="risk",
-        entity_id=risk.ref,
-        scope=risk.ref,
-        before=before,
-        after={**snapshot(risk), **(extra or {})},
-        reason=reason,
-        at=ctx.now,
-    )
+    audit.log(session, ctx, action, risk.ref, before, {**snapshot(risk), **(extra or {})}, reason)
     return risk
 
 
@@ -641,17 +620,15 @@ def update_control(
 def _record_control(
     session: Session, ctx: Context, control: Control, action: str, before: dict | None, reason: str | None
 ) -> None:
-    audit.record(
+    audit.log(
         session,
-        actor=ctx.actor,
-        action=action,
-        entity="control",
-        entity_id=control.ref,
+        ctx,
+        action,
+        control.ref,
+        before,
+        _control_snapshot(control),
+        reason,
         scope=f"R-{control.risk_id}",
-        before=before,
-        after=_control_snapshot(control),
-        reason=reason,
-        at=ctx.now,
     )
 
 
