@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scipy.stats import norm
+from scipy import special
 from sqlalchemy import Float, and_, case, cast, distinct, func, literal, or_, select
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,6 @@ from riskreg.errors import InvalidInput
 from riskreg.models import Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
-from riskreg.stats import power as power_calc
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
 from riskreg.stats.sequential import lan_demets_boundaries
 from riskreg.stats.srm import sample_ratio_check
@@ -237,9 +236,17 @@ class Analysis:
 
 
 def analyse(
-    session: Session, pilot: Pilot, stage_index: int | None = None, config: Config | None = None
+    session: Session,
+    pilot: Pilot,
+    stage_index: int | None = None,
+    config: Config | None = None,
+    with_power: bool = True,
 ) -> Analysis:
-    """Analyse a pilot at a stage (default: its current stage) on data from stages 0..stage."""
+    """Analyse a pilot at a stage (default: its current stage) on data from stages 0..stage.
+
+    ``with_power=False`` leaves out achieved power and minimum detectable effects (their
+    searches are most of an analysis' time), for overviews such as the board report.
+    """
     protocol = protocol_of(pilot)
     config = config or Config()
     k = pilot.stage_index if stage_index is None else stage_index
@@ -263,7 +270,14 @@ def analyse(
 
     results = [
         _analyse_metric(
-            metric, summaries[metric.name], missing[metric.name], protocol.design, boundary, k, fractions
+            metric,
+            summaries[metric.name],
+            missing[metric.name],
+            protocol.design,
+            boundary,
+            k,
+            fractions,
+            with_power,
         )
         for metric in protocol.metrics
     ]
@@ -449,7 +463,7 @@ def _units(
 
 def _boundary_alpha(boundary: float) -> float:
     """Return the nominal two-sided α′ = 2(1 − Φ(b)) whose CI has critical value b."""
-    return float(2.0 * norm.sf(boundary))
+    return float(2.0 * special.ndtr(-boundary))
 
 
 def _compare(kind: str) -> Callable[[Any, Any, float], Comparison]:
@@ -516,6 +530,7 @@ def _analyse_metric(
     boundary: float,
     k: int,
     fractions: list[float],
+    with_power: bool = True,
 ) -> MetricResult:
     arms, alpha = design.arms, design.alpha
     comparison_summary, pilot_summary = arms_summaries
@@ -576,7 +591,7 @@ def _analyse_metric(
         se=result.se,
         equivalence_ci=None if tost is None else (tost.ci_low, tost.ci_high),
         nominal=nominal,
-        power=_power(metric, comparison_summary, pilot_summary, alpha, design.power),
+        power=_power(metric, comparison_summary, pilot_summary, alpha, design.power) if with_power else None,
         warnings=tuple(warnings),
     )
 
@@ -655,6 +670,8 @@ def _power(
 
     For a non-inferiority metric also the power to show non-inferiority if the arms are equal.
     """
+    from riskreg.stats import power as power_calc  # loads scipy.stats: only when power is asked for
+
     try:
         if isinstance(comparison, ContinuousSummary) and isinstance(pilot, ContinuousSummary):
             if comparison.n < 2 or pilot.n < 2:
