@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analyse, import_data, register_list
+from bench import analyse, board_report, import_data, register_list
 from bench.common import ROOT
 
 HEADER = (
@@ -18,7 +18,12 @@ HEADER = (
 
 
 def main() -> int:
-    results = [register_list.run(runs=9), *import_data.run(runs=5), *analyse.run(runs=5)]
+    results = [
+        register_list.run(runs=9),
+        *import_data.run(runs=5),
+        *analyse.run(runs=5),
+        *board_report.run(runs=5),
+    ]
     lines = [
         f"# riskreg benchmarks\n\nmachine: {platform.machine()}, Python {platform.python_version()}; "
         "whole-process wall times, subject and baseline alternated in one run.\n",

@@ -1,0 +1,1209 @@
+"""HTML reports (DESIGN §6): one Jinja2 environment, one ``render_report``, contexts built here.
+
+Each report is built in two steps, as datasette does it: a ``*_context`` function reads the
+database and returns a frozen context dataclass (``riskreg.report_context``) with every value
+prepared; ``render_report(name, context)`` renders the template of that name with it. Templates
+never see a session. The output is one self-contained file: inline CSS and SVG, no scripts,
+no external requests, and with ``--as-of`` no clock at all, so reruns are byte-identical.
+
+Only ``riskreg report`` imports this module (it loads Jinja2 and, through the analysis, SciPy).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from riskreg import __version__
+from riskreg.analysis import analyse
+from riskreg.config import RATINGS, Config
+from riskreg.db import Database, safe_url
+from riskreg.errors import InvalidInput
+from riskreg.evidence import evidence_for
+from riskreg.models import PILOT_STATUSES, SIDES, Decision, Event, Pilot, ProtocolVersion, Resource, Risk
+from riskreg.pilots import (
+    data_counts,
+    decisions,
+    get_pilot,
+    linked_risks,
+    list_pilots,
+    protocol_of,
+    protocol_versions,
+)
+from riskreg.protocol import Protocol
+from riskreg.qa import RULES, SEVERITY_ORDER, run_checks
+from riskreg.register import changed_fields, get_risk, is_above_appetite, list_risks, next_review, parse_date
+from riskreg.report_context import (
+    AmendmentLine,
+    ArmValue,
+    BarChart,
+    BoardContext,
+    BoundaryChart,
+    Change,
+    CostLine,
+    CostSummary,
+    CriterionLine,
+    DecisionLine,
+    EventLine,
+    EvidenceLine,
+    FindingGroup,
+    FindingLine,
+    ForestPlot,
+    Headline,
+    LinkedRisk,
+    MetricDefinition,
+    Page,
+    PilotContext,
+    PilotLine,
+    PilotSummary,
+    PowerLine,
+    QaContext,
+    ResourceLine,
+    ResultLine,
+    RiskLine,
+    RiskList,
+    RuleLine,
+    SideCounts,
+    StageAnalysis,
+    StageDefinition,
+    TopRisk,
+    bar_chart,
+    boundary_chart,
+    ci_text,
+    estimate_text,
+    forest_plot,
+    heat_map,
+    hours,
+    label,
+    margin_text,
+    money,
+    num,
+    observed_z,
+    p_text,
+    pct,
+    rating_class,
+    result_sentence,
+)
+
+REPORTS = ("board", "pilot", "qa")
+CONTEXTS: dict[str, type] = {"board": BoardContext, "pilot": PilotContext, "qa": QaContext}
+DEFAULT_PERIOD_DAYS = 90
+TOP_RISKS = 10
+LIST_LIMIT = 25  # rows shown in the board's risk lists; the total is always given
+# Pilots without a stored analysis are analysed while the board report is built (about
+# 0.1 s each); beyond this many the pipeline says so instead of making the report slow.
+FRESH_ANALYSES = 20
+HIGH_RATINGS = ("high", "very high")
+SIDE_HEADINGS = {"citizen": "Citizen side", "professional": "Professional side", "shared": "Shared"}
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _load(name: str) -> str | None:
+    """Return a template's source from the ``riskreg.templates`` package (editable or wheel)."""
+    resource = files("riskreg.templates")
+    for part in name.split("/"):
+        resource = resource.joinpath(part)
+    try:
+        return resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """Return the one Jinja2 environment: autoescaped everywhere, strict about undefined names."""
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_report(name: str, context: Any) -> str:
+    """Render the report template ``name`` (board, pilot or qa) with its context dataclass."""
+    if name not in REPORTS:
+        raise ValueError(f"unknown report {name!r} (reports: {', '.join(REPORTS)})")
+    if not isinstance(context, CONTEXTS[name]):
+        raise TypeError(f"the {name} report takes a {CONTEXTS[name].__name__}, got {type(context).__name__}")
+    return environment().get_template(f"{name}.html.j2").render(report=context)
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The report's date and the instant that stands for "now" (the end of that date with --as-of)."""
+
+    as_of: dt.date
+    until: dt.datetime  # events before this instant count as happened
+    generated: str
+    fixed: bool
+
+
+def clock(as_of: str | dt.date | None, now: dt.datetime | None = None) -> Clock:
+    """Return the report clock: with ``as_of`` no wall-clock time is used at all (determinism)."""
+    if as_of is not None:
+        day = parse_date("--as-of", as_of)
+        assert day is not None
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        return Clock(day, end, f"{day.isoformat()} (as of)", True)
+    now = now or dt.datetime.now(dt.UTC)
+    return Clock(now.date(), now, now.strftime("%Y-%m-%d %H:%M UTC"), False)
+
+
+def period_start(since: str | dt.date | None, when: Clock) -> dt.date:
+    """Return the start of the report period: ``since``, else 90 days before the as-of date."""
+    day = parse_date("--since", since) if since is not None else None
+    if day is None:
+        return when.as_of - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
+    if day > when.as_of:
+        raise InvalidInput(f"--since: {day} is after the report date {when.as_of}")
+    return day
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(kind: str, title: str, config: Config, url: str, when: Clock) -> Page:
+    return Page(
+        kind=kind,
+        title=title,
+        organisation=config.organisation,
+        database=safe_url(url),
+        version=__version__,
+        generated=when.generated,
+        as_of=when.as_of.isoformat(),
+    )
+
+
+# --- board ------------------------------------------------------------------------------------
+
+
+def board_context(
+    session: Session,
+    config: Config,
+    url: str,
+    as_of: str | dt.date | None = None,
+    since: str | dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> BoardContext:
+    """Build the board report's context: counts, heat maps, top risks, pipeline, results, resources."""
+    when = clock(as_of, now)
+    start = period_start(since, when)
+    rows = list_risks(session, config)
+    open_rows = [r for r in rows if r.status == "open"]
+    escalated = _escalated(session)
+    lines = {r.id: _risk_line(r, config, when, r.id in escalated) for r in open_rows}
+    by_score = sorted(open_rows, key=lambda r: (-r.likelihood * r.impact, r.id))
+    above = [lines[r.id] for r in by_score if is_above_appetite(r, config)]
+    overdue = sorted(
+        (line for line in lines.values() if line.days_overdue > 0), key=lambda x: (-x.days_overdue, x.id)
+    )
+    pilots = list_pilots(session)
+    by_id = {p.id: p for p in pilots}
+    pipeline, forest_entries, note = _pipeline(session, config, pilots)
+    totals = resource_totals(session, config)
+    return BoardContext(
+        page=_page("board", "Board report: risks and pilots", config, url, when),
+        since=start.isoformat(),
+        headline=_headline(open_rows, len(rows) - len(open_rows), config, above, overdue, escalated, pilots),
+        heatmaps=_heatmaps(open_rows, config),
+        top_risks=_top_risks(
+            session, config, [lines[r.id] for r in by_score[:TOP_RISKS]], by_score, start, when
+        ),
+        escalated=_capped([lines[r.id] for r in by_score if r.id in escalated]),
+        above_appetite=_capped(above),
+        overdue=_capped(overdue),
+        pipeline=tuple(pipeline),
+        analysis_note=note,
+        overrides=tuple(_decision_line(d, by_id[d.pilot_id]) for d in _all_decisions(session) if d.override),
+        amendments=tuple(_amendment_lines(session, pilots)),
+        forest=forest_plot(
+            forest_entries,
+            "Primary result of each pilot against its margin or no-difference line; "
+            "each result has its own axis because units and scales differ.",
+        ),
+        resources=tuple(_resource_lines(totals, pilots)),
+        resource_chart=_resource_chart(totals, config, pilots),
+        hour_value=money(config.citizen_hour_value),
+    )
+
+
+def _escalated(session: Session) -> set[int]:
+    from riskreg.reviews import escalated_risks
+
+    return escalated_risks(session)
+
+
+def _risk_line(risk: Any, config: Config, when: Clock, escalated: bool) -> RiskLine:
+    score = risk.likelihood * risk.impact
+    due = next_review(risk, config)
+    rating = config.rating(score)
+    return RiskLine(
+        id=f"R-{risk.id}",
+        title=risk.title,
+        side=risk.side,
+        mode=risk.mode,
+        category=risk.category,
+        owner=risk.owner or "",
+        likelihood=risk.likelihood,
+        impact=risk.impact,
+        score=score,
+        rating=rating,
+        rating_class=rating_class(rating),
+        appetite=config.appetite_for(risk.category),
+        next_review=due.isoformat(),
+        days_overdue=max((when.as_of - due).days, 0),
+        escalated=escalated,
+    )
+
+
+def _capped(lines: Sequence[RiskLine]) -> RiskList:
+    return RiskList(tuple(lines[:LIST_LIMIT]), len(lines))
+
+
+def _headline(
+    open_rows: Sequence[Any],
+    closed: int,
+    config: Config,
+    above: Sequence[RiskLine],
+    overdue: Sequence[RiskLine],
+    escalated: set[int],
+    pilots: Sequence[Pilot],
+) -> Headline:
+    table = {(side, rating): 0 for side in SIDES for rating in RATINGS}
+    for r in open_rows:
+        table[(r.side, config.rating(r.likelihood * r.impact))] += 1
+    by_side = tuple(
+        SideCounts(side, tuple(table[(side, rt)] for rt in RATINGS), sum(table[(side, rt)] for rt in RATINGS))
+        for side in SIDES
+    )
+    statuses = tuple((status, sum(1 for p in pilots if p.status == status)) for status in PILOT_STATUSES)
+    return Headline(
+        open_risks=len(open_rows),
+        closed_risks=closed,
+        ratings=RATINGS,
+        by_side=by_side,
+        rating_totals=tuple(sum(s.counts[i] for s in by_side) for i in range(len(RATINGS))),
+        above_appetite=len(above),
+        overdue=len(overdue),
+        escalated=sum(1 for r in open_rows if r.id in escalated),
+        pilots=len(pilots),
+        pilots_by_status=statuses,
+    )
+
+
+def _heatmaps(open_rows: Sequence[Any], config: Config) -> tuple[Any, ...]:
+    counts: dict[str, dict[tuple[int, int], int]] = {side: {} for side in SIDES}
+    for r in open_rows:
+        cell = counts[r.side]
+        cell[(r.likelihood, r.impact)] = cell.get((r.likelihood, r.impact), 0) + 1
+    return tuple(heat_map(side, SIDE_HEADINGS[side], counts[side], config.rating) for side in SIDES)
+
+
+# --- direction of travel --------------------------------------------------------------------------
+
+
+def score_timeline(events: Iterable[Event]) -> list[tuple[dt.datetime, int | None]]:
+    """Return (time, current score) after each event that recorded one; None once the risk is closed."""
+    timeline: list[tuple[dt.datetime, int | None]] = []
+    for event in events:
+        after = json.loads(event.after) if event.after else {}
+        if "likelihood" not in after or "impact" not in after:
+            continue
+        score = None if after.get("status") == "closed" else after["likelihood"] * after["impact"]
+        timeline.append((event.at, score))
+    return timeline
+
+
+def score_at(timeline: Sequence[tuple[dt.datetime, int | None]], instant: dt.datetime) -> int | None:
+    """Return the score in force just before ``instant`` (None if the risk did not exist or was closed)."""
+    score = None
+    for at, value in timeline:
+        if at >= instant:
+            break
+        score = value
+    return score
+
+
+def days_rated(
+    timeline: Sequence[tuple[dt.datetime, int | None]],
+    until: dt.datetime,
+    config: Config,
+    ratings: Sequence[str],
+) -> int:
+    """Return the whole days, up to ``until``, that the current score sat in one of ``ratings``."""
+    seconds = 0.0
+    for (at, score), following in zip(timeline, [*timeline[1:], (until, None)], strict=True):
+        end = min(following[0], until)
+        if score is not None and config.rating(score) in ratings and end > at:
+            seconds += (end - at).total_seconds()
+    return int(seconds // 86400)
+
+
+def _top_risks(
+    session: Session,
+    config: Config,
+    lines: Sequence[RiskLine],
+    ranked: Sequence[Any],
+    start: dt.date,
+    when: Clock,
+) -> tuple[TopRisk, ...]:
+    if not lines:
+        return ()
+    rows = {f"R-{r.id}": r for r in ranked[: len(lines)]}
+    events: dict[str, list[Event]] = {ref: [] for ref in rows}
+    query = select(Event).where(Event.scope.in_(list(rows)), Event.entity == "risk").order_by(Event.seq)
+    for event in session.scalars(query):
+        events[event.scope].append(event)
+    out = []
+    for line in lines:
+        row = rows[line.id]
+        timeline = score_timeline(events[line.id])
+        then = score_at(timeline, _start_of(start))
+        out.append(
+            TopRisk(
+                risk=line,
+                score_then=then,
+                direction=_direction(then, line.score),
+                direction_text=_direction_text(then, line.score),
+                target=_target_text(row, config),
+                target_gap=_target_gap(row, line.score),
+                days_high=days_rated(timeline, when.until, config, HIGH_RATINGS),
+            )
+        )
+    return tuple(out)
+
+
+def _direction(then: int | None, now: int) -> str:
+    if then is None:
+        return "new"
+    return "up" if now > then else "down" if now < then else "same"
+
+
+def _direction_text(then: int | None, now: int) -> str:
+    if then is None:
+        return "new"  # registered after the start date (the column heading names it)
+    if now > then:
+        return f"up from {then}: worse"
+    if now < then:
+        return f"down from {then}: better"
+    return "no change"
+
+
+def _target_text(row: Any, config: Config) -> str:
+    if row.target_likelihood is None or row.target_impact is None:
+        return "not set"
+    score = row.target_likelihood * row.target_impact
+    return f"{score} ({config.rating(score)})"
+
+
+def _target_gap(row: Any, score: int) -> str:
+    if row.target_likelihood is None or row.target_impact is None:
+        return ""
+    gap = score - row.target_likelihood * row.target_impact
+    return f"{gap} above target" if gap > 0 else "on target"
+
+
+# --- pilot pipeline ------------------------------------------------------------------------------
+
+
+def _all_decisions(session: Session) -> list[Decision]:
+    return list(session.scalars(select(Decision).order_by(Decision.id)))
+
+
+def _stage_name(protocol: Protocol, index: int) -> str:
+    return protocol.stages[index].name if 0 <= index < len(protocol.stages) else str(index)
+
+
+def _decision_line(decision: Decision, pilot: Pilot) -> DecisionLine:
+    return DecisionLine(
+        pilot=pilot.ref,
+        stage=_stage_name(protocol_of(pilot), decision.stage_index),
+        decision=decision.decision,
+        recommendation=decision.recommendation or "",
+        override=decision.override,
+        actor=decision.actor,
+        at=_when(decision.at),
+        reason=decision.reason,
+    )
+
+
+def _amendment_lines(session: Session, pilots: Sequence[Pilot]) -> list[AmendmentLine]:
+    by_id = {p.id: p for p in pilots}
+    query = select(ProtocolVersion).where(ProtocolVersion.number > 1).order_by(ProtocolVersion.id)
+    return [_amendment_line(v, by_id[v.pilot_id]) for v in session.scalars(query)]
+
+
+def _amendment_line(version: ProtocolVersion, pilot: Pilot) -> AmendmentLine:
+    return AmendmentLine(
+        pilot=pilot.ref,
+        number=version.number - 1,
+        sha256=version.sha256,
+        at=_when(version.at),
+        actor=version.actor,
+        reason=version.reason or "",
+        stage=_stage_name(protocol_of(pilot), version.stage_index),
+        after_data=version.after_data,
+    )
+
+
+def _pipeline(
+    session: Session, config: Config, pilots: Sequence[Pilot]
+) -> tuple[list[PilotLine], list[tuple[str, str, dict[str, Any], str | None]], str]:
+    """Return pipeline lines, forest entries and a note on where the recommendations came from."""
+    by_pilot: dict[int, list[Decision]] = {}
+    for decision in _all_decisions(session):
+        by_pilot.setdefault(decision.pilot_id, []).append(decision)
+    amendments: dict[int, list[ProtocolVersion]] = {}
+    for version in session.scalars(select(ProtocolVersion).where(ProtocolVersion.number > 1)):
+        amendments.setdefault(version.pilot_id, []).append(version)
+    lines, entries, fresh, skipped = [], [], 0, 0
+    for pilot in pilots:
+        protocol = protocol_of(pilot)
+        decided = by_pilot.get(pilot.id, [])
+        counts = data_counts(session, pilot, pilot.stage_index)[protocol.primary.name]
+        smallest = min(counts[arm]["n"] for arm in protocol.design.arms)
+        has_data = any(c["n"] or c["missing"] for c in counts.values())
+        stored, source = _stored_analysis(protocol, decided)
+        # The current stage of an active pilot has no stored analysis until its gate (a
+        # 'continue' keeps one): analyse it now, within a budget that keeps the report quick.
+        current = bool(decided) and decided[-1].stage_index == pilot.stage_index and stored is not None
+        analysis = stored
+        if pilot.status == "active" and not current and has_data:
+            if fresh < FRESH_ANALYSES:
+                analysis, source, fresh = (
+                    analyse(session, pilot, None, config, with_power=False).to_dict(),
+                    FRESH,
+                    fresh + 1,
+                )
+            else:
+                skipped += 1
+                source = (source + "; " if source else "") + (
+                    f"the current stage is not analysed here (over {FRESH_ANALYSES} pilots to analyse): "
+                    f"see riskreg report pilot {pilot.ref}"
+                )
+        elif not decided and not has_data:
+            source = "no outcome data yet"
+        lines.append(
+            _pilot_line(pilot, protocol, decided, amendments.get(pilot.id, []), analysis, source, smallest)
+        )
+        primary = _primary(analysis)
+        if analysis is not None and primary is not None and primary.get("estimate") is not None:
+            detail = f"{analysis['stage']} · {primary['test']}"
+            entries.append(
+                (
+                    f"{pilot.ref} {label(primary['name'])}",
+                    detail,
+                    primary,
+                    protocol_unit(protocol, primary["name"]),
+                )
+            )
+    note = (
+        "Recommendations of active pilots come from analysing their current stage while this report is built "
+        f"({fresh} analysed this time"
+        + (f"; {skipped} more were left for their pilot reports" if skipped else "")
+        + "); those of pilots that are stopped or completed, or decided 'continue' at their current stage, "
+        "come from the analysis stored with the latest gate decision."
+    )
+    return lines, entries, note
+
+
+FRESH = "analysed for this report"
+
+
+def _stored_analysis(protocol: Protocol, decided: Sequence[Decision]) -> tuple[dict[str, Any] | None, str]:
+    """Return the analysis stored with the latest gate decision and where it comes from."""
+    if not decided:
+        return None, ""
+    last = decided[-1]
+    stage = _stage_name(protocol, last.stage_index)
+    analysis = json.loads(last.snapshot).get("analysis")
+    if analysis is None:
+        return None, f"no analysis stored with the decision at {stage}"
+    return analysis, f"stored with the '{last.decision}' decision at {stage}, {_when(last.at)[:10]}"
+
+
+def protocol_unit(protocol: Protocol, name: str) -> str | None:
+    """Return the unit of a protocol metric, if the protocol gives one."""
+    return next((m.unit for m in protocol.metrics if m.name == name), None)
+
+
+def _primary(analysis: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not analysis:
+        return None
+    return next((m for m in analysis.get("metrics", []) if m.get("role") == "primary"), None)
+
+
+def _pilot_line(
+    pilot: Pilot,
+    protocol: Protocol,
+    decided: Sequence[Decision],
+    amendments: Sequence[ProtocolVersion],
+    analysis: dict[str, Any] | None,
+    source: str,
+    smallest: int,
+) -> PilotLine:
+    stage = protocol.stages[pilot.stage_index]
+    primary = _primary(analysis)
+    recommendation = analysis.get("recommendation", "") if analysis else ""
+    due = ""
+    if pilot.status == "active":
+        if source == FRESH and recommendation in ("proceed", "stop"):
+            due = f"gate due: the analysis recommends {recommendation}"
+        elif smallest >= stage.planned_n:
+            due = f"gate due: planned n reached ({smallest} of {stage.planned_n} per arm)"
+    last = ""
+    if decided:
+        d = decided[-1]
+        last = f"{d.decision}{' (override)' if d.override else ''} at {_stage_name(protocol, d.stage_index)} by {d.actor}, {_when(d.at)[:10]}"
+    return PilotLine(
+        id=pilot.ref,
+        key=pilot.key,
+        title=pilot.title,
+        status=pilot.status,
+        stage=stage.name,
+        stage_position=f"{pilot.stage_index + 1} of {len(protocol.stages)}",
+        recommendation=recommendation,
+        source=source,
+        reasons=tuple(analysis.get("reasons", ())) if analysis else (),
+        primary=""
+        if primary is None
+        else f"{label(primary['name'])}: {primary['verdict']} ({estimate_text(primary)}, {ci_text(primary)})",
+        progress=f"{smallest} of {stage.planned_n} per arm",
+        decision_due=due,
+        last_decision=last,
+        overrides=sum(1 for d in decided if d.override),
+        amendments=len(amendments),
+        late_amendments=sum(1 for v in amendments if v.after_data),
+    )
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+
+def resource_totals(session: Session, config: Config) -> dict[int, dict[str, float]]:
+    """Return {pilot id: totals} of every pilot's recorded inputs, all stages, in one query."""
+    r = Resource
+    unpriced = case((r.amount.is_(None), r.hours), else_=0.0)
+    query = select(r.pilot_id, r.side, func.sum(r.amount), func.sum(r.hours), func.sum(unpriced)).group_by(
+        r.pilot_id, r.side
+    )
+    totals: dict[int, dict[str, float]] = {}
+    for pilot_id, side, amount, hours_sum, unpriced_hours in session.execute(query):
+        t = totals.setdefault(
+            pilot_id,
+            {
+                "public_cash": 0.0,
+                "public_hours": 0.0,
+                "citizen_cash": 0.0,
+                "citizen_hours": 0.0,
+                "valued": 0.0,
+            },
+        )
+        t[f"{side}_cash"] += float(amount or 0.0)
+        t[f"{side}_hours"] += float(hours_sum or 0.0)
+        if side == "citizen":
+            t["valued"] += float(unpriced_hours or 0.0) * config.citizen_hour_value
+    return totals
+
+
+def _resource_lines(totals: dict[int, dict[str, float]], pilots: Sequence[Pilot]) -> list[ResourceLine]:
+    lines = []
+    for pilot in pilots:
+        t = totals.get(pilot.id)
+        if t is None:
+            continue
+        citizen = t["citizen_cash"] + t["valued"]
+        total = t["public_cash"] + citizen
+        lines.append(
+            ResourceLine(
+                pilot=pilot.ref,
+                title=pilot.title,
+                public_cash=money(t["public_cash"]),
+                public_hours=hours(t["public_hours"]),
+                citizen_cash=money(t["citizen_cash"]),
+                citizen_hours=hours(t["citizen_hours"]),
+                citizen_time_valued=money(t["valued"]),
+                citizen_share=pct(citizen / total) if total else "–",
+                total=money(total),
+            )
+        )
+    return lines
+
+
+def _resource_chart(totals: dict[int, dict[str, float]], config: Config, pilots: Sequence[Pilot]) -> BarChart:
+    groups = [
+        (
+            pilot.ref,
+            (totals[pilot.id]["public_cash"], totals[pilot.id]["citizen_cash"], totals[pilot.id]["valued"]),
+        )
+        for pilot in pilots
+        if pilot.id in totals
+    ]
+    return bar_chart(
+        groups,
+        ("public cash", "citizen cash", "citizen time (valued)"),
+        f"Public and citizen inputs per pilot, all stages; unpaid citizen hours valued at "
+        f"{money(config.citizen_hour_value)} an hour and shown apart from cash.",
+    )
+
+
+# --- pilot ------------------------------------------------------------------------------------
+
+
+def pilot_context(
+    session: Session,
+    config: Config,
+    url: str,
+    ref: str,
+    as_of: str | dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> PilotContext:
+    """Build a pilot report's context: protocol, per-stage analyses, charts, costs, risks, decisions."""
+    when = clock(as_of, now)
+    pilot = get_pilot(session, ref)
+    protocol = protocol_of(pilot)
+    analyses = [analyse(session, pilot, k, config).to_dict() for k in range(pilot.stage_index + 1)]
+    latest = analyses[-1]
+    units = {m.name: m.unit for m in protocol.metrics}
+    forest = _pilot_forest(latest, units)
+    return PilotContext(
+        page=_page("pilot", f"Pilot report {pilot.ref}: {pilot.title}", config, url, when),
+        pilot=_pilot_summary(session, pilot, protocol),
+        metrics=tuple(_metric_definition(m) for m in protocol.metrics),
+        stages=tuple(_stage_definition(s, i, pilot) for i, s in enumerate(protocol.stages)),
+        amendments=tuple(_amendment_line(v, pilot) for v in protocol_versions(session, pilot)[1:]),
+        analyses=tuple(
+            _stage_analysis(a, units, analyses[k - 1]["units"] if k else None) for k, a in enumerate(analyses)
+        ),
+        latest_stage=latest["stage"],
+        forest=forest,
+        boundary=_boundary(analyses),
+        power=tuple(_power_line(m) for m in latest["metrics"] if m.get("power")),
+        costs=_costs(latest),
+        risks=tuple(_linked_risk(session, config, pilot, ref) for ref in linked_risks(session, pilot)),
+        decisions=tuple(_decision_line(d, pilot) for d in decisions(session, pilot)),
+    )
+
+
+def _pilot_summary(session: Session, pilot: Pilot, protocol: Protocol) -> PilotSummary:
+    design = protocol.design
+    return PilotSummary(
+        id=pilot.ref,
+        key=pilot.key,
+        title=pilot.title,
+        status=pilot.status,
+        stage=protocol.stages[pilot.stage_index].name,
+        service=protocol.service or "",
+        modes=", ".join(protocol.modes),
+        owner=protocol.owner or "",
+        hypothesis=protocol.hypothesis,
+        sha256=pilot.protocol_sha256,
+        arms=design.arms,
+        allocation=":".join(f"{a:g}" for a in design.allocation),
+        alpha=f"{design.alpha:g}",
+        power=f"{design.power:g}",
+        linked_risks=", ".join(linked_risks(session, pilot)) or "none linked",
+    )
+
+
+def _metric_definition(metric: Any) -> MetricDefinition:
+    return MetricDefinition(
+        name=metric.name,
+        description=metric.description or "",
+        unit=metric.unit or "",
+        kind=metric.kind,
+        role=metric.role,
+        better=metric.better,
+        test=metric.test,
+        margin=margin_text(metric.kind, metric.test, metric.margin, metric.unit).removeprefix("margin ")
+        or "–",
+    )
+
+
+def _stage_definition(stage: Any, index: int, pilot: Pilot) -> StageDefinition:
+    criteria = "; ".join(f"{c.name} green ≥ {c.green:g}, red < {c.red:g}" for c in stage.criteria)
+    return StageDefinition(
+        name=stage.name,
+        planned_n=stage.planned_n,
+        evidence_level="–" if stage.evidence_level is None else str(stage.evidence_level),
+        criteria=criteria or "none set",
+        reached=index <= pilot.stage_index,
+        current=index == pilot.stage_index and pilot.status == "active",
+    )
+
+
+def _arm_values(values: dict[str, Any], arms: Sequence[str], fmt: Any) -> tuple[ArmValue, ...]:
+    return tuple(ArmValue(arm, fmt(values.get(arm))) for arm in arms)
+
+
+def _summary_format(kind: str) -> Any:
+    if kind == "binary":
+        return pct
+    return lambda v: num(v, 4)
+
+
+def _result_line(m: dict[str, Any], arms: Sequence[str], unit: str | None) -> ResultLine:
+    missing = m.get("missing") or {}
+    return ResultLine(
+        name=m["name"],
+        role=m["role"],
+        kind=m["kind"],
+        test=m["test"],
+        n=tuple(ArmValue(arm, f"{m['n'].get(arm, 0):,}") for arm in arms),
+        missing=tuple(
+            ArmValue(arm, f"+{missing[arm]:,} missing" if missing.get(arm) else "") for arm in arms
+        ),
+        summary=_arm_values(m.get("summary") or {}, arms, _summary_format(m["kind"])),
+        estimate=estimate_text(m),
+        ci=ci_text(m),
+        p_value=p_text(m.get("p_value")),
+        p_adjusted=p_text(m.get("p_adjusted")),
+        boundary="–" if m.get("boundary") is None else num(m["boundary"], 4),
+        verdict=m["verdict"],
+        method=m["method"],
+        sentence=result_sentence(m, unit),
+        warnings=tuple(m.get("warnings") or ()),
+    )
+
+
+def _stage_analysis(
+    a: dict[str, Any], units: dict[str, str | None], earlier: dict[str, int] | None
+) -> StageAnalysis:
+    arms = a["arms"]
+    note = ""
+    if earlier is not None and earlier == a["units"]:
+        note = "No data have arrived at this stage yet: the analysis repeats the earlier stages' data at this stage's boundary."
+    elif not any(a["units"].values()):
+        note = "No outcome data yet."
+    srm = a["srm"]
+    counts = ", ".join(f"{n:,} {arm}" for arm, n in srm.get("units", {}).items())
+    ok = bool(srm.get("ok", True))
+    return StageAnalysis(
+        stage=a["stage"],
+        index=a["stage_index"],
+        stages_included=", ".join(a["stages_included"]),
+        note=note,
+        recommendation=a["recommendation"],
+        reasons=tuple(a["reasons"]),
+        warnings=tuple(a.get("warnings") or ()),
+        units=_arm_values(a["units"], arms, lambda v: f"{v:,}"),
+        information_fraction=num(a["information_fraction"]),
+        boundary=num(a["boundaries"]["boundary"], 4),
+        srm=f"{counts} against allocation {':'.join(f'{x:g}' for x in srm.get('allocation', []))}; "
+        f"χ² p = {p_text(srm.get('p_value'))}: {'no mismatch' if ok else 'MISMATCH (p < 0.001)'}",
+        srm_ok=ok,
+        criteria=tuple(
+            CriterionLine(
+                c["name"],
+                c["description"],
+                _criterion_value(c),
+                _criterion_value({**c, "value": c["green"]}),
+                _criterion_value({**c, "value": c["red"]}),
+                c["status"],
+            )
+            for c in a["criteria"]
+        ),
+        results=tuple(_result_line(m, arms, units.get(m["name"])) for m in a["metrics"]),
+    )
+
+
+def _criterion_value(c: dict[str, Any]) -> str:
+    if c["value"] is None:
+        return "–"
+    return pct(c["value"]) if c["name"] == "retention" else num(c["value"])
+
+
+def _pilot_forest(latest: dict[str, Any], units: dict[str, str | None]) -> ForestPlot | None:
+    entries = [
+        (label(m["name"]), f"{m['role']} · {m['test']}", m, units.get(m["name"]))
+        for m in latest["metrics"]
+        if m.get("estimate") is not None
+    ]
+    if not entries:
+        return None
+    return forest_plot(
+        entries,
+        f"Every metric at {latest['stage']} (cumulative data) against its no-difference line and margins; "
+        "the primary's interval is at its stage boundary's level.",
+    )
+
+
+def _boundary(analyses: Sequence[dict[str, Any]]) -> BoundaryChart:
+    planned = analyses[-1]["boundaries"]["planned"]
+    observed: dict[int, float | None] = {}
+    for a in analyses:
+        primary = _primary(a)
+        observed[a["stage_index"]] = None if primary is None else observed_z(primary)
+    return boundary_chart(
+        planned["stages"],
+        planned["fractions"],
+        planned["z"],
+        planned["alpha_spent"],
+        observed,
+        analyses[-1]["primary"],
+    )
+
+
+def _power_line(m: dict[str, Any]) -> PowerLine:
+    p = m["power"]
+    if "sd" in p:
+        assumption = f"sd {num(p['sd'])} ({p.get('sd_source', '')})"
+    else:
+        assumption = f"baseline {num(p.get('baseline'))} ({p.get('baseline_source', '')})"
+    ni = p.get("power_non_inferiority_if_equal")
+    return PowerLine(
+        metric=m["name"],
+        mde=num(p.get("mde")),
+        scale=p.get("mde_scale", ""),
+        assumption=assumption,
+        power_target=pct(p.get("power_target"), 0),
+        non_inferiority_power="" if ni is None else pct(ni),
+    )
+
+
+def _costs(latest: dict[str, Any]) -> CostSummary | None:
+    costs = latest.get("costs") or {}
+    if not costs:
+        return None
+    names = [k for k in (*latest["arms"], "unallocated", "overall") if isinstance(costs.get(k), dict)]
+    lines = tuple(
+        CostLine(
+            name=name,
+            public=money(costs[name]["public"]),
+            citizen=money(costs[name]["citizen"]),
+            citizen_time_valued=money(costs[name].get("citizen_hours_valued")),
+            total=money(costs[name]["total"]),
+            units="–" if costs[name].get("units") is None else f"{costs[name]['units']:,}",
+            per_unit=money(costs[name].get("per_unit")),
+            per_unit_public=money(costs[name].get("per_unit_public")),
+        )
+        for name in names
+    )
+    inc = costs.get("incremental") or {}
+    groups = [
+        (
+            name,
+            (
+                costs[name]["public"],
+                costs[name].get("citizen_cash") or 0.0,
+                costs[name].get("citizen_hours_valued") or 0.0,
+            ),
+        )
+        for name in names
+        if name != "overall"
+    ]
+    chart = bar_chart(
+        groups,
+        ("public cash", "citizen cash", "citizen time (valued)"),
+        f"Inputs per arm to {latest['stage']}, public and citizen; unpaid citizen hours valued at "
+        f"{money(costs.get('hour_value'))} an hour, shown apart from cash.",
+    )
+    return CostSummary(
+        stage=latest["stage"],
+        hour_value=money(costs.get("hour_value")),
+        lines=lines,
+        incremental_with_citizen=money(inc.get("per_unit_with_citizen")),
+        incremental_public_only=money(inc.get("per_unit_public_only")),
+        per_effect_with_citizen=money(inc.get("per_unit_of_effect_with_citizen")),
+        per_effect_public_only=money(inc.get("per_unit_of_effect_public_only")),
+        effect_basis=f"{inc.get('effect_basis', '')} = {num(inc.get('effect'))}" if inc else "",
+        chart=chart,
+    )
+
+
+def _tier(likelihood: int | None, impact: int | None, config: Config) -> str:
+    if likelihood is None or impact is None:
+        return "not set"
+    score = likelihood * impact
+    return f"{likelihood}×{impact} = {score} ({config.rating(score)})"
+
+
+def _score_of(payload: dict[str, Any] | None, config: Config) -> str:
+    if not payload or "likelihood" not in payload:
+        return "–"
+    score = payload["likelihood"] * payload["impact"]
+    return f"{score} ({config.rating(score)})"
+
+
+def _linked_risk(session: Session, config: Config, pilot: Pilot, ref: str) -> LinkedRisk:
+    risk: Risk = get_risk(session, ref)
+    protocol = protocol_of(pilot)
+    evidence = []
+    for row in evidence_for(session, risk.id):
+        if row.pilot_id != pilot.id:
+            continue
+        event = session.get(Event, row.event_seq)
+        before = json.loads(event.before) if event is not None and event.before else None
+        after = json.loads(event.after) if event is not None and event.after else None
+        kinds = {m.name: m.kind for m in protocol.metrics}
+        result = {"kind": kinds.get(row.metric, "continuous"), "estimate": row.estimate}
+        result.update({"ci": [row.ci_low, row.ci_high], "ci_level": None})
+        evidence.append(
+            EvidenceLine(
+                at=_when(row.at),
+                stage=_stage_name(protocol, row.stage_index),
+                metric=row.metric,
+                verdict=row.verdict or "",
+                estimate=estimate_text(result),
+                ci=ci_text(result),
+                score_before=_score_of(before, config),
+                score_after=_score_of(after, config),
+            )
+        )
+    return LinkedRisk(
+        id=risk.ref,
+        title=risk.title,
+        side=risk.side,
+        status=risk.status,
+        inherent=_tier(risk.inherent_likelihood, risk.inherent_impact, config),
+        current=_tier(risk.likelihood, risk.impact, config),
+        target=_tier(risk.target_likelihood, risk.target_impact, config),
+        current_rating_class=rating_class(config.rating(risk.score)),
+        evidence=tuple(evidence),
+    )
+
+
+# --- qa ---------------------------------------------------------------------------------------
+
+
+def qa_context(
+    session: Session,
+    config: Config,
+    url: str,
+    as_of: str | dt.date | None = None,
+    since: str | dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> QaContext:
+    """Build the QA report's context: findings by severity and the audit trail of the period."""
+    when = clock(as_of, now)
+    start = period_start(since, when)
+    findings = run_checks(session, config, when.as_of)
+    groups = []
+    for severity in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__):
+        chosen = tuple(
+            FindingLine(f.rule, f.subject, f.message, f.advice) for f in findings if f.severity == severity
+        )
+        if chosen:
+            groups.append(FindingGroup(severity, chosen))
+    query = select(Event).where(Event.at >= _start_of(start), Event.at < when.until).order_by(Event.seq)
+    events = _event_lines(session.scalars(query))
+    return QaContext(
+        page=_page("qa", "Quality assurance report", config, url, when),
+        since=start.isoformat(),
+        until=when.as_of.isoformat(),
+        counts=tuple(
+            (s, sum(1 for f in findings if f.severity == s))
+            for s in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__)
+        ),
+        groups=tuple(groups),
+        rules=tuple(
+            RuleLine(
+                name, config.severity.get(name, severity), (function.__doc__ or "").strip().splitlines()[0]
+            )
+            for name, (severity, function) in RULES.items()
+        ),
+        events=tuple(events),
+        event_count=sum(e.run for e in events),
+    )
+
+
+def _value(value: Any, limit: int = 240) -> str:
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+RUN = 10  # this many alike events in a row (a bulk import) become one line of the trail
+
+
+def _event_lines(events: Iterable[Event]) -> list[EventLine]:
+    """Return the trail's lines; runs of RUN or more alike events are summarised as one line."""
+    lines: list[EventLine] = []
+    run: list[Event] = []
+
+    def flush() -> None:
+        if len(run) >= RUN:
+            lines.append(_run_line(run))
+        else:
+            lines.extend(_event_line(e) for e in run)
+        run.clear()
+
+    for event in events:
+        if run and _key(run[-1]) != _key(event):
+            flush()
+        run.append(event)
+    flush()
+    return lines
+
+
+def _key(event: Event) -> tuple[Any, ...]:
+    # alike: same person, action, reason and minute, on the same kind of thing
+    return (event.actor, event.action, event.entity, event.reason, _when(event.at))
+
+
+def _run_line(run: Sequence[Event]) -> EventLine:
+    first, last = run[0], run[-1]
+    return EventLine(
+        seq=f"{first.seq:,}–{last.seq:,}",
+        at=_when(first.at),
+        actor=first.actor,
+        action=first.action,
+        entity=f"{first.entity_id} … {last.entity_id}",
+        reason=first.reason or "",
+        created=f"{len(run):,} {first.action} events in one go (e.g. an import); "
+        f"riskreg risk history shows each one",
+        changes=(),
+        run=len(run),
+    )
+
+
+def _event_line(event: Event) -> EventLine:
+    changes = changed_fields(event)
+    if event.before is None:
+        created = "; ".join(
+            f"{k} = {_value(after, 120)}" for k, (_b, after) in changes.items() if after is not None
+        )
+        return EventLine(
+            str(event.seq),
+            _when(event.at),
+            event.actor,
+            event.action,
+            event.entity_id,
+            event.reason or "",
+            created,
+            (),
+            1,
+        )
+    return EventLine(
+        seq=str(event.seq),
+        at=_when(event.at),
+        actor=event.actor,
+        action=event.action,
+        entity=event.entity_id,
+        reason=event.reason or "",
+        created="",
+        changes=tuple(Change(k, _value(b), _value(a)) for k, (b, a) in changes.items()),
+        run=1,
+    )
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """A report file that was written: which report, where, and how big."""
+
+    report: str
+    path: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``--json`` document of ``riskreg report ...``."""
+        return {"report": self.report, "path": self.path, "bytes": self.bytes}
+
+
+def default_path(kind: str, pilot: str | None = None) -> str:
+    """Return the default file name of a report in the current folder."""
+    return f"pilot-{pilot}.html" if kind == "pilot" else f"{kind}.html"
+
+
+def build_report(
+    database: Database,
+    kind: str,
+    pilot: str | None = None,
+    as_of: str | None = None,
+    since: str | None = None,
+) -> tuple[str, str]:
+    """Return (HTML, default file name) of a report over an open database."""
+    with database.read() as session:
+        if kind == "board":
+            context: Any = board_context(session, database.config, database.url, as_of, since)
+            name = default_path(kind)
+        elif kind == "pilot":
+            context = pilot_context(session, database.config, database.url, pilot or "", as_of)
+            name = default_path(kind, context.pilot.id)
+        elif kind == "qa":
+            context = qa_context(session, database.config, database.url, as_of, since)
+            name = default_path(kind)
+        else:
+            raise InvalidInput(f"unknown report {kind!r} (reports: {', '.join(REPORTS)})")
+    return render_report(kind, context), name
+
+
+def write_report(
+    database: Database,
+    kind: str,
+    path: str | None = None,
+    pilot: str | None = None,
+    as_of: str | None = None,
+    since: str | None = None,
+) -> WrittenReport:
+    """Build a report and write it to ``path`` (default ``board.html``, ``pilot-P-1.html``, ``qa.html``).
+
+    The file is replaced atomically, so a reader never sees half a report.
+    """
+    html, name = build_report(database, kind, pilot, as_of, since)
+    target = Path(path or name)
+    data = html.encode("utf-8")
+    _write_atomically(target, data)
+    return WrittenReport(kind, str(target), len(data))
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+__all__ = [
+    "REPORTS",
+    "WrittenReport",
+    "board_context",
+    "build_report",
+    "clock",
+    "days_rated",
+    "environment",
+    "pilot_context",
+    "qa_context",
+    "render_report",
+    "score_at",
+    "score_timeline",
+    "write_report",
+]
