@@ -63,5 +63,11 @@ riskreg review due --within 60
 step "QA check of the register and the pilots (the examples leave a few findings on purpose)" "check"
 riskreg check
 
+step "Reports for the board pack and QA review (self-contained HTML)" "report board | pilot P-1 | pilot P-2 | qa"
+riskreg report board -o ../build/reports/board.html
+riskreg report pilot P-1 -o ../build/reports/pilot-P-1.html
+riskreg report pilot P-2 -o ../build/reports/pilot-P-2.html
+riskreg report qa -o ../build/reports/qa.html
+
 step "The audit trail is intact" "audit verify"
 riskreg audit verify
