@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scipy import special
-from sqlalchemy import Float, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from riskreg.config import Config
@@ -359,54 +359,41 @@ def _summaries(
 ) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]]]:
     """Return {metric: (comparison summary, pilot summary)} and {metric: {arm: missing}}.
 
-    Pass 1 groups by (metric, arm): rows, non-missing count, mean, sum and exposure.  Pass 2,
-    for continuous metrics only, sums d = value − shift and d² with each group's own shift
-    (its pass-1 mean, bound per group through a CASE), so the variance never comes from
-    a raw sum of squares.
+    One pass groups by (metric, arm): rows, non-missing count, sum, exposure, and for
+    continuous metrics the sums of d = value − shift and d², where each group's shift is one
+    of its own values (looked up by index first), so the variance never comes from a raw
+    sum of squares and the data are read once.
     """
     t = observations.c
     scope = (t.pilot_id == pilot.id, t.stage_index <= k)
-    first = session.execute(
+    continuous_codes = sorted({codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"})
+    shifts = _shifts(session, scope, continuous_codes, len(protocol.design.arms))
+    whens = [
+        (and_(t.metric == code, t.arm == arm), cast(literal(value), Float))
+        for (code, arm), value in shifts.items()
+    ]
+    # groups without a shift (not continuous, or all missing) sum to NULL and are not used
+    d = t.value - case(*whens, else_=None) if whens else cast(literal(None), Float)
+    rows = session.execute(
         select(
             t.metric,
             t.arm,
             func.count(),
             func.count(t.value),
-            func.avg(t.value),
             func.sum(t.value),
             func.sum(case((t.value.is_not(None), t.exposure))),
+            func.sum(d),
+            func.sum(d * d),
         )
         .where(*scope)
         .group_by(t.metric, t.arm)
         .order_by(t.metric, t.arm)
     ).all()
     groups = {
-        (int(metric), int(arm)): (int(rows), int(n), avg, total, exposure)
-        for metric, arm, rows, n, avg, total, exposure in first
+        (int(metric), int(arm)): (int(n_rows), int(n), total, exposure)
+        for metric, arm, n_rows, n, total, exposure, _, _ in rows
     }
-
-    continuous_codes = {codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"}
-    shifts = {
-        key: float(g[2]) for key, g in sorted(groups.items()) if key[0] in continuous_codes and g[1] > 0
-    }
-    shifted: dict[tuple[int, int], tuple[float, float]] = {}
-    if shifts:
-        shift = case(
-            *[
-                (and_(t.metric == code, t.arm == arm), cast(literal(value), Float))
-                for (code, arm), value in shifts.items()
-            ],
-            else_=None,
-        )
-        d = t.value - shift
-        keys = [and_(t.metric == code, t.arm == arm) for code, arm in shifts]
-        rows = session.execute(
-            select(t.metric, t.arm, func.sum(d), func.sum(d * d))
-            .where(*scope, t.value.is_not(None), or_(*keys))
-            .group_by(t.metric, t.arm)
-            .order_by(t.metric, t.arm)
-        )
-        shifted = {(int(m), int(a)): (float(s1 or 0.0), float(s2 or 0.0)) for m, a, s1, s2 in rows}
+    shifted = {(int(m), int(a)): (float(s1 or 0.0), float(s2 or 0.0)) for m, a, _, _, _, _, s1, s2 in rows}
 
     summaries: dict[str, tuple[Summary, Summary]] = {}
     missing: dict[str, dict[str, int]] = {}
@@ -415,8 +402,8 @@ def _summaries(
         per_arm: list[Summary] = []
         missing[metric.name] = {}
         for arm_index, arm in enumerate(protocol.design.arms):
-            rows, n, _avg, total, exposure = groups.get((code, arm_index), (0, 0, None, None, None))
-            missing[metric.name][arm] = rows - n
+            n_rows, n, total, exposure = groups.get((code, arm_index), (0, 0, None, None))
+            missing[metric.name][arm] = n_rows - n
             if metric.kind == "continuous":
                 if n == 0:
                     per_arm.append(ContinuousSummary.empty())
@@ -434,6 +421,22 @@ def _summaries(
                     per_arm.append(CountSummary(n, round(total or 0.0), float(exposure or 0.0)))
         summaries[metric.name] = (per_arm[0], per_arm[1])
     return summaries, missing
+
+
+def _shifts(
+    session: Session, scope: tuple[Any, ...], codes: list[int], arms: int
+) -> dict[tuple[int, int], float]:
+    """Return one observed value of each continuous (metric, arm) group, to shift its sums by."""
+    t = observations.c
+    shifts = {}
+    for code in codes:
+        for arm in range(arms):
+            value = session.scalar(
+                select(t.value).where(*scope, t.metric == code, t.arm == arm, t.value.is_not(None)).limit(1)
+            )
+            if value is not None:
+                shifts[(code, arm)] = float(value)
+    return shifts
 
 
 def _units(
@@ -670,7 +673,7 @@ def _power(
 
     For a non-inferiority metric also the power to show non-inferiority if the arms are equal.
     """
-    from riskreg.stats import power as power_calc  # loads scipy.stats: only when power is asked for
+    from riskreg.stats import power as power_calc  # only when power is asked for (reports skip it)
 
     try:
         if isinstance(comparison, ContinuousSummary) and isinstance(pilot, ContinuousSummary):

@@ -35,9 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import special
 from scipy.optimize import brentq
-from scipy.stats import nct, norm
-from scipy.stats import t as student_t
 
 __all__ = [
     "PowerResult",
@@ -231,8 +230,10 @@ def _t_power(effect: float, sd: float, n_comparison: float, n_pilot: float, alph
     """Return P(T > t_{1-alpha/2, df}) for the noncentral t of a two-sample t-test."""
     df = n_comparison + n_pilot - 2.0
     ncp = effect / (sd * math.sqrt(1.0 / n_comparison + 1.0 / n_pilot))
-    critical = student_t.isf(alpha / 2.0, df)
-    return float(nct.sf(critical, df, ncp))
+    # t and noncentral t from scipy.special (stdtrit, nctdtr): the same functions that
+    # scipy.stats.t / nct wrap, without loading scipy.stats
+    critical = special.stdtrit(df, 1.0 - alpha / 2.0)
+    return float(1.0 - special.nctdtr(df, ncp, critical))
 
 
 def _continuous_effect(delta: float, margin: float) -> float:
@@ -363,7 +364,7 @@ def _binary_power(p_c: float, p_p: float, n_c: float, n_p: float, alpha: float) 
     pooled = (n_c * p_c + n_p * p_p) / (n_c + n_p)
     se_null = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_c + 1.0 / n_p))
     se_alt = math.sqrt(p_c * (1.0 - p_c) / n_c + p_p * (1.0 - p_p) / n_p)
-    return float(norm.cdf((abs(p_p - p_c) - norm.isf(alpha / 2.0) * se_null) / se_alt))
+    return float(special.ndtr((abs(p_p - p_c) + special.ndtri(alpha / 2.0) * se_null) / se_alt))
 
 
 def size_binary(
@@ -465,7 +466,7 @@ def _count_power(
     events_c = rate_c * exposure * n_c
     events_p = rate_c * rate_ratio * exposure * n_p
     se = math.sqrt(1.0 / events_c + 1.0 / events_p)
-    return float(norm.cdf(abs(math.log(rate_ratio)) / se - norm.isf(alpha / 2.0)))
+    return float(special.ndtr(abs(math.log(rate_ratio)) / se + special.ndtri(alpha / 2.0)))
 
 
 def _count_assumptions(rate_c: float, exposure: float, **extra: float | str) -> dict:
