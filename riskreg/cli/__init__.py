@@ -21,6 +21,11 @@ class RiskregGroup(click.Group):
             return super().invoke(ctx)
         except RiskregError as exc:
             raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            # os.stat/open refuse a path with a NUL byte before riskreg sees it (click.Path too)
+            if "null byte" not in str(exc):
+                raise
+            raise click.UsageError("an argument contains a NUL character") from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; the current change was not saved") from None
 
