@@ -66,7 +66,7 @@ def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool
         parsed = read_csv(handle, source)
         check_header(parsed.header, source, REQUIRED, (*REQUIRED, *OPTIONAL, *ROUND_TRIP, *COMPUTED))
         rows = [
-            (line, dict(zip(parsed.header, _pad(values, parsed.header), strict=True)))
+            (line, dict(zip(parsed.header, (restore(v) for v in _pad(values, parsed.header)), strict=True)))
             for line, values in parsed.rows
         ]
     if not rows:
@@ -139,11 +139,29 @@ def _row(risk: Risk, config: Any) -> dict[str, Any]:
     return values
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """Return text that a spreadsheet would run as a formula with a leading ``'``, which shows it as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def restore(value: str) -> str:
+    """Undo ``neutralise`` on import, so an export read back is the original text."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Return export rows as CSV text with a header."""
+    """Return export rows as CSV text with a header; formula-like text is neutralised."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: "" if v is None else neutralise(v) for k, v in row.items()})
     return buffer.getvalue()

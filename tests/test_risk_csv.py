@@ -202,3 +202,27 @@ def test_export_then_import_into_an_empty_database_round_trips(rr, runner, tmp_p
         )["id"]
         == "R-4"
     )
+
+
+def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_path, empty_db_url):
+    titles = ['=HYPERLINK("http://x")', "+44 helpline", "-5 staff", "@SUM(A1)", "Plain"]
+    for title in titles:
+        rr(
+            "risk",
+            "add",
+            title,
+            "--side",
+            "citizen",
+            "--mode",
+            "design",
+            "--likelihood",
+            "1",
+            "--impact",
+            "1",
+        )
+    exported = rr("risk", "export", "--csv").stdout
+    cells = [line.split(",")[1] for line in exported.splitlines()[1:]]
+    assert cells[:4] == ['"\'=HYPERLINK(""http://x"")"', "'+44 helpline", "'-5 staff", "'@SUM(A1)"]
+    other = Riskreg(runner, empty_db_url)
+    other("risk", "import", write(tmp_path, exported, "export.csv"))
+    assert [r["title"] for r in other.json("risk", "list")] == titles
