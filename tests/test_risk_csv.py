@@ -207,10 +207,10 @@ def test_export_then_import_into_an_empty_database_round_trips(rr, runner, tmp_p
 def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_path, empty_db_url):
     titles = ['=HYPERLINK("http://x")', "+44 helpline", "-5 staff", "@SUM(A1)", "Plain"]
     for title in titles:
+        # "--" ends the options, so a title may start with "-"
         rr(
             "risk",
             "add",
-            title,
             "--side",
             "citizen",
             "--mode",
@@ -219,6 +219,8 @@ def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_pa
             "1",
             "--impact",
             "1",
+            "--",
+            title,
         )
     exported = rr("risk", "export", "--csv").stdout
     cells = [line.split(",")[1] for line in exported.splitlines()[1:]]
