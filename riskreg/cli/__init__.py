@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from riskreg.cli import dbcmd, pilots, plan, qa, reports, risks
+    from riskreg.cli import backup, dbcmd, pilots, plan, qa, reports, risks
 
-    for module in (dbcmd, risks, pilots, plan, qa, reports):
+    for module in (dbcmd, risks, pilots, plan, qa, reports, backup):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,112 @@
+"""A full JSON export imported into an empty database reproduces it: SQLite -> PostgreSQL -> SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import Riskreg, _create_pg_database
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTINGS = [
+    ("risk", "list"),
+    ("risk", "show", "R-2"),
+    ("risk", "history", "R-1"),
+    ("pilot", "list"),
+    ("pilot", "show", "P-1"),
+    ("pilot", "show", "P-2"),
+    ("review", "due", "--within", "400"),
+    ("audit", "verify"),
+]
+
+
+def populate(rr: Riskreg) -> None:
+    cwd = Path.cwd()
+    os.chdir(ROOT / "pilots")
+    try:
+        for args in (
+            ("risk", "import", "risks.csv"),
+            ("control", "add", "R-1", "Peer supervision", "--citizen", "--status", "in-place"),
+            ("pilot", "register", "hospital-befriending.toml"),
+            ("pilot", "register", "housing-repairs.toml"),
+            ("pilot", "link", "P-1", "R-1", "R-2", "R-7"),
+            ("pilot", "data", "P-1", "data/hospital-befriending-feasibility.csv", "--stage", "feasibility"),
+            ("pilot", "resources", "P-1", "data/hospital-befriending-resources.csv"),
+            ("pilot", "gate", "P-1", "--decision", "proceed", "--override", "--reason", "criteria green"),
+            ("pilot", "data", "P-2", "data/housing-repairs-feasibility.csv", "--stage", "feasibility"),
+            (
+                "risk",
+                "rescore",
+                "R-2",
+                "--likelihood",
+                "2",
+                "--impact",
+                "5",
+                "--evidence",
+                "P-1",
+                "--reason",
+                "evidence",
+            ),
+            ("review", "record", "R-3", "--outcome", "escalated", "--note", "worse"),
+        ):
+            result = rr(*args, actor="qa")
+            assert result.exit_code == 0, (args, result.output)
+    finally:
+        os.chdir(cwd)
+
+
+def listings(rr: Riskreg) -> list:
+    return [rr.json(*args) for args in LISTINGS]
+
+
+@pytest.mark.postgres
+def test_sqlite_to_postgresql_and_back(tmp_path, pg_admin_url):
+    runner = CliRunner()
+    source = Riskreg(runner, f"sqlite:///{tmp_path / 'source.db'}")
+    populate(source)
+    exported = tmp_path / "export.json"
+    assert source("export", "--json", str(exported)).exit_code == 0
+    postgres = Riskreg(runner, _create_pg_database(pg_admin_url, f"riskreg_backup_{os.getpid()}"))
+    result = postgres("import", "--json", str(exported))
+    assert result.exit_code == 0, result.output
+    assert listings(postgres) == listings(source)
+    again = tmp_path / "again.json"
+    postgres("export", "--json", str(again))
+    back = Riskreg(runner, f"sqlite:///{tmp_path / 'back.db'}")
+    assert back("import", "--json", str(again)).exit_code == 0
+    assert listings(back) == listings(source)
+    assert json.loads(exported.read_text())["tables"] == json.loads(again.read_text())["tables"]
+    # the copies keep working: new identifiers continue after the imported ones
+    assert (
+        postgres.json(
+            "risk", "add", "New", "--side", "shared", "--mode", "design", "--likelihood", "1", "--impact", "1"
+        )["id"]
+        == "R-16"
+    )
+    assert (
+        postgres("review", "record", "R-4", "--outcome", "confirmed", "--note", "ok", actor="qa").exit_code
+        == 0
+    )
+    assert postgres.json("audit", "verify")["ok"] is True
+
+
+def test_import_refuses_a_database_that_is_not_empty(rr, tmp_path):
+    rr("risk", "add", "A", "--side", "citizen", "--mode", "design", "--likelihood", "1", "--impact", "1")
+    path = tmp_path / "e.json"
+    rr("export", "--json", str(path))
+    result = rr("import", "--json", str(path))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: the database is not empty (table counters has rows); import into a new database\n",
+    )
+
+
+def test_import_refuses_a_file_that_is_not_an_export(rr, tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"hello": 1}')
+    result = rr("import", "--json", str(path))
+    assert (result.exit_code, result.stderr) == (1, f"Error: {path}: not a riskreg JSON export\n")
