@@ -9,6 +9,7 @@ number per observation, sorted once at the end, instead of the keys themselves.
 
 from __future__ import annotations
 
+import logging
 import math
 from array import array
 from collections.abc import Callable, Iterator
@@ -396,9 +397,16 @@ class _CopyWriter:
 
     def close(self, failed: bool = False) -> None:
         error = RuntimeError("import rejected") if failed else None
+        # With the connection gone the server has rolled back already; ending the COPY still
+        # stops psycopg's writer thread, but its "error ignored" warning would reach the user.
+        logger = logging.getLogger("psycopg")
+        level = logger.level
+        if self.cursor.connection.broken:
+            logger.setLevel(logging.ERROR)
         try:
             self.context.__exit__(type(error) if error else None, error, None)
         finally:
+            logger.setLevel(level)
             self.cursor.close()
 
 

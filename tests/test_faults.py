@@ -1,0 +1,143 @@
+"""Faults: a writer holding SQLite's lock, a PostgreSQL connection killed mid-import, SIGKILL mid-gate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select, text
+
+from riskreg.models import observations
+from tests.conftest import Riskreg, _create_pg_database
+from tests.pilot_fixtures import registered
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def riskreg(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "riskreg", "--db", url, "--actor", "faulty", *args]
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("RISKREG_")}, **extra}
+
+
+def test_sqlite_lock_held_beyond_the_busy_timeout_is_a_clear_error(tmp_path):
+    path = tmp_path / "locked.db"
+    rr = Riskreg(CliRunner(), f"sqlite:///{path}")
+    rr("risk", "add", "Before", "--side", "citizen", "--mode", "design", "--likelihood", "2", "--impact", "2")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        args = (
+            "risk",
+            "add",
+            "Blocked",
+            "--side",
+            "citizen",
+            "--mode",
+            "design",
+            "--likelihood",
+            "1",
+            "--impact",
+            "1",
+        )
+        result = subprocess.run(
+            riskreg(f"sqlite:///{path}", *args),
+            env=env(RISKREG_BUSY_TIMEOUT="0.5"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"Error: database sqlite:///{path} is locked by another writer beyond the 0.5 s timeout; nothing was saved, try again\n"
+    )
+    assert [r["title"] for r in rr.json("risk", "list")] == ["Before"]
+    assert rr.json("audit", "verify")["ok"] is True
+
+
+def test_sigkill_while_a_gate_decision_waits_leaves_the_database_consistent(tmp_path):
+    path = tmp_path / "gate.db"
+    rr = Riskreg(CliRunner(), f"sqlite:///{path}")
+    registered(rr, tmp_path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    process = subprocess.Popen(
+        riskreg(f"sqlite:///{path}", "pilot", "gate", "P-1", "--decision", "stop", "--reason", "x"),
+        env=env(),
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)  # the gate is inside its command, waiting for the write lock
+    assert process.poll() is None
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert rr.json("pilot", "show", "P-1")["status"] == "active"
+    assert rr.json("audit", "verify") == {"events": 1, "ok": True, "broken_at": None, "problem": None}
+    assert rr.json("pilot", "gate", "P-1", "--decision", "stop", "--reason", "now")["status"] == "stopped"
+
+
+@pytest.mark.postgres
+def test_postgresql_connection_killed_mid_import_is_a_clear_error_with_no_partial_write(
+    tmp_path, pg_admin_url
+):
+    url = _create_pg_database(pg_admin_url, f"riskreg_fault_{os.getpid()}")
+    rr = Riskreg(CliRunner(), url)
+    registered(rr, tmp_path)
+    rows = ["unit_id,arm,metric,value"] + [
+        f"u{i},{'pilot' if i % 2 else 'comparison'},wellbeing,{40 + i % 9}" for i in range(400_000)
+    ]
+    data = tmp_path / "big.csv"
+    data.write_text("\n".join(rows) + "\n")
+    process = subprocess.Popen(
+        riskreg(url, "pilot", "data", "P-1", str(data), "--stage", "feasibility"),
+        env=env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    killed = 0
+    deadline = time.monotonic() + 60
+    with admin.connect() as connection:
+        while not killed and process.poll() is None and time.monotonic() < deadline:
+            progress = (
+                connection.execute(
+                    text("SELECT pid FROM pg_stat_progress_copy WHERE tuples_processed > 20000")
+                )
+                .scalars()
+                .all()
+            )
+            for pid in progress:
+                killed += (
+                    connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+                    is True
+                )
+            time.sleep(0.01)
+    admin.dispose()
+    _, stderr = process.communicate(timeout=60)
+    assert killed, "the import finished before its connection could be killed"
+    assert process.returncode == 1
+    # the server's words vary with timing: "terminating connection ..." or "the connection is lost"
+    assert stderr.startswith(
+        (f"Error: cannot use database {url}: ", f"Error: lost the connection to {url}")
+    ), stderr
+    assert len(stderr.strip().splitlines()) == 1
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(observations)).scalar() == 0
+    engine.dispose()
+    assert rr.json("audit", "verify")["ok"] is True
