@@ -64,12 +64,29 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
         "2",
     ).startswith("added R-1")
     assert run("audit", "verify") == "audit chain intact: 1 events\n"
+    _run_demo_from_the_wheel(env_dir, tmp_path)
     probe = "import importlib.resources as r, riskreg; print(r.files('riskreg.templates').joinpath('base.html.j2').is_file(), riskreg.__file__)"
     out = subprocess.run(
         [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
     assert out.startswith("True ")
     assert str(env_dir) in out
+
+
+def _run_demo_from_the_wheel(env_dir: Path, tmp_path: Path) -> None:
+    """Run pilots/demo.sh on a copy of pilots/ with only the installed package on PATH."""
+    import os
+    import shutil
+
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "pilots", copy / "pilots", ignore=shutil.ignore_patterns("riskreg.db*"))
+    env = {**os.environ, "PATH": f"{env_dir / 'bin'}:/usr/bin:/bin"}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(["sh", "pilots/demo.sh"], cwd=copy, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = sorted(p.name for p in (copy / "build" / "reports").glob("*.html"))
+    assert reports == ["board.html", "pilot-P-1.html", "pilot-P-2.html", "qa.html"]
+    assert "audit chain intact" in result.stdout
 
 
 def test_every_subpackage_is_listed_in_setup_cfg():
