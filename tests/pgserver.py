@@ -62,6 +62,10 @@ class Cluster:
         )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip()}")
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start (or restart) the server on the cluster's data folder."""
         options = (
             f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
@@ -84,6 +88,10 @@ class Cluster:
             raise RuntimeError(
                 f"pg_ctl start failed: {started.stderr.strip()} {Path(log).read_text()[-2000:]}"
             )
+
+    def stop_server(self) -> None:
+        """Stop the server at once, keeping its data (a crash, as far as clients can tell)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")

@@ -141,3 +141,51 @@ def test_postgresql_connection_killed_mid_import_is_a_clear_error_with_no_partia
         assert connection.execute(select(func.count()).select_from(observations)).scalar() == 0
     engine.dispose()
     assert rr.json("audit", "verify")["ok"] is True
+
+
+@pytest.mark.postgres
+def test_postgresql_server_stopped_mid_import(tmp_path, pg_admin_url):
+    from tests.pgserver import start_cluster
+
+    cluster = start_cluster()  # its own server, so stopping it disturbs no other test
+    try:
+        url = _create_pg_database(cluster.admin_url, "stopped")
+        rr = Riskreg(CliRunner(), url)
+        registered(rr, tmp_path)
+        rows = ["unit_id,arm,metric,value"] + [
+            f"u{i},{'pilot' if i % 2 else 'comparison'},wellbeing,{40 + i % 9}" for i in range(400_000)
+        ]
+        data = tmp_path / "big.csv"
+        data.write_text("\n".join(rows) + "\n")
+        process = subprocess.Popen(
+            riskreg(url, "pilot", "data", "P-1", str(data), "--stage", "feasibility"),
+            env=env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        watcher = create_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
+        deadline = time.monotonic() + 60
+        with watcher.connect() as connection:
+            while process.poll() is None and time.monotonic() < deadline:
+                if connection.execute(
+                    text("SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 20000")
+                ).scalar():
+                    break
+                time.sleep(0.01)
+        watcher.dispose()
+        assert process.poll() is None, "the import finished before the server could be stopped"
+        cluster.stop_server()
+        _, stderr = process.communicate(timeout=60)
+        cluster.start_server()
+        assert process.returncode == 1
+        assert stderr.startswith(
+            (f"Error: cannot use database {url}: ", f"Error: lost the connection to {url}")
+        ), stderr
+        assert len(stderr.strip().splitlines()) == 1
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(observations)).scalar() == 0
+        engine.dispose()
+        assert rr.json("audit", "verify")["ok"] is True
+    finally:
+        cluster.stop()
