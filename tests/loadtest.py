@@ -77,7 +77,8 @@ def _one(database: Any, worker: int, rng: random.Random) -> dict[str, Any]:
                 },
             )
             return {"op": "add", "risk": risk.id, "version": risk.version}
-    ref = f"R-{rng.choice(known)}"
+    # re-scores and reviews crowd onto the five oldest risks, so writers really collide
+    ref = f"R-{rng.choice(sorted(known)[:5])}"
     with database.read() as session:
         seen = get_risk(session, ref).version
     try:
