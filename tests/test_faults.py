@@ -30,6 +30,17 @@ def env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("RISKREG_")}, **extra}
 
 
+def start_big_import(url: str, folder: Path) -> subprocess.Popen[str]:
+    """Start importing 400,000 observations in another process (long enough to interrupt)."""
+    rows = ["unit_id,arm,metric,value"] + [
+        f"u{i},{'pilot' if i % 2 else 'comparison'},wellbeing,{40 + i % 9}" for i in range(400_000)
+    ]
+    data = folder / "big.csv"
+    data.write_text("\n".join(rows) + "\n")
+    command = riskreg(url, "pilot", "data", "P-1", str(data), "--stage", "feasibility")
+    return subprocess.Popen(command, env=env(), stderr=subprocess.PIPE, text=True)
+
+
 def test_sqlite_lock_held_beyond_the_busy_timeout_is_a_clear_error(tmp_path):
     path = tmp_path / "locked.db"
     rr = Riskreg(CliRunner(), f"sqlite:///{path}")
@@ -98,17 +109,7 @@ def test_postgresql_connection_killed_mid_import_is_a_clear_error_with_no_partia
     url = _create_pg_database(pg_admin_url, f"riskreg_fault_{os.getpid()}")
     rr = Riskreg(CliRunner(), url)
     registered(rr, tmp_path)
-    rows = ["unit_id,arm,metric,value"] + [
-        f"u{i},{'pilot' if i % 2 else 'comparison'},wellbeing,{40 + i % 9}" for i in range(400_000)
-    ]
-    data = tmp_path / "big.csv"
-    data.write_text("\n".join(rows) + "\n")
-    process = subprocess.Popen(
-        riskreg(url, "pilot", "data", "P-1", str(data), "--stage", "feasibility"),
-        env=env(),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_big_import(url, tmp_path)
     admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     killed = 0
     deadline = time.monotonic() + 60
@@ -152,17 +153,7 @@ def test_postgresql_server_stopped_mid_import(tmp_path, pg_admin_url):
         url = _create_pg_database(cluster.admin_url, "stopped")
         rr = Riskreg(CliRunner(), url)
         registered(rr, tmp_path)
-        rows = ["unit_id,arm,metric,value"] + [
-            f"u{i},{'pilot' if i % 2 else 'comparison'},wellbeing,{40 + i % 9}" for i in range(400_000)
-        ]
-        data = tmp_path / "big.csv"
-        data.write_text("\n".join(rows) + "\n")
-        process = subprocess.Popen(
-            riskreg(url, "pilot", "data", "P-1", str(data), "--stage", "feasibility"),
-            env=env(),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_big_import(url, tmp_path)
         watcher = create_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
         deadline = time.monotonic() + 60
         with watcher.connect() as connection:
