@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from riskreg.errors import InvalidInput
 from riskreg.models import AuditHead, Evidence, PilotRisk, Risk
 from riskreg.pilots import get_pilot, has_data
-from riskreg.register import Context, _iso, get_risk, rescore_risk
+from riskreg.register import Context, get_risk, iso_utc, rescore_risk
 
 
 def rescore_on_evidence(
@@ -82,7 +82,7 @@ def evidence_to_dict(row: Evidence) -> dict[str, Any]:
         "ci": [row.ci_low, row.ci_high],
         "n": {"comparison": row.n_comparison, "pilot": row.n_pilot},
         "event": row.event_seq,
-        "at": _iso(row.at),
+        "at": iso_utc(row.at),
     }
 
 

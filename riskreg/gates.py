@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from riskreg.analysis import analyse
 from riskreg.errors import InvalidInput
-from riskreg.pilots import GateResult, get_pilot, record_gate
+from riskreg.pilots import GateResult, active_pilot, record_gate
 from riskreg.register import Context
 
 
@@ -14,9 +14,7 @@ def decide(
     session: Session, ctx: Context, ref: str, decision: str, reason: str | None, override: bool = False
 ) -> GateResult:
     """Analyse the pilot's current stage, check the decision against the recommendation, and record it."""
-    pilot = get_pilot(session, ref)
-    if pilot.status != "active":
-        raise InvalidInput(f"{pilot.ref} is {pilot.status}; no more gate decisions can be recorded")
+    pilot = active_pilot(session, ref)  # before analysing: a closed pilot needs no analysis
     analysis = analyse(session, pilot, None, ctx.config).to_dict()
     recommended = analysis["recommendation"]
     against = decision == "proceed" and recommended != "proceed"

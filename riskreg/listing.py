@@ -38,7 +38,7 @@ class _Spelling:
         return condition if self.postgres else case((condition, func.json("true")), else_=func.json("false"))
 
     def timestamp(self, column: Any) -> ColumnElement[Any]:
-        # stored as naive UTC; rendered as register._iso renders it
+        # stored as naive UTC; rendered as register.iso_utc renders it
         if self.postgres:
             return func.to_char(column, literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
         return func.replace(column, " ", "T") + literal("Z")

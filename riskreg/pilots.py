@@ -26,7 +26,7 @@ from riskreg.models import (
     observations,
 )
 from riskreg.protocol import Protocol, load_protocol, parse_protocol
-from riskreg.register import Context, _iso, allocate_id, get_risk, parse_ref
+from riskreg.register import Context, allocate_id, get_risk, iso_utc, parse_ref
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -155,7 +155,7 @@ def _version_to_dict(version: ProtocolVersion) -> dict[str, Any]:
         "reason": version.reason,
         "stage_index": version.stage_index,
         "after_data": version.after_data,
-        "at": _iso(version.at),
+        "at": iso_utc(version.at),
         "actor": version.actor,
     }
 
@@ -177,7 +177,7 @@ def decision_to_dict(decision: Decision, protocol: Protocol) -> dict[str, Any]:
         "override": decision.override,
         "reason": decision.reason,
         "actor": decision.actor,
-        "at": _iso(decision.at),
+        "at": iso_utc(decision.at),
         "snapshot": json.loads(decision.snapshot),
     }
 
@@ -397,9 +397,7 @@ def record_gate(
         raise InvalidInput(f"decision: expected one of {', '.join(DECISIONS)}, got {decision!r}")
     if not reason or not reason.strip():
         raise InvalidInput("reason: a gate decision needs --reason (what the board or team weighed)")
-    pilot = get_pilot(session, ref)
-    if pilot.status != "active":
-        raise InvalidInput(f"{pilot.ref} is {pilot.status}; no more gate decisions can be recorded")
+    pilot = active_pilot(session, ref)
     protocol = protocol_of(pilot)
     decided_at = pilot.stage_index
     if decision == "adapt" and not _amended_since_last_gate(session, pilot):
@@ -438,6 +436,14 @@ def record_gate(
     return GateResult(
         row, pilot, snapshot["stage"], protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name
     )
+
+
+def active_pilot(session: Session, ref: str) -> Pilot:
+    """Return a pilot that can still take a gate decision; explain why not otherwise."""
+    pilot = get_pilot(session, ref)
+    if pilot.status != "active":
+        raise InvalidInput(f"{pilot.ref} is {pilot.status}; no more gate decisions can be recorded")
+    return pilot
 
 
 def _move(pilot: Pilot, decision: str, stage_count: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -260,11 +261,11 @@ def risk_to_dict(risk: Any, config: Config, with_controls: bool = False) -> dict
         "last_reviewed": f["last_reviewed"].isoformat(),
         "next_review": (f["last_reviewed"] + dt.timedelta(days=days)).isoformat(),
         "version": f["version"],
-        "created_at": _iso(f["created_at"]),
+        "created_at": iso_utc(f["created_at"]),
         "created_by": f["created_by"],
-        "updated_at": _iso(f["updated_at"]),
+        "updated_at": iso_utc(f["updated_at"]),
         "updated_by": f["updated_by"],
-        "closed_at": _iso(f["closed_at"]),
+        "closed_at": iso_utc(f["closed_at"]),
     }
     if with_controls:
         data["controls"] = [control_to_dict(c) for c in risk.controls]
@@ -282,12 +283,13 @@ def control_to_dict(control: Control) -> dict[str, Any]:
         "due": control.due.isoformat() if control.due else None,
         "citizen": control.citizen,
         "version": control.version,
-        "updated_at": _iso(control.updated_at),
+        "updated_at": iso_utc(control.updated_at),
         "updated_by": control.updated_by,
     }
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """Return a UTC time as ISO 8601 text with a Z, or None."""
     # always with microseconds, so every path (and the SQL listing) renders a time one way
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
 
@@ -450,7 +452,7 @@ def _require_reason(reason: str | None) -> str:
     return text
 
 
-def _apply_change(
+def apply_change(
     session: Session,
     ctx: Context,
     risk: Risk,
@@ -459,6 +461,7 @@ def _apply_change(
     reason: str,
     extra: dict[str, Any] | None = None,
 ) -> Risk:
+    """Change stored fields of a risk and log the change (before, after, reason) in the same transaction."""
     before = snapshot(risk)
     for name, value in changes.items():
         setattr(risk, name, value)
@@ -500,7 +503,7 @@ def update_risk(
         changes.get("target_likelihood", risk.target_likelihood),
         changes.get("target_impact", risk.target_impact),
     )
-    return _apply_change(session, ctx, risk, changes, "risk.update", reason)
+    return apply_change(session, ctx, risk, changes, "risk.update", reason)
 
 
 def rescore_risk(
@@ -518,7 +521,7 @@ def rescore_risk(
     scores = validate_fields({"likelihood": likelihood, "impact": impact})
     risk = _open_risk(session, ref, expect_version)
     extra = {"evidence": evidence} if evidence is not None else None
-    return _apply_change(session, ctx, risk, scores, "risk.rescore", reason, extra)
+    return apply_change(session, ctx, risk, scores, "risk.rescore", reason, extra)
 
 
 def close_risk(
@@ -528,7 +531,7 @@ def close_risk(
     reason = _require_reason(reason)
     risk = _open_risk(session, ref, expect_version)
     risk.closed_at = ctx.now
-    return _apply_change(session, ctx, risk, {"status": "closed"}, "risk.close", reason)
+    return apply_change(session, ctx, risk, {"status": "closed"}, "risk.close", reason)
 
 
 # --- controls ------------------------------------------------------------------------------
@@ -634,11 +637,9 @@ def _record_control(
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """Return an audit event as a JSON-ready dict (before/after decoded)."""
-    import json
-
     return {
         "seq": event.seq,
-        "at": _iso(event.at),
+        "at": iso_utc(event.at),
         "actor": event.actor,
         "action": event.action,
         "entity": event.entity,

@@ -14,9 +14,9 @@ from riskreg.models import REVIEW_OUTCOMES, Review, Risk
 from riskreg.register import (
     Context,
     RiskFilter,
-    _apply_change,
-    _iso,
+    apply_change,
     get_risk,
+    iso_utc,
     list_risks,
     next_review,
     risk_to_dict,
@@ -72,7 +72,7 @@ def record_review(
         changes["status"] = "closed"
         risk.closed_at = ctx.now
     extra = {"review": {"outcome": outcome, "reviewer": ctx.actor}}
-    _apply_change(session, ctx, risk, changes, "risk.review", note.strip(), extra)
+    apply_change(session, ctx, risk, changes, "risk.review", note.strip(), extra)
     return risk, review
 
 
@@ -83,7 +83,7 @@ def review_to_dict(review: Review) -> dict[str, Any]:
         "reviewer": review.reviewer,
         "outcome": review.outcome,
         "note": review.note,
-        "reviewed_at": _iso(review.reviewed_at),
+        "reviewed_at": iso_utc(review.reviewed_at),
     }
 
 
