@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 from scipy import special
-from scipy.integrate import simpson
-from scipy.optimize import brentq
+
+# scipy.integrate and scipy.optimize load lazily, in the functions below: only a second
+# look needs integration, and importing them costs about 0.15 s that a one-stage analysis
+# would otherwise pay on every run.
 
 
 def _sf(x: Any) -> Any:
@@ -157,6 +159,8 @@ def _exit_probability(b: float, grid: np.ndarray, density: np.ndarray, increment
     S_k = S_{k-1} + N(0, increment_sd^2); the two tails are evaluated with sf for
     relative precision when b is far out.
     """
+    from scipy.integrate import simpson
+
     upper = _sf((b - grid) / increment_sd)
     lower = _sf((b + grid) / increment_sd)
     return float(simpson(density * (upper + lower), x=grid))
@@ -166,6 +170,8 @@ def _propagate(
     grid: np.ndarray, density: np.ndarray, new_grid: np.ndarray, increment_sd: float
 ) -> np.ndarray:
     """Return the sub-density of S_k on new_grid for paths that never crossed before look k."""
+    from scipy.integrate import simpson
+
     kernel = _pdf((new_grid[:, None] - grid[None, :]) / increment_sd) / increment_sd
     return simpson(kernel * density[None, :], x=grid, axis=1)
 
@@ -174,6 +180,8 @@ def _solve_boundary(
     target: float, grid: np.ndarray, density: np.ndarray, t_k: float, increment_sd: float
 ) -> float:
     """Return the critical |z| at look k whose exit probability equals target."""
+    from scipy.optimize import brentq
+
     root_t = math.sqrt(t_k)
 
     def excess(c: float) -> float:
