@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from riskreg.config import Config
 from riskreg.errors import InvalidInput
 from riskreg.models import Pilot, Resource, observations
-from riskreg.pilots import get_pilot, metric_codes, protocol_of
+from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
 from riskreg.stats.sequential import lan_demets_boundaries
@@ -365,7 +365,7 @@ def _summaries(
     sum of squares and the data are read once.
     """
     t = observations.c
-    scope = (t.pilot_id == pilot.id, t.stage_index <= k)
+    scope = (t.import_id.in_(outcome_imports(session, pilot, k)),)
     continuous_codes = sorted({codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"})
     shifts = _shifts(session, scope, continuous_codes, len(protocol.design.arms))
     whens = [
@@ -448,7 +448,7 @@ def _units(
     with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
     rows = session.execute(
         select(t.arm, func.count(distinct(t.unit_id)), func.count(distinct(with_primary)))
-        .where(t.pilot_id == pilot.id, t.stage_index <= k)
+        .where(t.import_id.in_(outcome_imports(session, pilot, k)))
         .group_by(t.arm)
         .order_by(t.arm)
     )

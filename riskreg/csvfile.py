@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ class CsvRows:
     source: str
     header: list[str]
     rows: Iterator[tuple[int, list[str]]]
+    delimiter: str = ","
 
 
 def read_csv(handle: IO[str], source: str) -> CsvRows:
@@ -77,20 +79,80 @@ def read_csv(handle: IO[str], source: str) -> CsvRows:
     delimiter = sniff_delimiter(first)
     header = [name.strip().lower() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
     reader = csv.reader(handle, delimiter=delimiter)
-    return CsvRows(source, header, _numbered(reader, source))
+    return CsvRows(source, header, _numbered(reader, source), delimiter)
 
 
-def _numbered(reader: csv._reader, source: str) -> Iterator[tuple[int, list[str]]]:
+def _numbered(reader: csv._reader, source: str, before: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """Number the reader's non-blank rows; ``before`` lines precede the reader's first line."""
     try:
         for values in reader:
             # skip blank lines; values[0] answers for almost every row without scanning the rest
             if values and (values[0] or any(v.strip() for v in values)):
-                # reader.line_num counts from after the header line we read by hand
-                yield reader.line_num + 1, values
+                yield reader.line_num + before, values
     except UnicodeDecodeError as exc:
         raise InvalidInput(_encoding_message(source, exc)) from None
     except csv.Error as exc:
-        raise InvalidInput(f"{source}: line {reader.line_num + 1}: {exc}") from None
+        raise InvalidInput(f"{source}: line {reader.line_num + before}: {exc}") from None
+
+
+@dataclass
+class Chunk:
+    """Whole lines of a CSV file, read as one piece of text.
+
+    ``lines`` holds plain lines (no quote, no carriage return but a final one, no line
+    break inside a field), split at the delimiter by ``str.split`` exactly as the csv
+    module would split them. ``rows`` replaces ``lines`` for the rest of the file from the
+    first chunk that is not plain: those go through the csv module, numbered.
+    """
+
+    first_line: int
+    lines: list[str]
+    rows: Iterator[tuple[int, list[str]]] | None = None
+
+    def numbered_rows(self, source: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+        """Return this chunk's plain lines as the csv module's numbered rows (blank lines skipped)."""
+        return _numbered(csv.reader(self.lines, delimiter=delimiter), source, self.first_line - 1)
+
+
+CHUNK_CHARS = 1 << 20
+
+
+def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> Iterator[Chunk]:
+    """Read the rest of a file in chunks of whole lines, starting at line number ``line``.
+
+    Splitting plain text with ``str.split`` costs a fraction of the csv module's per-row
+    work, and most data files are plain; quoting or lone carriage returns hand the rest of
+    the file to the csv module, which alone knows where such a line ends.
+    """
+    pending = ""
+    while True:
+        try:
+            read = handle.read(CHUNK_CHARS)
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(_encoding_message(source, exc)) from None
+        text, pending = _whole_lines(pending + read, final=not read)
+        if not text:
+            if read:
+                continue  # one line longer than a chunk: read on
+            return
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        if '"' in text or "\r" in text:
+            rest = itertools.chain(io.StringIO(text + pending, newline=""), handle)
+            yield Chunk(line, [], _numbered(csv.reader(rest, delimiter=delimiter), source, line - 1))
+            return
+        lines = text.split("\n")
+        lines.pop()  # the empty text after the last line break
+        yield Chunk(line, lines)
+        line += len(lines)
+
+
+def _whole_lines(text: str, final: bool) -> tuple[str, str]:
+    """Split text into its whole lines (each ending in a line break) and the unfinished rest."""
+    if final:
+        return (text + "\n" if text and not text.endswith("\n") else text), ""
+    cut = text.rfind("\n") + 1
+    return text[:cut], text[cut:]
 
 
 def _encoding_message(source: str, exc: UnicodeDecodeError) -> str:

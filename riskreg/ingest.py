@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riskreg import audit
-from riskreg.csvfile import RowErrors, check_header, open_text, read_csv
+from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv
 from riskreg.errors import InvalidInput
 from riskreg.models import DataImport, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
@@ -32,7 +35,7 @@ BATCH_ROWS = 400  # rows per multi-row INSERT: 9 columns x 400 stays under SQLit
 MISSING = frozenset(("", "na", "n/a"))
 BINARY = {"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "0.0": 0.0, "1.0": 1.0}
 LONG_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
-COLUMNS = ("import_id", "pilot_id", "stage_index", "metric", "arm", "unit_id", "value", "exposure", "site")
+COLUMNS = ("metric", "arm", "unit_id", "value", "exposure", "site")  # after import_id, written by the writer
 
 Progress = Callable[[int], None]
 
@@ -196,19 +199,17 @@ class _Loader:
     def __init__(
         self,
         session: Session,
-        pilot: Pilot,
-        stage: int,
         codes: dict[str, tuple[int, str]],
         arms: tuple[str, ...],
         errors: RowErrors,
         import_id: int,
     ):
         self.codes, self.errors, self.arm_names = codes, errors, arms
+        self.code_of = {name: code for name, (code, _kind) in codes.items()}
+        self.kind_of = {name: kind for name, (_code, kind) in codes.items()}
         self.arms = {name: i for i, name in enumerate(arms)}
-        # the columns every observation of this import shares, written before its own
-        self.prefix = (import_id, pilot.id, stage)
         self.batch: list[tuple[Any, ...]] = []
-        self.writer = _writer(session)
+        self.writer = _writer(session, import_id)
         self.keys = array("q")
         self.counts: dict[tuple[int, int], list[int]] = {}
         self.rows = 0
@@ -280,9 +281,42 @@ class _Loader:
             tally = self.counts[(code, arm)] = [0, 0]
         tally[value is None] += 1
         if self.errors.total == 0:
-            self.batch.append((*self.prefix, code, arm, unit, value, exposure, site))
+            self.batch.append((code, arm, unit, value, exposure, site))
             if len(self.batch) >= BATCH_ROWS:
                 self.flush()
+
+    def accept_plain_lines(self, lines: list[str], layout: _Layout, width: int, delimiter: str) -> bool:
+        """Accept a chunk of plain long-form lines column by column; False (nothing taken) sends it row by row.
+
+        The work per chunk is a few C-level passes over each column instead of Python calls
+        per row; a chunk with any irregular line (wrong number of cells, blank, unknown
+        names, spaces, missing or malformed values) is refused whole, and the row-by-row
+        path, which defines the rules and words the errors, takes it instead.
+        """
+        if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+            return False
+        cells = delimiter.join(lines).split(delimiter)
+        blank = [""] * len(lines)
+        units, arm_texts = cells[layout.unit :: width], cells[layout.arm :: width]
+        names, texts = cells[layout.metric :: width], cells[layout.value :: width]
+        exposure_texts = cells[layout.exposure :: width] if layout.exposure >= 0 else blank
+        sites = cells[layout.site :: width] if layout.site >= 0 else blank
+        codes, arms = list(map(self.code_of.get, names)), list(map(self.arms.get, arm_texts))
+        if None in codes or None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
+            return False
+        columns = _plain_columns(list(map(self.kind_of.__getitem__, names)), texts, exposure_texts)
+        if columns is None:
+            return False
+        values, exposures = columns
+        self.keys.extend(map(hash, zip(units, codes, strict=True)))
+        missing = map(math.isnan, values)
+        for (code, arm, is_missing), n in Counter(zip(codes, arms, missing, strict=True)).items():
+            self.counts.setdefault((code, arm), [0, 0])[is_missing] += n
+        if self.errors.total == 0:
+            self.flush()
+            site_values = list(map(_NONE_IF_EMPTY.get, sites, sites))
+            self.writer.write_columns([codes, arms, units, values, exposures, site_values])
+        return True
 
     def flush(self) -> None:
         if self.batch:
@@ -316,63 +350,156 @@ def _fast_long(loader: _Loader, layout: _Layout, line: int, values: list[str]) -
         site = values[layout.site] if layout.site >= 0 else ""
     except IndexError:
         return False
-    if entry is None or arm is None or not unit or len(unit) > 200 or len(site) > 200 or unit != unit.strip():
-        return False
-    if "\x00" in unit or "\x00" in site:
+    if entry is None or arm is None or not (_plain_texts([unit]) and _plain_texts([site], empty=True)):
         return False
     code, kind = entry
-    parsed = _plain_value(kind, text, exposure_text)
+    parsed = _plain_cells(kind, text, exposure_text)
     if parsed is None:
         return False
     loader.accept(code, arm, unit, parsed[0], parsed[1], site or None)
     return True
 
 
-def _plain_value(kind: str, text: str, exposure_text: str) -> tuple[float, float | None] | None:
-    """Return (value, exposure) for an unremarkable cell pair, or None to use the full checks."""
-    if kind == "binary":
-        value = _BINARY_EXACT.get(text)
-        return None if value is None or exposure_text else (value, None)
-    if text in _MISSING_EXACT:
+def _plain_columns(
+    kinds: list[str], texts: list[str], exposure_texts: list[str]
+) -> tuple[list[float], list[float | None]] | None:
+    """Return a chunk's values (NaN when missing) and exposures if every cell pair is plain, else None.
+
+    Pair by pair the results are those of ``_plain_cells``, with NaN for a missing value.
+    Each check is one C-level pass over a column (or over the rows of one kind), so that a
+    chunk costs little more than its conversion with ``float``.
+    """
+    is_binary = list(map("binary".__eq__, kinds))
+    is_count = list(map("count".__eq__, kinds))
+    if not all(map(_BINARY_TEXTS.__contains__, compress(texts, is_binary))):
         return None
+    if any(map(_WORDS.__contains__, compress(texts, map(operator.not_, is_binary)))):
+        return None  # yes/no and the like are for binary metrics only
+    if any(compress(exposure_texts, map(operator.not_, is_count))):
+        return None  # an exposure on a metric that is not a count
+    span_texts = list(compress(exposure_texts, is_count))
     try:
-        value = float(text)
-        exposure = float(exposure_text) if kind == "count" else None
+        floats = list(map(float, map(_AS_NUMBER.get, texts, texts)))
+        spans = list(map(float, map(_AS_NUMBER.get, span_texts, span_texts)))
     except ValueError:
         return None
-    if kind == "count":
-        plain = exposure is not None and 0 <= value == int(value) < math.inf and 0 < exposure < math.inf
+    # NaN stands for "missing" from here on, so a literal nan or inf in the file goes row by row
+    if sum(map(math.isnan, floats)) != sum(map(_MISSING_EXACT.__contains__, texts)):
+        return None
+    if sum(map(math.isnan, spans)) != span_texts.count("") or any(map(math.isinf, chain(floats, spans))):
+        return None
+    counted = zip(compress(floats, is_count), spans, strict=True)
+    if not all(
+        (value != value or (value >= 0 and value.is_integer() and span > 0)) and (span != span or span > 0)
+        for value, span in counted
+    ):
+        return None
+    exposures: list[float | None] = [None] * len(texts)
+    for row, span in zip(compress(range(len(texts)), is_count), spans, strict=True):
+        if span == span:
+            exposures[row] = span
+    return floats, exposures
+
+
+def _plain_texts(texts: list[str], empty: bool = False) -> bool:
+    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks."""
+    return (
+        (empty or all(texts))
+        and max(map(len, texts), default=0) <= 200
+        and list(map(str.strip, texts)) == texts
+        and "\x00" not in "".join(texts)
+    )
+
+
+def _plain_cells(kind: str, text: str, exposure_text: str) -> tuple[float | None, float | None] | None:
+    """Return (value, exposure) for an unremarkable cell pair, a missing value included, or None to use the full checks.
+
+    Whatever this accepts, ``_Loader.check`` accepts with the same result.
+    """
+    if text in _MISSING_EXACT:
+        if not exposure_text:
+            return None, None
+        if kind != "count":
+            return None
+        value = None
+    elif kind == "binary":
+        value = _BINARY_EXACT.get(text)
+        return None if value is None or exposure_text else (value, None)
     else:
-        plain = not exposure_text and -math.inf < value < math.inf
-    return (value, exposure) if plain else None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        if not -math.inf < value < math.inf:
+            return None
+    if kind != "count":
+        return None if exposure_text else (value, None)
+    try:
+        exposure = float(exposure_text)
+    except ValueError:
+        return None
+    if not 0 < exposure < math.inf or (value is not None and not (value >= 0 and value == int(value))):
+        return None
+    return value, exposure
 
 
 _BINARY_EXACT = {**BINARY, "TRUE": 1.0, "FALSE": 0.0, "True": 1.0, "False": 0.0, "Yes": 1.0, "No": 0.0}
 _MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
+# for the column checks: words stand for their numbers, missing markers for NaN
+_NONE_IF_EMPTY: dict[str, None] = {"": None}
+_WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
+_BINARY_TEXTS = frozenset(_BINARY_EXACT) | _MISSING_EXACT
+_AS_NUMBER = {**{word: str(_BINARY_EXACT[word]) for word in _WORDS}, **dict.fromkeys(_MISSING_EXACT, "nan")}
 
 
-def _writer(session: Session) -> Any:
+def _writer(session: Session, import_id: int) -> Any:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        return _CopyWriter(connection)
-    return _InsertWriter(connection)
+        return _CopyWriter(connection, import_id)
+    return _InsertWriter(connection, import_id)
 
 
 class _InsertWriter:
     """Multi-row INSERT statements on the raw DBAPI connection (SQLite's fastest bulk path)."""
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, import_id: int):
         self.cursor = connection.connection.dbapi_connection.cursor()
         self.statements: dict[int, str] = {}
+        self.import_id = int(import_id)  # a literal in the statement: one value fewer to bind per row
 
     def _statement(self, rows: int) -> str:
         if rows not in self.statements:
-            values = ",".join(["(" + ",".join("?" * len(COLUMNS)) + ")"] * rows)
-            self.statements[rows] = f"INSERT INTO observations ({', '.join(COLUMNS)}) VALUES {values}"
+            row = f"({self.import_id}," + ",".join("?" * len(COLUMNS)) + ")"
+            self.statements[rows] = (
+                f"INSERT INTO observations (import_id, {', '.join(COLUMNS)}) VALUES {','.join([row] * rows)}"
+            )
         return self.statements[rows]
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         self.cursor.execute(self._statement(len(rows)), [v for row in rows for v in row])
+
+    def write_columns(self, columns: list[list[Any]]) -> None:
+        """Write rows given column by column: parameters bound by number, no row tuples built."""
+        total = len(columns[0])
+        for start in range(0, total, BATCH_ROWS):
+            end = min(start + BATCH_ROWS, total)
+            parameters: list[Any] = []
+            for column in columns:
+                parameters += column[start:end]
+            # a NaN value is bound as a double, which SQLite stores as NULL: the missing value
+            self.cursor.execute(self._column_statement(end - start), parameters)
+
+    def _column_statement(self, rows: int) -> str:
+        key = -rows
+        if key not in self.statements:
+            numbered = (
+                f"({self.import_id}," + ",".join(f"?{c * rows + r + 1}" for c in range(len(COLUMNS))) + ")"
+                for r in range(rows)
+            )
+            self.statements[key] = (
+                f"INSERT INTO observations (import_id, {', '.join(COLUMNS)}) VALUES {','.join(numbered)}"
+            )
+        return self.statements[key]
 
     def close(self, failed: bool = False) -> None:
         self.cursor.close()
@@ -385,15 +512,21 @@ class _CopyWriter:
     remaining statements (duplicate check, replacement, audit event).
     """
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, import_id: int):
         self.cursor = connection.connection.dbapi_connection.cursor()
-        self.context = self.cursor.copy(f"COPY observations ({', '.join(COLUMNS)}) FROM STDIN")
+        self.context = self.cursor.copy(f"COPY observations (import_id, {', '.join(COLUMNS)}) FROM STDIN")
         self.copy = self.context.__enter__()
+        self.import_id = import_id
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        write_row = self.copy.write_row
+        write_row, import_id = self.copy.write_row, self.import_id
         for row in rows:
-            write_row(row)
+            write_row((import_id, *row))
+
+    def write_columns(self, columns: list[list[Any]]) -> None:
+        """Write rows given column by column; a NaN value (missing) becomes NULL, as on SQLite."""
+        columns[3] = [None if v != v else v for v in columns[3]]
+        self.write(list(zip(*columns, strict=True)))
 
     def close(self, failed: bool = False) -> None:
         error = RuntimeError("import rejected") if failed else None
@@ -448,13 +581,16 @@ def import_outcomes(
     source = str(path)
     errors = RowErrors.for_file(source)
     record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
-    loader = _Loader(session, pilot, stage_index, codes, protocol.design.arms, errors, record.id)
+    loader = _Loader(session, codes, protocol.design.arms, errors, record.id)
     failed = True
     try:
         with open_text(path) as handle:
             parsed = read_csv(handle, source)
             layout = _layout(parsed.header, source, list(codes))
-            _stream(loader, layout, parsed.rows, handle, progress)
+            if layout.form == "long":
+                _stream_long(loader, layout, parsed, handle, progress)
+            else:
+                loader.rows = _stream(loader, layout, parsed.rows, handle, progress)
         loader.flush()
         failed = errors.total > 0
     finally:
@@ -470,13 +606,31 @@ def import_outcomes(
     return summary
 
 
+def _stream_long(
+    loader: _Loader, layout: _Layout, parsed: CsvRows, handle: Any, progress: Progress | None
+) -> None:
+    """Stream a long-form file: plain chunks column by column, anything else row by row."""
+    width = len(parsed.header)
+    for chunk in read_chunks(handle, parsed.source, parsed.delimiter):
+        if chunk.rows is not None:  # quoting from here on: the csv module reads the rest
+            loader.rows += _stream(loader, layout, chunk.rows, handle, progress)
+            return
+        if loader.accept_plain_lines(chunk.lines, layout, width, parsed.delimiter):
+            loader.rows += len(chunk.lines)
+        else:
+            loader.rows += _stream(loader, layout, chunk.numbered_rows(parsed.source, parsed.delimiter))
+        if progress is not None:
+            progress(handle.buffer.tell())
+
+
 def _stream(
     loader: _Loader,
     layout: _Layout,
     rows: Iterator[tuple[int, list[str]]],
-    handle: Any,
-    progress: Progress | None,
-) -> None:
+    handle: Any = None,
+    progress: Progress | None = None,
+) -> int:
+    """Check and buffer rows one by one; return how many there were."""
     count = 0
     for line, values in rows:
         count += 1
@@ -494,7 +648,7 @@ def _stream(
                 )
         if progress is not None and count % 20_000 == 0:
             progress(handle.buffer.tell())
-    loader.rows = count
+    return count
 
 
 def _long_cells(layout: _Layout, values: list[str]) -> tuple[str, ...]:
@@ -564,12 +718,13 @@ def _clear_or_refuse(
 ) -> int:
     """Refuse data for metrics the stage already has, or (with replace) delete the old rows."""
     t = observations.c
-    mine = (
-        t.pilot_id == pilot.id,
-        t.stage_index == record.stage_index,
-        t.metric.in_(codes),
-        t.import_id != record.id,
+    same_stage = select(DataImport.id).where(
+        DataImport.pilot_id == pilot.id,
+        DataImport.kind == "outcomes",
+        DataImport.stage_index == record.stage_index,
+        DataImport.id != record.id,
     )
+    mine = (t.import_id.in_(list(session.scalars(same_stage))), t.metric.in_(codes))
     if not replace:
         clash = sorted(set(session.scalars(select(t.metric).where(*mine).distinct())))
         if clash:

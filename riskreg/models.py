@@ -293,20 +293,20 @@ class DataImport(Base):
 
 # Observations are written by the bulk loader (multi-row INSERT on SQLite, COPY on
 # PostgreSQL), so they are a plain table: no ORM identity, no per-row foreign-key checks.
-# Every row is written in the same transaction as its data_imports row.
+# Every row is written in the same transaction as its data_imports row, which says whose
+# pilot and which stage they belong to (pilots.outcome_imports); the only index is on
+# import_id, which an import extends at its right edge only.
 observations = Table(
     "observations",
     Base.metadata,
     Column("import_id", Integer, nullable=False),
-    Column("pilot_id", Integer, nullable=False),
-    Column("stage_index", Integer, nullable=False),
     Column("metric", Integer, nullable=False),
     Column("arm", Integer, nullable=False),
     Column("unit_id", String(200), nullable=False),
     Column("value", Float, nullable=True),
     Column("exposure", Float, nullable=True),
     Column("site", String(200), nullable=True),
-    Index("ix_observations_pilot_stage_metric", "pilot_id", "stage_index", "metric"),
+    Index("ix_observations_import_id", "import_id"),
 )
 
 

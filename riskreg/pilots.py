@@ -88,6 +88,14 @@ def has_data(session: Session, pilot: Pilot) -> bool:
     return found is not None
 
 
+def outcome_imports(session: Session, pilot: Pilot, upto_stage: int | None = None) -> list[int]:
+    """Return the ids of a pilot's outcome imports (stages 0..upto_stage, or all): its observations' scope."""
+    query = select(DataImport.id).where(DataImport.pilot_id == pilot.id, DataImport.kind == "outcomes")
+    if upto_stage is not None:
+        query = query.where(DataImport.stage_index <= upto_stage)
+    return list(session.scalars(query.order_by(DataImport.id)))
+
+
 def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, dict[str, dict[str, int]]]:
     """Return {metric: {arm: {"n": units with a value, "missing": units without}}} over stages 0..upto_stage."""
     protocol = protocol_of(pilot)
@@ -95,7 +103,7 @@ def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, di
     t = observations.c
     rows = session.execute(
         select(t.metric, t.arm, func.count(t.value), func.count() - func.count(t.value))
-        .where(t.pilot_id == pilot.id, t.stage_index <= upto_stage)
+        .where(t.import_id.in_(outcome_imports(session, pilot, upto_stage)))
         .group_by(t.metric, t.arm)
     )
     counts: dict[str, dict[str, dict[str, int]]] = {
@@ -343,7 +351,9 @@ def _check_compatible(
 
 def _metrics_with_data(session: Session, pilot: Pilot) -> set[int]:
     t = observations.c
-    return set(session.scalars(select(t.metric).where(t.pilot_id == pilot.id).distinct()))
+    return set(
+        session.scalars(select(t.metric).where(t.import_id.in_(outcome_imports(session, pilot))).distinct())
+    )
 
 
 def _link(session: Session, pilot: Pilot, risks: list[Risk]) -> list[str]:

@@ -70,3 +70,37 @@ def test_a_schema_that_is_behind_is_refused_until_db_upgrade(runner, empty_db_ur
     assert rr.json("db", "upgrade") == {"from": "0002", "to": SCHEMA_HEAD, "changed": True}
     assert rr.json("risk", "list") == []
     assert rr.json("audit", "verify")["ok"] is True
+
+
+def _migrate(url: str, revision: str, down: bool = False) -> None:
+    from alembic import command
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+    engine.dispose()
+
+
+def test_observations_keep_their_pilot_and_stage_through_migration_0004_and_back(rr, db_url, tmp_path):
+    from tests.pilot_fixtures import LONG, registered, write
+
+    registered(rr, tmp_path)
+    assert rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility").exit_code == 0
+    counts = rr.json("pilot", "show", "P-1")
+    analysis = rr.json("pilot", "analyse", "P-1")
+
+    _migrate(db_url, "0003", down=True)  # observations carry pilot_id and stage_index again
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        copied = connection.exec_driver_sql(
+            "SELECT DISTINCT pilot_id, stage_index FROM observations"
+        ).all()
+    engine.dispose()
+    assert copied == [(1, 0)]
+
+    assert rr.json("db", "upgrade") == {"from": "0003", "to": SCHEMA_HEAD, "changed": True}
+    assert rr.json("pilot", "show", "P-1") == counts
+    assert rr.json("pilot", "analyse", "P-1") == analysis
+    assert rr.json("audit", "verify")["ok"] is True

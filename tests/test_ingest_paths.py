@@ -1,0 +1,127 @@
+"""The two ways a long-form file is read give the same result.
+
+Plain chunks are checked column by column (``_plain_columns``); anything else goes row by
+row through the csv module, ``_plain_cells`` and the general checks, which word the
+errors. Whatever the column path accepts must equal what the row path stores, and a file
+must import identically whichever path its lines take.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from riskreg.cli import cli
+from riskreg.ingest import _plain_cells, _plain_columns
+from tests.pilot_fixtures import PROTOCOL
+
+KINDS = ("continuous", "binary", "count")
+# the cells that decide between the paths: numbers in every spelling, words, markers, junk
+VALUE_TEXTS = ["0", "1", "2", "3.5", "-1", "1e3", "1_000", " 4", "4 ", "0.0", "1.0", "+2", ".5", "5.", "1e309",
+               "nan", "NaN", "inf", "-inf", "", "NA", "na", "N/A", "n/a", "Na", "yes", "no", "Yes", "TRUE", "false",
+               "x", "٣", "1e-320", "9" * 30]  # fmt: skip
+EXPOSURE_TEXTS = ["", "1", "7.5", "0", "-2", "nan", "inf", "1e309", "x", " 3", "NA"]
+
+cells = st.tuples(st.sampled_from(KINDS), st.sampled_from(VALUE_TEXTS), st.sampled_from(EXPOSURE_TEXTS))
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and (a == b or (a != a and b != b)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(cells, min_size=1, max_size=12))
+def test_the_column_check_accepts_exactly_what_the_cell_check_accepts_with_equal_values(rows):
+    kinds, texts, exposures = (list(column) for column in zip(*rows, strict=True))
+    by_cell = [_plain_cells(*row) for row in rows]
+    by_column = _plain_columns(kinds, texts, exposures)
+    if any(result is None for result in by_cell):
+        assert by_column is None
+        return
+    assert by_column is not None
+    values, spans = by_column
+    for (value, span), column_value, column_span in zip(by_cell, values, spans, strict=True):
+        # the column path marks a missing value with NaN (stored as NULL)
+        assert _same(value, None if math.isnan(column_value) else column_value)
+        assert _same(span, column_span)
+
+
+# --- whole files -----------------------------------------------------------------------------
+
+METRICS = {"wellbeing": "continuous", "readmitted": "binary", "incidents": "count"}
+
+
+@pytest.fixture(scope="module")
+def registered_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("paths")
+    protocol = folder / "befriending.toml"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    database = folder / "registered.db"
+    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{database}", "pilot", "register", str(protocol)])
+    assert result.exit_code == 0, result.output
+    return database
+
+
+def _import(template: Path, folder: Path, name: str, text: str) -> tuple[int, str, list[tuple]]:
+    database = folder / f"{name}.db"
+    shutil.copy(template, database)
+    csv = folder / f"{name}.csv"
+    csv.write_bytes(text.encode("utf-8"))
+    result = CliRunner().invoke(
+        cli, ["--db", f"sqlite:///{database}", "pilot", "data", "P-1", str(csv), "--stage", "feasibility"]
+    )
+    connection = sqlite3.connect(database)
+    rows = connection.execute(
+        "SELECT metric, arm, unit_id, value, exposure, site FROM observations ORDER BY unit_id, metric"
+    ).fetchall()
+    connection.close()
+    # the two files have different names: compare the messages without them
+    return result.exit_code, result.output.replace(str(csv), "FILE"), rows
+
+
+line = st.tuples(
+    st.sampled_from(["u1", "u2", "u3", "u4", " u5", "", "u\x00"]),
+    st.sampled_from(["comparison", "pilot", "Pilot", "pilot "]),
+    st.sampled_from([*METRICS, "unknown"]),
+    st.sampled_from(VALUE_TEXTS),
+    st.sampled_from(EXPOSURE_TEXTS),
+    st.sampled_from(["", "north", " south"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(line, min_size=1, max_size=8))
+def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(registered_db, tmp_path, lines):
+    header = "unit_id,arm,metric,value,exposure,site\n"
+    plain = header + "".join(",".join(cells) + "\n" for cells in lines)
+    # quoting every cell sends every line through the csv module, row by row
+    quoted = header + "".join(",".join(f'"{c}"' for c in cells) + "\n" for cells in lines)
+    assert _import(registered_db, tmp_path, "plain", plain) == _import(registered_db, tmp_path, "quoted", quoted)
+
+
+def test_quoting_part_way_through_hands_the_rest_of_the_file_to_the_csv_module(registered_db, tmp_path):
+    header = "unit_id,arm,metric,value,exposure,site\n"
+    rows = [f"u{i},pilot,wellbeing,{i},,north\n" for i in range(1, 5)]
+    text = header + "".join(rows[:2]) + '"u3",pilot,wellbeing,"3",,"north, east"\n' + rows[3]
+    code, output, stored = _import(registered_db, tmp_path, "mixed", text)
+    assert code == 0, output
+    assert [(unit, value, site) for _m, _a, unit, value, _e, site in stored] == [
+        ("u1", 1.0, "north"),
+        ("u2", 2.0, "north"),
+        ("u3", 3.0, "north, east"),
+        ("u4", 4.0, "north"),
+    ]
+
+
+def test_crlf_line_ends_and_a_last_line_without_one_are_read_like_the_csv_module(registered_db, tmp_path):
+    text = "unit_id,arm,metric,value\r\nu1,pilot,wellbeing,40\r\nu2,comparison,wellbeing,NA"
+    code, output, stored = _import(registered_db, tmp_path, "crlf", text)
+    assert code == 0, output
+    assert [(unit, value) for _m, _a, unit, value, _e, _s in stored] == [("u1", 40.0), ("u2", None)]
