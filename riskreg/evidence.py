@@ -22,8 +22,13 @@ def rescore_on_evidence(
     reason: str | None,
     pilot_ref: str,
     expect_version: int | None = None,
+    metric: str | None = None,
 ) -> tuple[Risk, Evidence]:
-    """Re-score a risk and store the pilot's primary result (estimate, CI, n) it relied on."""
+    """Re-score a risk and store the pilot result (estimate, CI, n) it relied on.
+
+    The result is the pilot's primary metric unless ``metric`` names another, such as the
+    safety metric that tests a safeguarding risk.
+    """
     from riskreg.analysis import analyse  # only re-scoring on evidence analyses (and loads scipy)
 
     risk = get_risk(session, ref)
@@ -36,7 +41,7 @@ def rescore_on_evidence(
     if not has_data(session, pilot):
         raise InvalidInput(f"{pilot.ref} has no outcome data yet; there is no evidence to re-score on")
     analysis = analyse(session, pilot, None, ctx.config).to_dict()
-    primary = next(m for m in analysis["metrics"] if m["role"] == "primary")
+    primary = _chosen_metric(analysis["metrics"], pilot.ref, metric)
     arms = list(primary["n"])
     low, high = primary["ci"] if primary["ci"] else (None, None)
     summary = {
@@ -68,6 +73,15 @@ def rescore_on_evidence(
     session.add(row)
     session.flush()
     return risk, row
+
+
+def _chosen_metric(metrics: list[dict[str, Any]], pilot_ref: str, name: str | None) -> dict[str, Any]:
+    """Return the analysed metric called ``name``, or the primary one when no name is given."""
+    for result in metrics:
+        if result["name"] == name or (name is None and result["role"] == "primary"):
+            return result
+    names = ", ".join(m["name"] for m in metrics)
+    raise InvalidInput(f"{pilot_ref} has no metric '{name}' (metrics: {names})")
 
 
 def evidence_to_dict(row: Evidence) -> dict[str, Any]:

@@ -260,6 +260,11 @@ def risk_update(
     metavar="P-N",
     help="The pilot whose current result justifies the new score (stored with it).",
 )
+@click.option(
+    "--metric",
+    metavar="NAME",
+    help="With --evidence: the pilot metric whose result is stored (default: the primary metric).",
+)
 @_expect_version()
 @json_option
 @click.pass_obj
@@ -270,6 +275,7 @@ def risk_rescore(
     impact: int,
     reason: str,
     pilot_id: str | None,
+    metric: str | None,
     expect_version: int | None,
     as_json: bool,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -279,9 +285,13 @@ def risk_rescore(
     Example:
       riskreg risk rescore R-3 --likelihood 2 --impact 4 --reason "Peer checks in place"
       riskreg risk rescore R-2 --likelihood 2 --impact 5 --evidence P-1 \\
+          --metric safeguarding_incidents \\
           --reason "Befriending pilot: no safeguarding harm at the extended stage"
     """
     from riskreg.register import rescore_risk, risk_to_dict
+
+    if metric is not None and pilot_id is None:
+        raise click.UsageError("--metric names a metric of the --evidence pilot; give --evidence P-N too")
 
     ctx = app.context()
     with app.database().write() as session:
@@ -292,7 +302,7 @@ def risk_rescore(
             from riskreg.evidence import evidence_to_dict, rescore_on_evidence
 
             risk, row = rescore_on_evidence(
-                session, ctx, risk_id, likelihood, impact, reason, pilot_id, expect_version
+                session, ctx, risk_id, likelihood, impact, reason, pilot_id, expect_version, metric
             )
             data = {**risk_to_dict(risk, ctx.config), "evidence": evidence_to_dict(row)}
     emit(
