@@ -447,6 +447,7 @@ _BINARY_EXACT = {**BINARY, "TRUE": 1.0, "FALSE": 0.0, "True": 1.0, "False": 0.0,
 _MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
 # for the column checks: words stand for their numbers, missing markers for NaN
 _NONE_IF_EMPTY: dict[str, None] = {"": None}
+_COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N"}  # COPY text's NULL
 _WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
 _BINARY_TEXTS = frozenset(_BINARY_EXACT) | _MISSING_EXACT
 _AS_NUMBER = {**{word: str(_BINARY_EXACT[word]) for word in _WORDS}, **dict.fromkeys(_MISSING_EXACT, "nan")}
@@ -524,9 +525,27 @@ class _CopyWriter:
             write_row((import_id, *row))
 
     def write_columns(self, columns: list[list[Any]]) -> None:
-        """Write rows given column by column; a NaN value (missing) becomes NULL, as on SQLite."""
-        columns[3] = [None if v != v else v for v in columns[3]]
-        self.write(list(zip(*columns, strict=True)))
+        """Write rows given column by column, as COPY text; a NaN value (missing) becomes NULL, as on SQLite."""
+        codes, arms, units, values, exposures, sites = columns
+        texts = "".join(units) + "".join(filter(None, sites))
+        if "\\" in texts or "\t" in texts:
+            # COPY text would need escapes for these: let psycopg write the rows
+            values = [None if v != v else v for v in values]
+            self.write(list(zip(codes, arms, units, values, exposures, sites, strict=True)))
+            return
+        # repr() is the shortest text that reads back as the same double; nan and None are NULL
+        value_texts, exposure_texts = list(map(repr, values)), list(map(repr, exposures))
+        rows = zip(
+            map(str, codes),
+            map(str, arms),
+            units,
+            map(_COPY_NULLS.get, value_texts, value_texts),
+            map(_COPY_NULLS.get, exposure_texts, exposure_texts),
+            map(_COPY_NULLS.get, sites, sites),
+            strict=True,
+        )
+        prefix = f"{self.import_id}\t"
+        self.copy.write(prefix + f"\n{prefix}".join(map("\t".join, rows)) + "\n")
 
     def close(self, failed: bool = False) -> None:
         error = RuntimeError("import rejected") if failed else None

@@ -125,3 +125,34 @@ def test_crlf_line_ends_and_a_last_line_without_one_are_read_like_the_csv_module
     code, output, stored = _import(registered_db, tmp_path, "crlf", text)
     assert code == 0, output
     assert [(unit, value) for _m, _a, unit, value, _e, _s in stored] == [("u1", 40.0), ("u2", None)]
+
+
+def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_path):
+    """PostgreSQL gets plain chunks as COPY text, and chunks that would need escapes row by row."""
+    from sqlalchemy import create_engine, select
+
+    from riskreg.models import observations
+    from tests.pilot_fixtures import registered, write
+
+    registered(rr, tmp_path)
+    header = "unit_id,arm,metric,value,exposure,site\n"
+    values = ["0.1", "1e-300", "123456789.123456789", "-0.0", "NA", "2.2250738585072014e-308", "44"]
+    sites = ["north", "", "south", "", "east", "NA", "ü"]
+    plain = [f"u{i},pilot,wellbeing,{v},,{s}\n" for i, (v, s) in enumerate(zip(values, sites, strict=True))]
+    plain += ["u0,pilot,incidents,3,2.5,\n", "u1,pilot,incidents,NA,,\n"]
+    escaped = ["back\\slash,pilot,readmitted,1,,sou\\th\n", "tab\there,comparison,readmitted,0,,\\N\n"]
+    for name, lines in (("plain.csv", plain), ("escaped.csv", escaped)):
+        path = write(tmp_path, name, header + "".join(lines))
+        assert rr("pilot", "data", "P-1", path, "--stage", "feasibility").exit_code == 0
+
+    engine = create_engine(db_url)
+    t = observations.c
+    with engine.connect() as connection:
+        stored = connection.execute(select(t.metric, t.unit_id, t.value, t.exposure, t.site))
+        rows = {(metric, unit): (value, exposure, site) for metric, unit, value, exposure, site in stored}
+    engine.dispose()
+    for i, (value, site) in enumerate(zip(values, sites, strict=True)):
+        assert rows[(0, f"u{i}")] == (None if value == "NA" else float(value), None, site or None)
+    assert (rows[(2, "u0")], rows[(2, "u1")]) == ((3.0, 2.5, None), (None, None, None))
+    assert rows[(1, "back\\slash")] == (1.0, None, "sou\\th")
+    assert rows[(1, "tab\there")] == (0.0, None, "\\N")
