@@ -114,7 +114,7 @@ class Chunk:
         return _numbered(csv.reader(self.lines, delimiter=delimiter), source, self.first_line - 1)
 
 
-CHUNK_CHARS = 1 << 20
+CHUNK_CHARS = 1 << 16  # ~1,400 lines: measured quicker than 1 MiB chunks (cache), and less memory
 
 
 def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> Iterator[Chunk]:

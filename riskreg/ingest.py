@@ -2,23 +2,26 @@
 
 A file is imported whole or not at all: rows are validated and written in one transaction
 as they stream by, and any rejected row rolls everything back, with every problem reported
-by line number (the first 20 shown, all counted). Memory stays nearly flat as files grow:
-rows are written in batches, and duplicate detection keeps only a 64-bit hash and a line
-number per observation, sorted once at the end, instead of the keys themselves.
+by line number (the first 20 shown, all counted). Memory stays flat as files grow: plain
+lines are read and checked in chunks and written in batches, and duplicate detection keeps
+a 64-bit hash per observation (``KeyStore``: in memory up to 8 MiB, then in a temporary
+file), reading the file a second time only to name the lines of a repeat.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import operator
+import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -210,7 +213,7 @@ class _Loader:
         self.arms = {name: i for i, name in enumerate(arms)}
         self.batch: list[tuple[Any, ...]] = []
         self.writer = _writer(session, import_id)
-        self.keys = array("q")
+        self.keys = KeyStore()
         self.counts: dict[tuple[int, int], list[int]] = {}
         self.rows = 0
 
@@ -275,7 +278,7 @@ class _Loader:
         self, code: int, arm: int, unit: str, value: float | None, exposure: float | None, site: str | None
     ) -> None:
         """Buffer one valid observation (nothing is written once any row was rejected)."""
-        self.keys.append(hash((unit, code)))
+        self.keys.add(hash((unit, code)))
         tally = self.counts.get((code, arm))
         if tally is None:
             tally = self.counts[(code, arm)] = [0, 0]
@@ -313,7 +316,6 @@ class _Loader:
         for (code, arm, is_missing), n in Counter(zip(codes, arms, missing, strict=True)).items():
             self.counts.setdefault((code, arm), [0, 0])[is_missing] += n
         if self.errors.total == 0:
-            self.flush()
             site_values = list(map(_NONE_IF_EMPTY.get, sites, sites))
             self.writer.write_columns([codes, arms, units, values, exposures, site_values])
         return True
@@ -323,16 +325,83 @@ class _Loader:
             self.writer.write(self.batch)
             self.batch = []
 
-    def duplicate_keys(self) -> set[int]:
-        """Return the (unit, metric) hashes seen more than once, sorting the hashes in place."""
-        if len(self.keys) < 2:
-            return set()
+    def finish(self) -> None:
+        """Write every observation still buffered (none once a row was rejected)."""
+        if self.errors.total == 0:
+            self.flush()
+            self.writer.finish()
+
+
+SPILL_KEYS = 1 << 20  # keys held in memory (8 MiB); beyond that they go to a temporary file
+
+
+class KeyStore:
+    """The 64-bit hashes of an import's (unit, metric) pairs, to find repeats in bounded memory.
+
+    Up to ``SPILL_KEYS`` hashes stay in memory and are sorted in place at the end. A larger
+    import spills them to a temporary file, and the search splits them by their leading
+    bits into parts of about ``SPILL_KEYS`` each, sorted one at a time: memory stays flat
+    however long the file is, for the price of writing 8 bytes per observation twice.
+    """
+
+    def __init__(self) -> None:
+        self.keys = array("q")
+        self.file: IO[bytes] | None = None
+        self.spilled = 0
+
+    def add(self, key: int) -> None:
+        self.keys.append(key)
+        if len(self.keys) >= SPILL_KEYS:
+            self._spill()
+
+    def extend(self, keys: Iterable[int]) -> None:
+        self.keys.extend(keys)
+        if len(self.keys) >= SPILL_KEYS:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self.file is None:
+            # open until repeated() closes it (or, if the import fails first, until it is collected)
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115
+        self.keys.tofile(self.file)
+        self.spilled += len(self.keys)
+        self.keys = array("q")
+
+    def repeated(self) -> set[int]:
+        """Return the hashes seen more than once."""
         import numpy as np
 
-        # sorted in place: no second copy of the keys, so memory stays ~8 bytes per observation
-        keys = np.frombuffer(self.keys, dtype=np.int64)
-        keys.sort()
-        return {int(k) for k in keys[1:][keys[1:] == keys[:-1]]}
+        if self.file is None:
+            # sorted in place: no second copy of the keys
+            return _repeats(np.frombuffer(self.keys, dtype=np.int64))
+        self._spill()
+        with self.file:
+            return set().union(*(_repeats(np.fromfile(part, dtype=np.int64)) for part in self._parts(np)))
+
+    def _parts(self, np: Any) -> Iterator[IO[bytes]]:
+        """Split the spilled hashes into files by their leading bits, each about SPILL_KEYS long."""
+        bits = max(1, (-(-self.spilled // SPILL_KEYS) - 1).bit_length())
+        assert self.file is not None
+        self.file.seek(0)
+        with contextlib.ExitStack() as stack:
+            parts = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(1 << bits)]
+            # small blocks: the split itself should need little beside the part being sorted
+            while (block := np.fromfile(self.file, dtype=np.int64, count=SPILL_KEYS // 8)).size:
+                leading = block.view(np.uint64) >> np.uint64(64 - bits)
+                for index, part in enumerate(parts):
+                    block[leading == index].tofile(part)
+            del block
+            for part in parts:
+                part.seek(0)
+                yield part
+
+
+def _repeats(keys: Any) -> set[int]:
+    """Return the values that occur more than once in an int64 array (sorting it in place)."""
+    if keys.size < 2:
+        return set()
+    keys.sort()
+    return {int(k) for k in keys[1:][keys[1:] == keys[:-1]]}
 
 
 def _fast_long(loader: _Loader, layout: _Layout, line: int, values: list[str]) -> bool:
@@ -467,6 +536,7 @@ class _InsertWriter:
         self.cursor = connection.connection.dbapi_connection.cursor()
         self.statements: dict[int, str] = {}
         self.import_id = int(import_id)  # a literal in the statement: one value fewer to bind per row
+        self.pending: list[list[Any]] = []
 
     def _statement(self, rows: int) -> str:
         if rows not in self.statements:
@@ -480,15 +550,31 @@ class _InsertWriter:
         self.cursor.execute(self._statement(len(rows)), [v for row in rows for v in row])
 
     def write_columns(self, columns: list[list[Any]]) -> None:
-        """Write rows given column by column: parameters bound by number, no row tuples built."""
+        """Write rows given column by column, in whole batches; the rest waits for more rows or ``finish``.
+
+        Statements of one size only (but the last) keep SQLite's statement cache small: a
+        compiled 400-row INSERT is large, and one per odd size would fill the cache.
+        """
+        if self.pending:
+            columns = [held + new for held, new in zip(self.pending, columns, strict=True)]
         total = len(columns[0])
-        for start in range(0, total, BATCH_ROWS):
-            end = min(start + BATCH_ROWS, total)
-            parameters: list[Any] = []
-            for column in columns:
-                parameters += column[start:end]
-            # a NaN value is bound as a double, which SQLite stores as NULL: the missing value
-            self.cursor.execute(self._column_statement(end - start), parameters)
+        whole = total - total % BATCH_ROWS
+        for start in range(0, whole, BATCH_ROWS):
+            self._insert_columns(columns, start, start + BATCH_ROWS)
+        self.pending = [column[whole:] for column in columns] if whole < total else []
+
+    def finish(self) -> None:
+        """Write the rows still held back."""
+        if self.pending:
+            self._insert_columns(self.pending, 0, len(self.pending[0]))
+            self.pending = []
+
+    def _insert_columns(self, columns: list[list[Any]], start: int, end: int) -> None:
+        parameters: list[Any] = []
+        for column in columns:
+            parameters += column[start:end]
+        # a NaN value is bound as a double, which SQLite stores as NULL: the missing value
+        self.cursor.execute(self._column_statement(end - start), parameters)
 
     def _column_statement(self, rows: int) -> str:
         key = -rows
@@ -546,6 +632,9 @@ class _CopyWriter:
         )
         prefix = f"{self.import_id}\t"
         self.copy.write(prefix + f"\n{prefix}".join(map("\t".join, rows)) + "\n")
+
+    def finish(self) -> None:
+        """Nothing is held back: COPY takes rows in any number."""
 
     def close(self, failed: bool = False) -> None:
         error = RuntimeError("import rejected") if failed else None
@@ -610,11 +699,11 @@ def import_outcomes(
                 _stream_long(loader, layout, parsed, handle, progress)
             else:
                 loader.rows = _stream(loader, layout, parsed.rows, handle, progress)
-        loader.flush()
+        loader.finish()
         failed = errors.total > 0
     finally:
         loader.writer.close(failed)
-    duplicates = loader.duplicate_keys()
+    duplicates = loader.keys.repeated()
     if duplicates:
         _report_duplicates(loader, layout, path, source, duplicates)
     if loader.rows == 0 and errors.total == 0:

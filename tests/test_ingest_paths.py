@@ -156,3 +156,23 @@ def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_pa
     assert (rows[(2, "u0")], rows[(2, "u1")]) == ((3.0, 2.5, None), (None, None, None))
     assert rows[(1, "back\\slash")] == (1.0, None, "sou\\th")
     assert rows[(1, "tab\there")] == (0.0, None, "\\N")
+
+
+def test_repeats_are_found_when_the_hashes_spill_to_disk(registered_db, tmp_path, monkeypatch):
+    """With room for 8 hashes in memory, 40 observations spill to a file and are split into parts."""
+    import riskreg.ingest
+
+    monkeypatch.setattr(riskreg.ingest, "SPILL_KEYS", 8)
+    header = "unit_id,arm,metric,value\n"
+    lines = [f"u{i},pilot,wellbeing,{i}\n" for i in range(40)]
+    code, output, stored = _import(registered_db, tmp_path, "distinct", header + "".join(lines))
+    assert (code, len(stored)) == (0, 40), output
+
+    repeated = header + "".join(lines) + "u3,pilot,wellbeing,99\n" + "u39,pilot,wellbeing,98\n"
+    code, output, stored = _import(registered_db, tmp_path, "repeated", repeated)
+    assert (code, stored) == (1, [])
+    assert output == (
+        "Error: FILE: 2 rows rejected, nothing was imported\n"
+        "  line 42: duplicate: the same unit and metric as line 5 (use one row per unit and metric)\n"
+        "  line 43: duplicate: the same unit and metric as line 41 (use one row per unit and metric)\n"
+    )
