@@ -34,7 +34,7 @@ from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
 
-BATCH_ROWS = 400  # rows per multi-row INSERT: 9 columns x 400 stays under SQLite's variable limit
+BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
 MISSING = frozenset(("", "na", "n/a"))
 BINARY = {"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "0.0": 0.0, "1.0": 1.0}
 LONG_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
@@ -407,9 +407,9 @@ def _repeats(keys: Any) -> set[int]:
 def _fast_long(loader: _Loader, layout: _Layout, line: int, values: list[str]) -> bool:
     """Accept a plainly valid long-form row without the general checks; False sends it to them.
 
-    Millions of rows pass through here, so it avoids per-cell calls; anything unusual (spaces,
-    unknown names, missing or malformed values) falls back to ``_Loader.observation``, which
-    defines the rules and words the errors.
+    The rows of chunks that are not plain (quoted files among them) pass through here, so
+    it avoids per-cell calls; anything unusual (spaces, unknown names, malformed values)
+    falls back to ``_Loader.observation``, which defines the rules and words the errors.
     """
     try:
         entry = loader.codes.get(values[layout.metric])
@@ -514,9 +514,9 @@ def _plain_cells(kind: str, text: str, exposure_text: str) -> tuple[float | None
 
 _BINARY_EXACT = {**BINARY, "TRUE": 1.0, "FALSE": 0.0, "True": 1.0, "False": 0.0, "Yes": 1.0, "No": 0.0}
 _MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
-# for the column checks: words stand for their numbers, missing markers for NaN
 _NONE_IF_EMPTY: dict[str, None] = {"": None}
 _COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N"}  # COPY text's NULL
+# for the column checks: words stand for their numbers, missing markers for NaN
 _WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
 _BINARY_TEXTS = frozenset(_BINARY_EXACT) | _MISSING_EXACT
 _AS_NUMBER = {**{word: str(_BINARY_EXACT[word]) for word in _WORDS}, **dict.fromkeys(_MISSING_EXACT, "nan")}

@@ -176,3 +176,23 @@ def test_repeats_are_found_when_the_hashes_spill_to_disk(registered_db, tmp_path
         "  line 42: duplicate: the same unit and metric as line 5 (use one row per unit and metric)\n"
         "  line 43: duplicate: the same unit and metric as line 41 (use one row per unit and metric)\n"
     )
+
+
+def test_a_line_longer_than_a_chunk_is_read_whole_and_numbered(registered_db, tmp_path):
+    header = "unit_id,arm,metric,value,exposure,site\n"
+    long_site = "x" * 100_000  # more than one 64 KiB chunk
+    text = header + "u1,pilot,wellbeing,40,,north\n" + f"u2,pilot,wellbeing,41,,{long_site}\n"
+    code, output, stored = _import(registered_db, tmp_path, "long", text)
+    assert (code, stored) == (1, [])
+    assert output == (
+        "Error: FILE: line 3: unit_id or site is longer than 200 characters or contains a NUL character; "
+        "nothing was imported\n"
+    )
+
+
+def test_blank_lines_keep_the_numbering_of_the_lines_after_them(registered_db, tmp_path):
+    header = "unit_id,arm,metric,value\n"
+    text = header + "u1,pilot,wellbeing,40\n\n,,,\nu2,pilot,wellbeing,many\n"
+    code, output, stored = _import(registered_db, tmp_path, "blank", text)
+    assert (code, stored) == (1, [])
+    assert output == "Error: FILE: line 5: wellbeing: value must be a number, got 'many'; nothing was imported\n"
