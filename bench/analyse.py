@@ -4,9 +4,9 @@ Outside the timed region, a SQLite database is built for 100k and for 1M continu
 observations (half per arm): a minimal protocol (one continuous primary metric) is
 registered and a seeded long CSV is imported with `riskreg pilot data`.  At 1M, the subject
 and a baseline script (sqlite3 → numpy arrays → Welch's t-test) are alternated after one
-warm-up each and medians are reported.  The subject's peak RSS is read from the kernel's
-rusage (os.wait4) at both sizes: it should stay flat, as analyse reads sufficient statistics
-from GROUP BY queries rather than the raw values.
+warm-up each and medians are reported.  The subject's peak RSS is read by GNU time (see
+import_data.measure) at both sizes: it should stay flat, as analyse reads sufficient
+statistics from GROUP BY queries rather than the raw values.
 """
 
 from __future__ import annotations

@@ -3,12 +3,11 @@
 Each timed run starts from a fresh database (a copied SQLite file or a PostgreSQL database
 cloned from a registered template), prepared outside the timed region; subject and baseline
 runs alternate after one warm-up each, and medians are reported. The subject's peak RSS is
-read from the kernel's rusage of each timed run (os.wait4).
+read by GNU time around each timed run (see measure).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import statistics
@@ -84,18 +83,32 @@ class Side:
     peak_kib: list[int] = field(default_factory=list)
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
 def measure(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
-    """Run a command to completion; return its wall seconds and peak RSS (KiB); fail loudly if it fails."""
-    with tempfile.TemporaryFile() as errors:
+    """Run a command to completion; return its wall seconds and peak RSS (KiB); fail loudly if it fails.
+
+    The command is started by GNU time, whose %M is its peak RSS. os.wait4 on a child of
+    this Python process would not do: Linux carries the high-water mark of the forked
+    image (this process, tens of MiB) across exec, so every reading would be at least that.
+    """
+    if not GNU_TIME.exists():
+        raise RuntimeError("the benchmarks need GNU time for peak memory: apt-get install time")
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as peak:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
+        result = subprocess.run(
+            [str(GNU_TIME), "-o", peak.name, "-f", "%M", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=env,
+            check=False,
+        )
         elapsed = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+        if result.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed: {errors.read().decode()[-500:]}")
-    return elapsed, usage.ru_maxrss
+        return elapsed, int(peak.read().split()[-1])
 
 
 def _run(side: Side, env: dict[str, str], keep: bool) -> None:
