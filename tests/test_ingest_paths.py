@@ -103,7 +103,9 @@ def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(regi
     plain = header + "".join(",".join(cells) + "\n" for cells in lines)
     # quoting every cell sends every line through the csv module, row by row
     quoted = header + "".join(",".join(f'"{c}"' for c in cells) + "\n" for cells in lines)
-    assert _import(registered_db, tmp_path, "plain", plain) == _import(registered_db, tmp_path, "quoted", quoted)
+    assert _import(registered_db, tmp_path, "plain", plain) == _import(
+        registered_db, tmp_path, "quoted", quoted
+    )
 
 
 def test_quoting_part_way_through_hands_the_rest_of_the_file_to_the_csv_module(registered_db, tmp_path):
@@ -195,4 +197,6 @@ def test_blank_lines_keep_the_numbering_of_the_lines_after_them(registered_db, t
     text = header + "u1,pilot,wellbeing,40\n\n,,,\nu2,pilot,wellbeing,many\n"
     code, output, stored = _import(registered_db, tmp_path, "blank", text)
     assert (code, stored) == (1, [])
-    assert output == "Error: FILE: line 5: wellbeing: value must be a number, got 'many'; nothing was imported\n"
+    assert (
+        output == "Error: FILE: line 5: wellbeing: value must be a number, got 'many'; nothing was imported\n"
+    )

@@ -87,16 +87,16 @@ def test_observations_keep_their_pilot_and_stage_through_migration_0004_and_back
     from tests.pilot_fixtures import LONG, registered, write
 
     registered(rr, tmp_path)
-    assert rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility").exit_code == 0
+    assert (
+        rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility").exit_code == 0
+    )
     counts = rr.json("pilot", "show", "P-1")
     analysis = rr.json("pilot", "analyse", "P-1")
 
     _migrate(db_url, "0003", down=True)  # observations carry pilot_id and stage_index again
     engine = create_engine(db_url)
     with engine.connect() as connection:
-        copied = connection.exec_driver_sql(
-            "SELECT DISTINCT pilot_id, stage_index FROM observations"
-        ).all()
+        copied = connection.exec_driver_sql("SELECT DISTINCT pilot_id, stage_index FROM observations").all()
     engine.dispose()
     assert copied == [(1, 0)]
 
