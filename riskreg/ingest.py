@@ -312,13 +312,21 @@ class _Loader:
             return False
         values, exposures = columns
         self.keys.extend(map(hash, zip(units, codes, strict=True)))
-        missing = map(math.isnan, values)
-        for (code, arm, is_missing), n in Counter(zip(codes, arms, missing, strict=True)).items():
-            self.counts.setdefault((code, arm), [0, 0])[is_missing] += n
+        self._tally(codes, arms, values)
         if self.errors.total == 0:
-            site_values = list(map(_NONE_IF_EMPTY.get, sites, sites))
-            self.writer.write_columns([codes, arms, units, values, exposures, site_values])
+            self.writer.write_columns([codes, arms, units, values, exposures, sites])
         return True
+
+    def _tally(self, codes: list[int], arms: list[int], values: list[float]) -> None:
+        """Add a chunk's observations to the counts by (metric, arm): [present, missing]."""
+        width = len(self.arm_names)
+        # one int per (metric, arm) counts quicker than a tuple
+        groups = list(map(operator.add, map(width.__rmul__, codes), arms))
+        missing = Counter(compress(groups, map(math.isnan, values)))
+        for group, n in Counter(groups).items():
+            tally = self.counts.setdefault(divmod(group, width), [0, 0])
+            tally[0] += n - missing[group]
+            tally[1] += missing[group]
 
     def flush(self) -> None:
         if self.batch:
@@ -457,12 +465,14 @@ def _plain_columns(
         return None
     if sum(map(math.isnan, spans)) != span_texts.count("") or any(map(math.isinf, chain(floats, spans))):
         return None
-    counted = zip(compress(floats, is_count), spans, strict=True)
-    if not all(
-        (value != value or (value >= 0 and value.is_integer() and span > 0)) and (span != span or span > 0)
-        for value, span in counted
-    ):
-        return None
+    counts = list(compress(floats, is_count))
+    present = [value for value in counts if value == value]
+    if not all(map(float.is_integer, present)) or min(present, default=0.0) < 0:
+        return None  # counts are whole numbers of events, 0 or more
+    if min([span for span in spans if span == span], default=1.0) <= 0:
+        return None  # exposure > 0
+    if any(map(operator.and_, map(operator.eq, counts, counts), map(math.isnan, spans))):
+        return None  # a count (not NaN, so equal to itself) without its exposure
     exposures: list[float | None] = [None] * len(texts)
     for row, span in zip(compress(range(len(texts)), is_count), spans, strict=True):
         if span == span:
@@ -514,8 +524,7 @@ def _plain_cells(kind: str, text: str, exposure_text: str) -> tuple[float | None
 
 _BINARY_EXACT = {**BINARY, "TRUE": 1.0, "FALSE": 0.0, "True": 1.0, "False": 0.0, "Yes": 1.0, "No": 0.0}
 _MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
-_NONE_IF_EMPTY: dict[str, None] = {"": None}
-_COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N"}  # COPY text's NULL
+_COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N", "": "\\N"}  # COPY text's NULL
 # for the column checks: words stand for their numbers, missing markers for NaN
 _WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
 _BINARY_TEXTS = frozenset(_BINARY_EXACT) | _MISSING_EXACT
@@ -550,7 +559,7 @@ class _InsertWriter:
         self.cursor.execute(self._statement(len(rows)), [v for row in rows for v in row])
 
     def write_columns(self, columns: list[list[Any]]) -> None:
-        """Write rows given column by column, in whole batches; the rest waits for more rows or ``finish``.
+        """Write rows given column by column (NaN value or empty site: none), in whole batches; the rest waits.
 
         Statements of one size only (but the last) keep SQLite's statement cache small: a
         compiled 400-row INSERT is large, and one per odd size would fill the cache.
@@ -579,8 +588,11 @@ class _InsertWriter:
     def _column_statement(self, rows: int) -> str:
         key = -rows
         if key not in self.statements:
+            # the last column, site, comes as text: empty means none
             numbered = (
-                f"({self.import_id}," + ",".join(f"?{c * rows + r + 1}" for c in range(len(COLUMNS))) + ")"
+                f"({self.import_id},"
+                + ",".join(f"?{c * rows + r + 1}" for c in range(len(COLUMNS) - 1))
+                + f",NULLIF(?{(len(COLUMNS) - 1) * rows + r + 1},''))"
                 for r in range(rows)
             )
             self.statements[key] = (
@@ -617,6 +629,7 @@ class _CopyWriter:
         if "\\" in texts or "\t" in texts:
             # COPY text would need escapes for these: let psycopg write the rows
             values = [None if v != v else v for v in values]
+            sites = [site or None for site in sites]
             self.write(list(zip(codes, arms, units, values, exposures, sites, strict=True)))
             return
         # repr() is the shortest text that reads back as the same double; nan and None are NULL
