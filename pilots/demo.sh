@@ -51,9 +51,9 @@ riskreg --actor "Head of Housing" pilot gate P-2 --decision stop --reason "Compl
 step "Pilots now" "pilot list"
 riskreg pilot list
 
-step "QA: re-score a tested risk on the befriending evidence, and review another" "risk rescore R-2 --evidence P-1; review record R-1"
-riskreg risk rescore R-2 --likelihood 2 --impact 5 --evidence P-1 \
-  --reason "Befriending pilot: wellbeing non-inferior, no rise in safeguarding concerns"
+step "QA: re-score the safeguarding risk on the befriending pilot's safety metric, and review another" "risk rescore R-2 --evidence P-1 --metric safeguarding_incidents; review record R-1"
+riskreg risk rescore R-2 --likelihood 2 --impact 5 --evidence P-1 --metric safeguarding_incidents \
+  --reason "Befriending pilot: incident rate ratio 0.90 (95% CI 0.53 to 1.51), no sign of harm"
 riskreg --actor "QA reviewer" review record R-1 --outcome confirmed --note "Peer supervision minutes seen for three months"
 riskreg risk show R-2
 
