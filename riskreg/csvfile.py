@@ -99,9 +99,9 @@ def _numbered(reader: csv._reader, source: str, before: int = 1) -> Iterator[tup
 class Chunk:
     """Whole lines of a CSV file, read as one piece of text.
 
-    ``lines`` holds plain lines (no quote, no carriage return but a final one, no line
-    break inside a field), split at the delimiter by ``str.split`` exactly as the csv
-    module would split them. ``rows`` replaces ``lines`` for the rest of the file from the
+    ``lines`` holds plain lines (no quote, no carriage return other than in a CRLF line
+    end, which is dropped), which ``str.split`` splits at the delimiter exactly as the csv
+    module would. ``rows`` replaces ``lines`` for the rest of the file from the
     first chunk that is not plain: those go through the csv module, numbered.
     """
 
@@ -135,13 +135,13 @@ def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> 
             if read:
                 continue  # one line longer than a chunk: read on
             return
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        if '"' in text or "\r" in text:
+        plain = text.replace("\r\n", "\n") if "\r" in text else text
+        if '"' in plain or "\r" in plain:
+            # the original text: a quoted field keeps its own line breaks as they were
             rest = itertools.chain(io.StringIO(text + pending, newline=""), handle)
             yield Chunk(line, [], _numbered(csv.reader(rest, delimiter=delimiter), source, line - 1))
             return
-        lines = text.split("\n")
+        lines = plain.split("\n")
         lines.pop()  # the empty text after the last line break
         yield Chunk(line, lines)
         line += len(lines)

@@ -200,3 +200,10 @@ def test_blank_lines_keep_the_numbering_of_the_lines_after_them(registered_db, t
     assert (
         output == "Error: FILE: line 5: wellbeing: value must be a number, got 'many'; nothing was imported\n"
     )
+
+
+def test_a_quoted_field_keeps_its_crlf_line_break(registered_db, tmp_path):
+    text = 'unit_id,arm,metric,value,exposure,site\r\nu1,pilot,wellbeing,40,,"ward 3\r\nnorth"\r\n'
+    code, output, stored = _import(registered_db, tmp_path, "quoted-crlf", text)
+    assert code == 0, output
+    assert [site for *_, site in stored] == ["ward 3\r\nnorth"]
