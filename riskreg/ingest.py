@@ -289,33 +289,66 @@ class _Loader:
                 self.flush()
 
     def accept_plain_lines(self, lines: list[str], layout: _Layout, width: int, delimiter: str) -> bool:
-        """Accept a chunk of plain long-form lines column by column; False (nothing taken) sends it row by row.
+        """Accept a chunk of plain lines column by column; False (nothing taken) sends it row by row.
 
         The work per chunk is a few C-level passes over each column instead of Python calls
         per row; a chunk with any irregular line (wrong number of cells, blank, unknown
-        names, spaces, missing or malformed values) is refused whole, and the row-by-row
-        path, which defines the rules and words the errors, takes it instead.
+        names, spaces, malformed values) is refused whole, and the row-by-row path, which
+        defines the rules and words the errors, takes it instead.
         """
         if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
             return False
         cells = delimiter.join(lines).split(delimiter)
         blank = [""] * len(lines)
-        units, arm_texts = cells[layout.unit :: width], cells[layout.arm :: width]
-        names, texts = cells[layout.metric :: width], cells[layout.value :: width]
-        exposure_texts = cells[layout.exposure :: width] if layout.exposure >= 0 else blank
-        sites = cells[layout.site :: width] if layout.site >= 0 else blank
-        codes, arms = list(map(self.code_of.get, names)), list(map(self.arms.get, arm_texts))
-        if None in codes or None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
+
+        def column(index: int) -> list[str]:
+            return cells[index::width] if index >= 0 else blank
+
+        units, sites = column(layout.unit), column(layout.site)
+        arms = list(map(self.arms.get, column(layout.arm)))
+        if None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
             return False
-        columns = _plain_columns(list(map(self.kind_of.__getitem__, names)), texts, exposure_texts)
-        if columns is None:
+        metrics = self._metric_columns(layout, column, blank)
+        if metrics is None:
             return False
-        values, exposures = columns
-        self.keys.extend(map(hash, zip(units, codes, strict=True)))
-        self._tally(codes, arms, values)
-        if self.errors.total == 0:
-            self.writer.write_columns([codes, arms, units, values, exposures, sites])
+        checked = []
+        for codes, kinds, texts, exposure_texts in metrics:
+            columns = _plain_columns(kinds, texts, exposure_texts)
+            if columns is None:
+                return False
+            checked.append((codes, *columns))
+        for codes, values, exposures in checked:
+            self.keys.extend(map(hash, zip(units, codes, strict=True)))
+            self._tally(codes, arms, values)
+            if self.errors.total == 0:
+                self.writer.write_columns([codes, arms, units, values, exposures, sites])
         return True
+
+    def _metric_columns(
+        self, layout: _Layout, column: Callable[[int], list[str]], blank: list[str]
+    ) -> list[tuple[list[int], list[str], list[str], list[str]]] | None:
+        """Return (codes, kinds, values, exposures) per metric in a chunk: one set in long form, one per metric column in wide form."""
+        if layout.form == "long":
+            names = column(layout.metric)
+            codes = list(map(self.code_of.get, names))
+            if None in codes:
+                return None
+            kinds = list(map(self.kind_of.__getitem__, names))
+            return [(codes, kinds, column(layout.value), column(layout.exposure))]
+        exposures = column(layout.exposure)
+        metrics = []
+        for index, name in layout.wide_metrics:
+            kind = self.kind_of[name]
+            # in wide form the exposure column belongs to the count metrics only
+            metrics.append(
+                (
+                    [self.code_of[name]] * len(blank),
+                    [kind] * len(blank),
+                    column(index),
+                    exposures if kind == "count" else blank,
+                )
+            )
+        return metrics
 
     def _tally(self, codes: list[int], arms: list[int], values: list[float]) -> None:
         """Add a chunk's observations to the counts by (metric, arm): [present, missing]."""
@@ -708,10 +741,7 @@ def import_outcomes(
         with open_text(path) as handle:
             parsed = read_csv(handle, source)
             layout = _layout(parsed.header, source, list(codes))
-            if layout.form == "long":
-                _stream_long(loader, layout, parsed, handle, progress)
-            else:
-                loader.rows = _stream(loader, layout, parsed.rows, handle, progress)
+            _stream_chunks(loader, layout, parsed, handle, progress)
         loader.finish()
         failed = errors.total > 0
     finally:
@@ -727,10 +757,10 @@ def import_outcomes(
     return summary
 
 
-def _stream_long(
+def _stream_chunks(
     loader: _Loader, layout: _Layout, parsed: CsvRows, handle: Any, progress: Progress | None
 ) -> None:
-    """Stream a long-form file: plain chunks column by column, anything else row by row."""
+    """Stream a file: plain chunks column by column, anything else row by row."""
     width = len(parsed.header)
     for chunk in read_chunks(handle, parsed.source, parsed.delimiter):
         if chunk.rows is not None:  # quoting from here on: the csv module reads the rest
