@@ -56,6 +56,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        # One helper thread for large sorts (an analysis's GROUP BY over its observations):
+        # measured 0.67 → 0.50 s for 1M rows; two helpers were slower on two cores.
+        cursor.execute("PRAGMA threads=1")
         cursor.close()
 
     @event.listens_for(engine, "begin")
