@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,19 +137,31 @@ def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> 
         plain = text.replace("\r\n", "\n") if "\r" in text else text
         if '"' in plain or "\r" in plain:
             # the original text: a quoted field keeps its own line breaks as they were
-            rest = itertools.chain(io.StringIO(text + pending, newline=""), handle)
+            rest = _rest_of_file(text, pending, handle)
             yield Chunk(line, [], _numbered(csv.reader(rest, delimiter=delimiter), source, line - 1))
             return
         lines = plain.split("\n")
-        lines.pop()  # the empty text after the last line break
+        if not lines[-1]:
+            lines.pop()  # the empty text after the last line break (the last line may have none)
         yield Chunk(line, lines)
         line += len(lines)
 
 
+def _rest_of_file(text: str, pending: str, handle: IO[str]) -> Iterator[str]:
+    """Yield the lines of text, then of the file from where it was read, as iterating the file would.
+
+    ``pending`` is the start of the line the file goes on with; it is joined to that line's
+    rest and split again the way the file splits lines (any of CR, LF, CRLF).
+    """
+    yield from io.StringIO(text, newline="")
+    yield from io.StringIO(pending + next(handle, ""), newline="")
+    yield from handle
+
+
 def _whole_lines(text: str, final: bool) -> tuple[str, str]:
-    """Split text into its whole lines (each ending in a line break) and the unfinished rest."""
+    """Split text into its whole lines and the unfinished rest (none at the end of the file)."""
     if final:
-        return (text + "\n" if text and not text.endswith("\n") else text), ""
+        return text, ""
     cut = text.rfind("\n") + 1
     return text[:cut], text[cut:]
 

@@ -262,3 +262,44 @@ def test_a_quoted_field_keeps_its_crlf_line_break(registered_db, tmp_path):
     code, output, stored = _import(registered_db, tmp_path, "quoted-crlf", text)
     assert code == 0, output
     assert [site for *_, site in stored] == ["ward 3\r\nnorth"]
+
+
+def _rows_or_error(read):  # type: ignore[no-untyped-def]
+    from riskreg.errors import InvalidInput
+
+    try:
+        return list(read())
+    except InvalidInput as exc:
+        return str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.text(alphabet=',"\r\n ab1\x00é;', max_size=120), chunk=st.integers(1, 24), on_disk=st.booleans()
+)
+def test_chunked_reading_yields_exactly_the_csv_modules_numbered_rows(text, chunk, on_disk):
+    """Any text, cut into chunks of any size: the same rows and line numbers as the csv module alone."""
+    import csv
+    import io
+    import tempfile
+    from unittest import mock
+
+    from riskreg import csvfile
+
+    def by_csv_module():  # type: ignore[no-untyped-def]
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
+        return csvfile._numbered(reader, "f.csv", before=1)  # the text starts at line 2
+
+    def by_chunks(handle):  # type: ignore[no-untyped-def]
+        for piece in csvfile.read_chunks(handle, "f.csv", ","):
+            yield from piece.rows if piece.rows is not None else piece.numbered_rows("f.csv", ",")
+
+    with mock.patch.object(csvfile, "CHUNK_CHARS", chunk), tempfile.TemporaryDirectory() as folder:
+        if on_disk:  # a real file: the csv module then reads on from the file object itself
+            path = Path(folder) / "f.csv"
+            path.write_bytes(text.encode("utf-8"))
+            with csvfile.open_text(path) as handle:
+                chunked = _rows_or_error(lambda: by_chunks(handle))
+        else:
+            chunked = _rows_or_error(lambda: by_chunks(io.StringIO(text, newline="")))
+        assert chunked == _rows_or_error(by_csv_module)
