@@ -121,15 +121,26 @@ def line(draw: st.DrawFn) -> tuple[str, ...]:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(line(), min_size=1, max_size=8))
-def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(registered_db, tmp_path, lines):
+@given(st.lists(line(), min_size=1, max_size=8), st.integers(20, 200), st.integers(1, 4))
+def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(
+    registered_db, tmp_path, lines, chunk, batch
+):
+    """Small chunks and batches mix plain and irregular chunks and carry rows between batches."""
+    from unittest import mock
+
+    import riskreg.csvfile
+    import riskreg.ingest
+
     header = "unit_id,arm,metric,value,exposure,site\n"
     plain = header + "".join(",".join(cells) + "\n" for cells in lines)
     # quoting every cell sends every line through the csv module, row by row
     quoted = header + "".join(",".join(f'"{c}"' for c in cells) + "\n" for cells in lines)
-    assert _import(registered_db, tmp_path, "plain", plain) == _import(
-        registered_db, tmp_path, "quoted", quoted
-    )
+    with (
+        mock.patch.object(riskreg.csvfile, "CHUNK_CHARS", chunk),
+        mock.patch.object(riskreg.ingest, "BATCH_ROWS", batch),
+    ):
+        through_columns = _import(registered_db, tmp_path, "plain", plain)
+    assert through_columns == _import(registered_db, tmp_path, "quoted", quoted)
 
 
 ODD_WIDE = ([" u4", ""], ["pilot "], VALUE_TEXTS, VALUE_TEXTS, VALUE_TEXTS, EXPOSURE_TEXTS, [" south"])
