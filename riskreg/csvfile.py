@@ -114,6 +114,7 @@ class Chunk:
 
 
 CHUNK_CHARS = 1 << 16  # ~1,400 lines: measured quicker than 1 MiB chunks (cache), and less memory
+LONGEST_PLAIN_LINE = 1 << 20  # a line still unfinished after this many characters goes to the csv module
 
 
 def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> Iterator[Chunk]:
@@ -130,16 +131,18 @@ def read_chunks(handle: IO[str], source: str, delimiter: str, line: int = 2) -> 
         except UnicodeDecodeError as exc:
             raise InvalidInput(_encoding_message(source, exc)) from None
         text, pending = _whole_lines(pending + read, final=not read)
-        if not text:
-            if read:
-                continue  # one line longer than a chunk: read on
+        if not text and not read:
             return
         plain = text.replace("\r\n", "\n") if "\r" in text else text
-        if '"' in plain or "\r" in plain:
+        # lines ended by CR alone (old Mac files) or too long to be plain: the csv module reads on
+        odd_rest = "\r" in pending[:-1] or len(pending) > LONGEST_PLAIN_LINE
+        if '"' in plain or "\r" in plain or odd_rest:
             # the original text: a quoted field keeps its own line breaks as they were
             rest = _rest_of_file(text, pending, handle)
             yield Chunk(line, [], _numbered(csv.reader(rest, delimiter=delimiter), source, line - 1))
             return
+        if not text:
+            continue  # a line longer than a chunk: read on
         lines = plain.split("\n")
         if not lines[-1]:
             lines.pop()  # the empty text after the last line break (the last line may have none)

@@ -305,7 +305,11 @@ def test_chunked_reading_yields_exactly_the_csv_modules_numbered_rows(text, chun
         for piece in csvfile.read_chunks(handle, "f.csv", ","):
             yield from piece.rows if piece.rows is not None else piece.numbered_rows("f.csv", ",")
 
-    with mock.patch.object(csvfile, "CHUNK_CHARS", chunk), tempfile.TemporaryDirectory() as folder:
+    with (
+        mock.patch.object(csvfile, "CHUNK_CHARS", chunk),
+        mock.patch.object(csvfile, "LONGEST_PLAIN_LINE", 2 * chunk),
+        tempfile.TemporaryDirectory() as folder,
+    ):
         if on_disk:  # a real file: the csv module then reads on from the file object itself
             path = Path(folder) / "f.csv"
             path.write_bytes(text.encode("utf-8"))
@@ -314,3 +318,12 @@ def test_chunked_reading_yields_exactly_the_csv_modules_numbered_rows(text, chun
         else:
             chunked = _rows_or_error(lambda: by_chunks(io.StringIO(text, newline="")))
         assert chunked == _rows_or_error(by_csv_module)
+
+
+def test_a_file_with_lines_ended_by_cr_alone_imports_like_one_ended_by_lf(registered_db, tmp_path):
+    """Old Mac "CSV" files end lines with CR alone: read by the csv module, not held as one long line."""
+    rows = ["unit_id,arm,metric,value", *(f"u{i},pilot,wellbeing,{i}" for i in range(3000))]
+    by_cr = _import(registered_db, tmp_path, "cr", "\r".join(rows) + "\r")
+    by_lf = _import(registered_db, tmp_path, "lf", "\n".join(rows) + "\n")
+    assert by_cr == by_lf
+    assert (by_cr[0], len(by_cr[2])) == (0, 3000)
