@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from riskreg.cli import cli
@@ -18,6 +19,12 @@ from tests.pgserver import start_cluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _counter = itertools.count(1)
+
+# CI draws the same hypothesis examples on every run, so that its verdict on a commit can
+# be reproduced; local runs draw new ones and keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def _unavailable(reason: str) -> None:
