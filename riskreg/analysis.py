@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from riskreg.config import Config
 from riskreg.errors import InvalidInput
-from riskreg.models import Pilot, Resource, observations
+from riskreg.models import ImportCount, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
@@ -443,21 +443,34 @@ def _units(
     session: Session, pilot: Pilot, primary_code: int, k: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Return distinct units per arm with any observation, and with a non-missing primary outcome."""
-    t = observations.c
+    t, c = observations.c, ImportCount
     arms = protocol_of(pilot).design.arms
-    with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
+    imports = outcome_imports(session, pilot, k)
+    primary = session.execute(
+        select(c.import_id, c.arm, c.n).where(c.import_id.in_(imports), c.metric == primary_code)
+    ).all()
+    units = dict.fromkeys(arms, 0)
+    primary_units = dict.fromkeys(arms, 0)
+    if len({import_id for import_id, _arm, _n in primary}) <= 1:
+        # One import holds the primary metric, and an import refuses a unit's second row for
+        # a metric: its present primary observations are the units with a primary outcome,
+        # and the query counts one kind of distinct unit, not two.
+        for _import_id, arm, n in primary:
+            primary_units[arms[arm]] += n
+        distinct_primary: Any = literal(0)
+    else:
+        with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
+        distinct_primary = func.count(distinct(with_primary))
     rows = session.execute(
-        select(t.arm, func.count(distinct(t.unit_id)), func.count(distinct(with_primary)))
-        .where(t.import_id.in_(outcome_imports(session, pilot, k)))
+        select(t.arm, func.count(distinct(t.unit_id)), distinct_primary)
+        .where(t.import_id.in_(imports))
         .group_by(t.arm)
         .order_by(t.arm)
     )
-    units = dict.fromkeys(arms, 0)
-    primary_units = dict.fromkeys(arms, 0)
     for arm, all_units, primary_units_n in rows:
         if 0 <= arm < len(arms):
             units[arms[arm]] = int(all_units)
-            primary_units[arms[arm]] = int(primary_units_n)
+            primary_units[arms[arm]] += int(primary_units_n)
     return units, primary_units
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from riskreg import audit
 from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv
 from riskreg.errors import InvalidInput
-from riskreg.models import DataImport, Pilot, Resource, observations
+from riskreg.models import DataImport, ImportCount, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
@@ -853,6 +853,7 @@ def _finish(
         metric[protocol.design.arms[arm]] = {"n": present, "missing": missing}
         summary.observations += present + missing
         summary.missing += missing
+        session.add(ImportCount(import_id=record.id, metric=code, arm=arm, n=present, missing=missing))
     record.rows, record.missing, record.replaced = summary.observations, summary.missing, summary.replaced
     after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}
     audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source})
@@ -867,24 +868,29 @@ def _clear_or_refuse(
     replace: bool,
     stage: str,
 ) -> int:
-    """Refuse data for metrics the stage already has, or (with replace) delete the old rows."""
-    t = observations.c
+    """Refuse data for metrics the stage already has, or (with replace) delete the old rows and their counts."""
     same_stage = select(DataImport.id).where(
         DataImport.pilot_id == pilot.id,
         DataImport.kind == "outcomes",
         DataImport.stage_index == record.stage_index,
         DataImport.id != record.id,
     )
-    mine = (t.import_id.in_(list(session.scalars(same_stage))), t.metric.in_(codes))
+    earlier = list(session.scalars(same_stage))
+    counted = (ImportCount.import_id.in_(earlier), ImportCount.metric.in_(codes))
     if not replace:
-        clash = sorted(set(session.scalars(select(t.metric).where(*mine).distinct())))
+        clash = sorted(set(session.scalars(select(ImportCount.metric).where(*counted))))
         if clash:
             listed = ", ".join(names[c] for c in clash)
             raise InvalidInput(
                 f"stage '{stage}' of {pilot.ref} already has data for {listed}; nothing was imported (use --replace to swap them)"
             )
         return 0
-    return session.execute(delete(observations).where(*mine)).rowcount or 0
+    session.execute(delete(ImportCount).where(*counted))
+    t = observations.c
+    return (
+        session.execute(delete(observations).where(t.import_id.in_(earlier), t.metric.in_(codes))).rowcount
+        or 0
+    )
 
 
 # --- resources -------------------------------------------------------------------------------

@@ -291,6 +291,22 @@ class DataImport(Base):
     actor: Mapped[str] = mapped_column(String(200))
 
 
+class ImportCount(Base):
+    """How many observations one outcome import holds per metric and arm: present and missing.
+
+    Written with the import (and trimmed by a --replace), so counts, clash checks and gate
+    snapshots read a few rows per import instead of scanning the observations.
+    """
+
+    __tablename__ = "import_counts"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("data_imports.id"), primary_key=True)
+    metric: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    arm: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer)
+
+
 # Observations are written by the bulk loader (multi-row INSERT on SQLite, COPY on
 # PostgreSQL), so they are a plain table: no ORM identity, no per-row foreign-key checks.
 # Every row is written in the same transaction as its data_imports row, which says whose

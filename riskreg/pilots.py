@@ -18,12 +18,12 @@ from riskreg.models import (
     DECISIONS,
     DataImport,
     Decision,
+    ImportCount,
     Pilot,
     PilotMetric,
     PilotRisk,
     ProtocolVersion,
     Risk,
-    observations,
 )
 from riskreg.protocol import Protocol, load_protocol, parse_protocol
 from riskreg.register import Context, allocate_id, get_risk, iso_utc, parse_ref
@@ -100,17 +100,17 @@ def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, di
     """Return {metric: {arm: {"n": units with a value, "missing": units without}}} over stages 0..upto_stage."""
     protocol = protocol_of(pilot)
     names = {code: name for name, (code, _kind) in metric_codes(session, pilot).items()}
-    t = observations.c
+    c = ImportCount
     rows = session.execute(
-        select(t.metric, t.arm, func.count(t.value), func.count() - func.count(t.value))
-        .where(t.import_id.in_(outcome_imports(session, pilot, upto_stage)))
-        .group_by(t.metric, t.arm)
+        select(c.metric, c.arm, func.sum(c.n), func.sum(c.missing))
+        .where(c.import_id.in_(outcome_imports(session, pilot, upto_stage)))
+        .group_by(c.metric, c.arm)
     )
     counts: dict[str, dict[str, dict[str, int]]] = {
         m.name: {arm: {"n": 0, "missing": 0} for arm in protocol.design.arms} for m in protocol.metrics
     }
     for code, arm, n, missing in rows:
-        counts.setdefault(names[code], {})[protocol.design.arms[arm]] = {"n": n, "missing": missing}
+        counts.setdefault(names[code], {})[protocol.design.arms[arm]] = {"n": int(n), "missing": int(missing)}
     return counts
 
 
@@ -350,10 +350,8 @@ def _check_compatible(
 
 
 def _metrics_with_data(session: Session, pilot: Pilot) -> set[int]:
-    t = observations.c
-    return set(
-        session.scalars(select(t.metric).where(t.import_id.in_(outcome_imports(session, pilot))).distinct())
-    )
+    c = ImportCount
+    return set(session.scalars(select(c.metric).where(c.import_id.in_(outcome_imports(session, pilot)))))
 
 
 def _link(session: Session, pilot: Pilot, risks: list[Risk]) -> list[str]:

@@ -430,3 +430,27 @@ def test_housing_repairs_stop_and_reproducible(rr, tmp_path):
     assert set(first["costs"]["pilot"]) >= {"public", "citizen", "total", "per_unit"}
     text = analysis_text(first)
     assert "recommendation: STOP" in text and "complaints" in text and "retention" in text
+
+
+def test_units_are_counted_once_whichever_way_they_are_counted(rr, tmp_path):
+    """Units with a primary outcome come from the import counts while one import holds the
+    primary metric, and from distinct unit ids once a unit may appear in two imports."""
+    from tests.pilot_fixtures import LONG, registered, write
+
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "first.csv", LONG), "--stage", "feasibility")
+    first = rr.json("pilot", "analyse", "P-1")
+    # LONG: u1 comparison; u2 pilot with wellbeing NA; u3 pilot
+    assert (first["units"], first["primary_units"]) == (
+        {"comparison": 1, "pilot": 2},
+        {"comparison": 1, "pilot": 1},
+    )
+    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
+    later = "unit_id,arm,metric,value\nu3,pilot,wellbeing,45\nu4,comparison,wellbeing,41\n"
+    assert rr("pilot", "data", "P-1", write(tmp_path, "later.csv", later), "--stage", "extended").exit_code == 0
+    both = rr.json("pilot", "analyse", "P-1")
+    # u3 has a primary outcome in both stages: one unit, not two
+    assert (both["units"], both["primary_units"]) == (
+        {"comparison": 2, "pilot": 2},
+        {"comparison": 2, "pilot": 1},
+    )
