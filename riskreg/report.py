@@ -216,12 +216,11 @@ def board_context(
     rows = list_risks(session, config)
     open_rows = [r for r in rows if r.status == "open"]
     escalated = _escalated(session)
-    lines = {r.id: _risk_line(r, config, when, r.id in escalated) for r in open_rows}
+    late = {r.id: (when.as_of - next_review(r, config)).days for r in open_rows}
     by_score = sorted(open_rows, key=lambda r: (-r.likelihood * r.impact, r.id))
-    above = [lines[r.id] for r in by_score if is_above_appetite(r, config)]
-    overdue = sorted(
-        (line for line in lines.values() if line.days_overdue > 0), key=lambda x: (-x.days_overdue, x.id)
-    )
+    above = [r for r in by_score if is_above_appetite(r, config)]
+    overdue = sorted((r for r in open_rows if late[r.id] > 0), key=lambda r: (-late[r.id], f"R-{r.id}"))
+    lines = _RiskLines(config, when, escalated)
     pilots = list_pilots(session)
     by_id = {p.id: p for p in pilots}
     pipeline, forest_entries, note = _pipeline(session, config, pilots)
@@ -231,12 +230,10 @@ def board_context(
         since=start.isoformat(),
         headline=_headline(open_rows, len(rows) - len(open_rows), config, above, overdue, escalated, pilots),
         heatmaps=_heatmaps(open_rows, config),
-        top_risks=_top_risks(
-            session, config, [lines[r.id] for r in by_score[:TOP_RISKS]], by_score, start, when
-        ),
-        escalated=_capped([lines[r.id] for r in by_score if r.id in escalated]),
-        above_appetite=_capped(above),
-        overdue=_capped(overdue),
+        top_risks=_top_risks(session, config, lines.of(by_score[:TOP_RISKS]), by_score, start, when),
+        escalated=lines.capped([r for r in by_score if r.id in escalated]),
+        above_appetite=lines.capped(above),
+        overdue=lines.capped(overdue),
         pipeline=tuple(pipeline),
         analysis_note=note,
         overrides=tuple(_decision_line(d, by_id[d.pilot_id]) for d in _all_decisions(session) if d.override),
@@ -281,16 +278,30 @@ def _risk_line(risk: Any, config: Config, when: Clock, escalated: bool) -> RiskL
     )
 
 
-def _capped(lines: Sequence[RiskLine]) -> RiskList:
-    return RiskList(tuple(lines[:LIST_LIMIT]), len(lines))
+class _RiskLines:
+    """Board lines for open risks, built only for the risks a list shows (each once)."""
+
+    def __init__(self, config: Config, when: Clock, escalated: set[int]):
+        self.config, self.when, self.escalated = config, when, escalated
+        self.built: dict[int, RiskLine] = {}
+
+    def of(self, risks: Sequence[Any]) -> list[RiskLine]:
+        for risk in risks:
+            if risk.id not in self.built:
+                self.built[risk.id] = _risk_line(risk, self.config, self.when, risk.id in self.escalated)
+        return [self.built[risk.id] for risk in risks]
+
+    def capped(self, risks: Sequence[Any]) -> RiskList:
+        """The first LIST_LIMIT lines of a list of risks, and its length."""
+        return RiskList(tuple(self.of(risks[:LIST_LIMIT])), len(risks))
 
 
 def _headline(
     open_rows: Sequence[Any],
     closed: int,
     config: Config,
-    above: Sequence[RiskLine],
-    overdue: Sequence[RiskLine],
+    above: Sequence[Any],
+    overdue: Sequence[Any],
     escalated: set[int],
     pilots: Sequence[Pilot],
 ) -> Headline:
