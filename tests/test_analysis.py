@@ -447,7 +447,9 @@ def test_units_are_counted_once_whichever_way_they_are_counted(rr, tmp_path):
     )
     assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
     later = "unit_id,arm,metric,value\nu3,pilot,wellbeing,45\nu4,comparison,wellbeing,41\n"
-    assert rr("pilot", "data", "P-1", write(tmp_path, "later.csv", later), "--stage", "extended").exit_code == 0
+    assert (
+        rr("pilot", "data", "P-1", write(tmp_path, "later.csv", later), "--stage", "extended").exit_code == 0
+    )
     both = rr.json("pilot", "analyse", "P-1")
     # u3 has a primary outcome in both stages: one unit, not two
     assert (both["units"], both["primary_units"]) == (

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, Riskreg
+from tests.risk_fixtures import risk_add
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "screenshots"
@@ -70,19 +71,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         rr = Riskreg(CliRunner(), f"sqlite:///{folder / 'r.db'}")
         rr("risk", "import", "pilots/risks.csv")
         for title in PAYLOADS:
-            rr(
-                "risk",
-                "add",
-                title,
-                "--side",
-                "shared",
-                "--mode",
-                "design",
-                "--likelihood",
-                "5",
-                "--impact",
-                "5",
-            )
+            rr(*risk_add(title, side="shared", likelihood="5", impact="5"))
         rr("pilot", "register", "pilots/hospital-befriending.toml")
         rr("pilot", "link", "P-1", "R-1", "R-7", "R-16")
         rr(

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, func, select, text
 from riskreg.models import observations
 from tests.conftest import Riskreg, _create_pg_database
 from tests.pilot_fixtures import registered
+from tests.risk_fixtures import risk_add
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,23 +45,11 @@ def start_big_import(url: str, folder: Path) -> subprocess.Popen[str]:
 def test_sqlite_lock_held_beyond_the_busy_timeout_is_a_clear_error(tmp_path):
     path = tmp_path / "locked.db"
     rr = Riskreg(CliRunner(), f"sqlite:///{path}")
-    rr("risk", "add", "Before", "--side", "citizen", "--mode", "design", "--likelihood", "2", "--impact", "2")
+    rr(*risk_add("Before", likelihood="2", impact="2"))
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        args = (
-            "risk",
-            "add",
-            "Blocked",
-            "--side",
-            "citizen",
-            "--mode",
-            "design",
-            "--likelihood",
-            "1",
-            "--impact",
-            "1",
-        )
+        args = risk_add("Blocked")
         result = subprocess.run(
             riskreg(f"sqlite:///{path}", *args),
             env=env(RISKREG_BUSY_TIMEOUT="0.5"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.pilot_fixtures import LONG, PROTOCOL, registered, write
+from tests.risk_fixtures import risk_add
 
 PILOT_KEYS = {"id", "key", "title", "stage", "status", "protocol_sha256", "risks"}
 
@@ -95,19 +96,7 @@ def test_same_protocol_twice_is_refused(rr, tmp_path):
 
 
 def test_link_risks_and_show(rr, tmp_path):
-    rr(
-        "risk",
-        "add",
-        "Volunteer burnout",
-        "--side",
-        "citizen",
-        "--mode",
-        "delivery",
-        "--likelihood",
-        "3",
-        "--impact",
-        "3",
-    )
+    rr(*risk_add("Volunteer burnout", mode="delivery", likelihood="3", impact="3"))
     registered(rr, tmp_path)
     assert rr.json("pilot", "link", "P-1", "R-1")["risks"] == ["R-1"]
     assert rr("pilot", "link", "P-1", "R-1").stderr == "Error: P-1: R-1 already linked; nothing to do\n"

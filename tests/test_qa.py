@@ -9,24 +9,14 @@ from sqlalchemy import create_engine, text
 from riskreg.db import open_database
 from riskreg.register import Context, add_risk
 from tests.pilot_fixtures import LONG, PROTOCOL, registered, write
+from tests.risk_fixtures import risk_add
 
 
 def add(rr, title="A risk", side="citizen", likelihood="2", impact="2", *extra: str) -> str:
     return rr.json(
-        "risk",
-        "add",
-        title,
-        "--side",
-        side,
-        "--mode",
-        "delivery",
-        "--likelihood",
-        likelihood,
-        "--impact",
-        impact,
-        "--owner",
-        "Ana",
-        *extra,
+        *risk_add(
+            title, "--owner", "Ana", *extra, side=side, mode="delivery", likelihood=likelihood, impact=impact
+        )
     )["id"]
 
 
@@ -79,19 +69,7 @@ def test_review_overdue_warns_then_errors(rr, db_url):
 
 
 def test_no_owner(rr):
-    rr(
-        "risk",
-        "add",
-        "Unowned",
-        "--side",
-        "citizen",
-        "--mode",
-        "design",
-        "--likelihood",
-        "1",
-        "--impact",
-        "1",
-    )
+    rr(*risk_add("Unowned"))
     add(rr, "Owned")
     assert findings(rr, "no-owner") == ["R-1"]
 
@@ -278,19 +256,7 @@ def test_severity_comes_from_the_configuration(runner, tmp_path):
 
     (tmp_path / "riskreg.toml").write_text('[check.severity]\nno-owner = "error"\n')
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
-    rr(
-        "risk",
-        "add",
-        "Unowned",
-        "--side",
-        "citizen",
-        "--mode",
-        "design",
-        "--likelihood",
-        "1",
-        "--impact",
-        "1",
-    )
+    rr(*risk_add("Unowned"))
     result = rr("check")
     assert result.exit_code == 1
     assert result.stdout.startswith("ERROR   no-owner")

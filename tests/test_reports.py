@@ -24,6 +24,7 @@ from riskreg.register import Context, add_risk, rescore_risk
 from riskreg.report import board_context, days_rated, pilot_context, qa_context, render_report, score_at
 from tests.conftest import _create_pg_database
 from tests.pilot_fixtures import PROTOCOL, write
+from tests.risk_fixtures import risk_add
 
 REPO = Path(__file__).resolve().parent.parent
 PILOTS = REPO / "pilots"
@@ -242,20 +243,7 @@ def test_reports_with_the_same_as_of_are_byte_identical(examples_url, reports, t
 
 def test_user_text_is_escaped_everywhere(db_url, tmp_path):
     for title in (SCRIPT, IMG):
-        run(
-            db_url,
-            "risk",
-            "add",
-            title,
-            "--side",
-            "citizen",
-            "--mode",
-            "design",
-            "--likelihood",
-            "5",
-            "--impact",
-            "5",
-        )
+        run(db_url, *risk_add(title, likelihood="5", impact="5"))
     run(
         db_url,
         "pilot",

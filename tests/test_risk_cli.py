@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.risk_fixtures import risk_add
+
 RISK_KEYS = {
     "id", "title", "side", "mode", "category", "owner", "status", "treatment", "likelihood", "impact",
     "score", "rating", "inherent", "target", "above_appetite", "next_review", "version",
@@ -15,20 +17,7 @@ RISK_KEYS = {
 def add(
     rr, title="Volunteers miss safeguarding signs", *extra: str, side="citizen", likelihood="3", impact="4"
 ):
-    return rr.json(
-        "risk",
-        "add",
-        title,
-        "--side",
-        side,
-        "--mode",
-        "delivery",
-        "--likelihood",
-        likelihood,
-        "--impact",
-        impact,
-        *extra,
-    )
+    return rr.json(*risk_add(title, *extra, side=side, mode="delivery", likelihood=likelihood, impact=impact))
 
 
 def test_add_prints_the_new_risk_with_design_keys(rr):

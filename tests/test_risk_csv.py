@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Riskreg
+from tests.risk_fixtures import risk_add
 
 HEADER = "title,side,mode,likelihood,impact,category,owner,treatment\n"
 
@@ -91,19 +92,7 @@ def test_empty_file(rr, tmp_path):
 
 
 def test_ids_that_exist_are_refused(rr, tmp_path):
-    rr(
-        "risk",
-        "add",
-        "Existing",
-        "--side",
-        "citizen",
-        "--mode",
-        "design",
-        "--likelihood",
-        "1",
-        "--impact",
-        "1",
-    )
+    rr(*risk_add("Existing"))
     path = write(tmp_path, "id," + HEADER + "R-1,A,citizen,design,2,2,,,\n")
     result = rr("risk", "import", path)
     assert (result.exit_code, result.stderr) == (
@@ -186,22 +175,7 @@ def test_export_then_import_into_an_empty_database_round_trips(rr, runner, tmp_p
     original = [{k: r[k] for k in keep} for r in rr.json("risk", "list")]
     copied = [{k: r[k] for k in keep} for r in other.json("risk", "list")]
     assert copied == original
-    assert (
-        other.json(
-            "risk",
-            "add",
-            "New",
-            "--side",
-            "citizen",
-            "--mode",
-            "design",
-            "--likelihood",
-            "1",
-            "--impact",
-            "1",
-        )["id"]
-        == "R-4"
-    )
+    assert other.json(*risk_add("New"))["id"] == "R-4"
 
 
 def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_path, empty_db_url):
