@@ -62,16 +62,20 @@ def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool
     The caller's transaction decides: it commits, or (for a dry run) rolls back.
     """
     source = str(path)
+    errors = RowErrors.for_file(source)
+    rows: list[tuple[int, dict[str, str]]] = []
     with open_text(path) as handle:
         parsed = read_csv(handle, source)
         check_header(parsed.header, source, REQUIRED, (*REQUIRED, *OPTIONAL, *ROUND_TRIP, *COMPUTED))
-        rows = [
-            (line, dict(zip(parsed.header, (restore(v) for v in _pad(values, parsed.header)), strict=True)))
-            for line, values in parsed.rows
-        ]
-    if not rows:
+        width = len(parsed.header)
+        for line, values in parsed.rows:
+            if len(values) > width:
+                errors.add(line, f"the row has {len(values)} fields but the header has {width}")
+                continue
+            padded = values + [""] * (width - len(values))
+            rows.append((line, dict(zip(parsed.header, map(restore, padded), strict=True))))
+    if not rows and not errors.total:
         raise InvalidInput(f"{source}: no risks in the file (only a header)")
-    errors = RowErrors.for_file(source)
     numbers = _explicit_ids(session, rows, errors)
     created: list[str] = []
     for line, row in rows:
@@ -86,12 +90,6 @@ def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool
             errors.add(line, str(exc))
     errors.raise_if_any()
     return ImportResult(source, len(rows), tuple(created), dry_run)
-
-
-def _pad(values: list[str], header: list[str]) -> list[str]:
-    if len(values) > len(header):
-        raise InvalidInput(f"a row has {len(values)} fields but the header has {len(header)}")
-    return values + [""] * (len(header) - len(values))
 
 
 def _explicit_ids(

@@ -46,6 +46,16 @@ def test_a_bad_row_rejects_the_whole_file_with_its_line_number(rr, tmp_path):
     assert rr.json("audit", "verify")["events"] == 0
 
 
+def test_a_row_with_more_fields_than_the_header_is_named_by_its_line(rr, tmp_path):
+    path = write(tmp_path, HEADER + "Good,citizen,delivery,3,3,,,\nLong,citizen,delivery,3,3,,,,extra\n")
+    result = rr("risk", "import", path)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {path}: line 3: the row has 9 fields but the header has 8; nothing was imported\n",
+    )
+    assert rr.json("risk", "list") == []
+
+
 def test_many_bad_rows_are_listed_and_counted(rr, tmp_path):
     rows = "".join(f"Risk {i},citizen,delivery,{'x' if i % 2 else 3},3,,,\n" for i in range(50))
     result = rr("risk", "import", write(tmp_path, HEADER + rows))
