@@ -327,3 +327,17 @@ def test_a_file_with_lines_ended_by_cr_alone_imports_like_one_ended_by_lf(regist
     by_lf = _import(registered_db, tmp_path, "lf", "\n".join(rows) + "\n")
     assert by_cr == by_lf
     assert (by_cr[0], len(by_cr[2])) == (0, 3000)
+
+
+@pytest.mark.parametrize("counted", [1 << 16, 4], ids=["counted-in-python", "sorted-by-numpy"])
+def test_repeats_are_found_whether_counted_or_sorted(registered_db, tmp_path, monkeypatch, counted):
+    import riskreg.ingest
+
+    monkeypatch.setattr(riskreg.ingest, "COUNT_KEYS", counted)
+    text = "unit_id,arm,metric,value\n" + "".join(f"u{i},pilot,wellbeing,{i}\n" for i in range(10))
+    code, output, stored = _import(registered_db, tmp_path, "repeats", text + "u7,pilot,wellbeing,70\n")
+    assert (code, stored) == (1, [])
+    assert output == (
+        "Error: FILE: line 12: duplicate: the same unit and metric as line 9 (use one row per unit and metric); "
+        "nothing was imported\n"
+    )
