@@ -34,6 +34,7 @@ Choices worth knowing (each is also stated in the output's ``method`` strings):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -252,6 +253,11 @@ def analyse(
     k = pilot.stage_index if stage_index is None else stage_index
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(protocol.stages):
         raise InvalidInput(f"{pilot.ref} has no stage number {k!r} (it has {len(protocol.stages)} stages)")
+    if k > pilot.stage_index:
+        raise InvalidInput(
+            f"stage '{protocol.stages[k].name}' of {pilot.ref} has not started: the pilot is at "
+            f"'{protocol.stages[pilot.stage_index].name}' (a gate 'proceed' opens the next stage)"
+        )
     stage = protocol.stages[k]
     arms = protocol.design.arms
     alpha = protocol.design.alpha
@@ -264,8 +270,14 @@ def analyse(
     # Sequential boundary of the primary at this look (looks 1..k+1, t = planned n ratio).
     final_n = protocol.stages[-1].planned_n
     fractions = [s.planned_n / final_n for s in protocol.stages[: k + 1]]
-    looks = lan_demets_boundaries(fractions, alpha)
     schedule = lan_demets_boundaries([s.planned_n / final_n for s in protocol.stages], alpha)
+    # a look's boundary depends only on the looks before it: this look's are the schedule's first k+1
+    looks = dataclasses.replace(
+        schedule,
+        fractions=schedule.fractions[: k + 1],
+        z=schedule.z[: k + 1],
+        alpha_spent=schedule.alpha_spent[: k + 1],
+    )
     boundary = looks.z[-1]
 
     results = [

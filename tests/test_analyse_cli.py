@@ -144,3 +144,16 @@ def test_plan_size_needs_an_effect_or_n(runner):
     )
     result = runner.invoke(cli, ["plan", "size", "--kind", "continuous", "--mde", "2"])
     assert result.stderr == "Error: continuous: --sd (the outcome's standard deviation) is required\n"
+
+
+def test_a_stage_not_yet_started_cannot_be_analysed(rr, tmp_path):
+    from tests.pilot_fixtures import LONG, registered, write
+
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
+    result = rr("pilot", "analyse", "P-1", "--stage", "extended")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: stage 'extended' of P-1 has not started: the pilot is at 'feasibility' "
+        "(a gate 'proceed' opens the next stage)\n",
+    )
