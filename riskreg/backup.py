@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Boolean, Date, Table, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from riskreg import __version__
@@ -76,15 +77,37 @@ def import_all(session: Session, path: str | Path) -> dict[str, int]:
         rows = document["tables"].get(table.name, [])
         if names is None:
             raise InvalidInput(f"{path}: table {table.name} is missing from the export")
-        convert = [_converter(table.c[name]) for name in names]
-        values = [{name: c(v) for name, c, v in zip(names, convert, row, strict=True)} for row in rows]
+        values = _rows_of(path, table, names, rows)
         if table.name == AuditHead.__tablename__:
             session.execute(table.delete())  # the schema seeds the head; the export's replaces it
-        for start in range(0, len(values), 5000):
-            session.execute(insert(table), values[start : start + 5000])
+        try:
+            for start in range(0, len(values), 5000):
+                session.execute(insert(table), values[start : start + 5000])
+        except DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else "refused"
+            raise InvalidInput(
+                f"{path}: table {table.name}: its rows do not fit this schema ({first})"
+            ) from None
         counts[table.name] = len(values)
     _advance_sequences(session)
     return counts
+
+
+def _rows_of(path: str | Path, table: Table, names: Any, rows: Any) -> list[dict[str, Any]]:
+    """Return an exported table's rows as column values; a damaged table is an InvalidInput naming it."""
+    if not isinstance(names, list) or not isinstance(rows, list):
+        raise InvalidInput(f"{path}: table {table.name} is damaged (expected lists of columns and rows)")
+    unknown = [name for name in names if name not in table.c]
+    if unknown:
+        raise InvalidInput(f"{path}: table {table.name} has no column {unknown[0]!r} in this schema")
+    convert = [_converter(table.c[name]) for name in names]
+    values = []
+    for number, row in enumerate(rows, 1):
+        try:
+            values.append({name: c(v) for name, c, v in zip(names, convert, row, strict=True)})
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{path}: table {table.name}, row {number}: {exc}") from None
+    return values
 
 
 def _read(path: str | Path) -> dict[str, Any]:
@@ -97,6 +120,8 @@ def _read(path: str | Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: not a riskreg JSON export ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidInput(f"{path}: not a riskreg JSON export")
+    if not isinstance(document.get("columns"), dict) or not isinstance(document.get("tables"), dict):
+        raise InvalidInput(f"{path}: a riskreg JSON export without its columns or tables (damaged?)")
     if document.get("schema") != SCHEMA_HEAD:
         raise InvalidInput(
             f"{path}: exported at schema {document.get('schema')}, this riskreg has {SCHEMA_HEAD}; use a matching riskreg"

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,12 +25,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from riskreg import __version__
-from riskreg.analysis import analyse
 from riskreg.config import RATINGS, Config
 from riskreg.db import Database, safe_url
 from riskreg.errors import InvalidInput
 from riskreg.evidence import evidence_for
 from riskreg.models import PILOT_STATUSES, SIDES, Decision, Event, Pilot, ProtocolVersion, Resource, Risk
+from riskreg.outfile import replaced_whole
 from riskreg.pilots import (
     data_counts,
     decisions,
@@ -486,6 +484,8 @@ def _pipeline(
     session: Session, config: Config, pilots: Sequence[Pilot]
 ) -> tuple[list[PilotLine], list[tuple[str, str, dict[str, Any], str | None]], str]:
     """Return pipeline lines, forest entries and a note on where the recommendations came from."""
+    from riskreg.analysis import analyse  # scipy: only the reports that analyse load it
+
     by_pilot: dict[int, list[Decision]] = {}
     for decision in _all_decisions(session):
         by_pilot.setdefault(decision.pilot_id, []).append(decision)
@@ -698,6 +698,8 @@ def pilot_context(
     when = clock(as_of, now)
     pilot = get_pilot(session, ref)
     protocol = protocol_of(pilot)
+    from riskreg.analysis import analyse  # scipy: only the reports that analyse load it
+
     analyses = [analyse(session, pilot, k, config).to_dict() for k in range(pilot.stage_index + 1)]
     latest = analyses[-1]
     units = {m.name: m.unit for m in protocol.metrics}
@@ -1183,24 +1185,9 @@ def write_report(
     html, name = build_report(database, kind, pilot, as_of, since)
     target = Path(path or name)
     data = html.encode("utf-8")
-    _write_atomically(target, data)
+    with replaced_whole(target, binary=True) as out:
+        out.write(data)
     return WrittenReport(kind, str(target), len(data))
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 __all__ = [

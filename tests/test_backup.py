@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import Riskreg, _create_pg_database
+from tests.risk_fixtures import risk_add
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTINGS = [
@@ -110,3 +111,49 @@ def test_import_refuses_a_file_that_is_not_an_export(rr, tmp_path):
     path.write_text('{"hello": 1}')
     result = rr("import", "--json", str(path))
     assert (result.exit_code, result.stderr) == (1, f"Error: {path}: not a riskreg JSON export\n")
+
+
+def _damaged_export(rr, tmp_path, damage) -> str:  # type: ignore[no-untyped-def]
+    """Export a one-risk register, let `damage` edit the document, and return the file's path."""
+    rr(*risk_add("A"))
+    path = tmp_path / "e.json"
+    rr("export", "--json", str(path))
+    document = json.loads(path.read_text())
+    damage(document)
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.pop("columns"), "a riskreg JSON export without its columns or tables (damaged?)"),
+        (lambda d: d["columns"]["risks"].append("bogus"), "table risks has no column 'bogus' in this schema"),
+        (lambda d: d["tables"]["risks"][0].pop(), None),
+        (lambda d: d["tables"]["events"][0].__setitem__(d["columns"]["events"].index("at"), "soon"), None),
+    ],
+    ids=["no-columns", "unknown-column", "short-row", "bad-date"],
+)
+def test_a_damaged_export_is_refused_in_one_line_and_nothing_is_written(
+    rr, tmp_path, empty_db_url, damage, message
+):
+    path = _damaged_export(rr, tmp_path, damage)
+    target = Riskreg(rr.runner, empty_db_url)
+    result = target("import", "--json", path)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: ") and result.stderr.count("\n") == 1
+    if message is not None:
+        assert result.stderr == f"Error: {path}: {message}\n"
+    assert target.json("risk", "list") == []
+
+
+def test_export_to_a_directory_is_a_one_line_error_and_keeps_an_earlier_file_whole(rr, tmp_path):
+    rr(*risk_add("A"))
+    result = rr("export", "--json", str(tmp_path))
+    assert (result.exit_code, result.stderr) == (1, f"Error: cannot write {tmp_path}: Is a directory\n")
+    earlier = tmp_path / "backup.json"
+    earlier.write_text("the earlier backup")
+    blocked = tmp_path / "backup.json" / "x.json"  # its folder is a file: the write fails
+    assert rr("export", "--json", str(blocked)).exit_code == 1
+    assert earlier.read_text() == "the earlier backup"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left

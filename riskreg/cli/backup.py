@@ -19,8 +19,9 @@ def export_command(app, path: str) -> None:  # type: ignore[no-untyped-def]
       riskreg --db postgresql+psycopg://host/risks import --json backup.json
     """
     from riskreg.backup import export_all
+    from riskreg.outfile import replaced_whole
 
-    with app.database().read() as session, open(path, "w", encoding="utf-8") as out:
+    with app.database().read() as session, replaced_whole(path) as out:
         counts = export_all(session, out)
     click.echo(f"exported {sum(counts.values())} rows from {len(counts)} tables to {path}")
 
