@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from riskreg.analysis import analyse
 from riskreg.errors import InvalidInput
-from riskreg.pilots import GateResult, active_pilot, record_gate
+from riskreg.pilots import GateResult, gate_pilot, record_gate
 from riskreg.register import Context
 
 
@@ -14,7 +14,7 @@ def decide(
     session: Session, ctx: Context, ref: str, decision: str, reason: str | None, override: bool = False
 ) -> GateResult:
     """Analyse the pilot's current stage, check the decision against the recommendation, and record it."""
-    pilot = active_pilot(session, ref)  # before analysing: a closed pilot needs no analysis
+    pilot = gate_pilot(session, ref, decision, reason)  # before analysing: bad input needs no analysis
     analysis = analyse(session, pilot, None, ctx.config).to_dict()
     recommended = analysis["recommendation"]
     against = decision == "proceed" and recommended != "proceed"
@@ -29,5 +29,12 @@ def decide(
             f"--override is only for proceeding against the recommendation; the analysis recommends '{recommended}'"
         )
     return record_gate(
-        session, ctx, ref, decision, reason, analysis=analysis, recommendation=recommended, override=override
+        session,
+        ctx,
+        pilot,
+        decision,
+        reason or "",
+        analysis=analysis,
+        recommendation=recommended,
+        override=override,
     )

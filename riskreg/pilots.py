@@ -386,33 +386,40 @@ class GateResult:
 
     decision: Decision
     pilot: Pilot
-    stage_decided: str
     now_stage: str
 
 
-def record_gate(
-    session: Session,
-    ctx: Context,
-    ref: str,
-    decision: str,
-    reason: str | None,
-    analysis: dict[str, Any] | None = None,
-    recommendation: str | None = None,
-    override: bool = False,
-) -> GateResult:
-    """Record a gate decision at the end of the pilot's current stage and move the pilot on."""
+def gate_pilot(session: Session, ref: str, decision: str, reason: str | None) -> Pilot:
+    """Return the pilot for a gate decision once the decision itself is acceptable; explain otherwise.
+
+    Runs before any analysis, so a mistyped decision or a missing reason is answered at once.
+    """
     if decision not in DECISIONS:
         raise InvalidInput(f"decision: expected one of {', '.join(DECISIONS)}, got {decision!r}")
     if not reason or not reason.strip():
         raise InvalidInput("reason: a gate decision needs --reason (what the board or team weighed)")
     pilot = active_pilot(session, ref)
-    protocol = protocol_of(pilot)
-    decided_at = pilot.stage_index
     if decision == "adapt" and not _amended_since_last_gate(session, pilot):
         raise InvalidInput(
             f"{pilot.ref}: 'adapt' needs an amendment first: register the changed protocol with "
             "`riskreg pilot register FILE --amend --reason TEXT`, then record the decision"
         )
+    return pilot
+
+
+def record_gate(
+    session: Session,
+    ctx: Context,
+    pilot: Pilot,
+    decision: str,
+    reason: str,
+    analysis: dict[str, Any] | None = None,
+    recommendation: str | None = None,
+    override: bool = False,
+) -> GateResult:
+    """Record a gate decision (checked by gate_pilot) at the end of the pilot's current stage and move it on."""
+    protocol = protocol_of(pilot)
+    decided_at = pilot.stage_index
     before = _snapshot(pilot, protocol)
     snapshot = {"stage": protocol.stages[decided_at].name, "counts": data_counts(session, pilot, decided_at)}
     if analysis is not None:
@@ -441,9 +448,7 @@ def record_gate(
         "counts": snapshot["counts"],
     }
     _record(session, ctx, pilot, "pilot.gate", before, after, reason.strip())
-    return GateResult(
-        row, pilot, snapshot["stage"], protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name
-    )
+    return GateResult(row, pilot, protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name)
 
 
 def active_pilot(session: Session, ref: str) -> Pilot:

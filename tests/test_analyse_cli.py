@@ -157,3 +157,23 @@ def test_a_stage_not_yet_started_cannot_be_analysed(rr, tmp_path):
         "Error: stage 'extended' of P-1 has not started: the pilot is at 'feasibility' "
         "(a gate 'proceed' opens the next stage)\n",
     )
+
+
+def test_a_gate_checks_its_own_input_before_analysing(rr, tmp_path, monkeypatch):
+    import riskreg.gates
+    from tests.pilot_fixtures import LONG, registered, write
+
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
+
+    def not_needed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("analysed before the gate's input was checked")
+
+    monkeypatch.setattr(riskreg.gates, "analyse", not_needed)
+    blank = rr("pilot", "gate", "P-1", "--decision", "continue", "--reason", " ")
+    assert (blank.exit_code, blank.stderr) == (
+        1,
+        "Error: reason: a gate decision needs --reason (what the board or team weighed)\n",
+    )
+    adapt = rr("pilot", "gate", "P-1", "--decision", "adapt", "--reason", "change the script")
+    assert adapt.exit_code == 1 and "'adapt' needs an amendment first" in adapt.stderr
