@@ -733,14 +733,11 @@ def _power(
             p = metric.baseline if metric.baseline is not None else comparison.proportion
             if p is None or not 0.0 < p < 1.0:
                 return None
-            # mde_binary finds an increase; a decrease from p is the increase from 1 - p.
-            base = p if metric.better == "higher" else 1.0 - p
-            mde = power_calc.mde_binary(comparison.n, pilot.n, base, alpha, target)
-            direction = "increase" if metric.better == "higher" else "decrease"
+            mde = power_calc.mde_binary(comparison.n, pilot.n, p, alpha, target, metric.better == "lower")
             return _plain(
                 {
-                    "mde": mde.effect if direction == "increase" else -mde.effect,
-                    "mde_scale": f"difference in proportions ({direction})",
+                    "mde": mde.effect,
+                    "mde_scale": f"difference in proportions ({mde.assumptions['direction']})",
                     "power_target": target,
                     "baseline": p,
                     "baseline_source": source,

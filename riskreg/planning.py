@@ -85,9 +85,10 @@ def _power(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
 def _mde(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
     try:
         if r.kind == "continuous":
-            return p.mde_continuous(n_c, n_p, r.sd, r.alpha, r.power)
+            return p.mde_continuous(n_c, n_p, r.sd, r.alpha, r.power, r.margin)
         if r.kind == "binary":
-            return p.mde_binary(n_c, n_p, r.baseline, r.alpha, r.power)
+            # the direction the user asks about (a decrease for a negative --mde)
+            return p.mde_binary(n_c, n_p, r.baseline, r.alpha, r.power, r.mde is not None and r.mde < 0)
         return p.mde_count(n_c, n_p, r.baseline, r.exposure, r.alpha, r.power)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None

@@ -134,6 +134,27 @@ def test_plan_size_matches_power_t_test(runner):
     assert size["n_required"] == [23, 23]
 
 
+def test_plan_size_mde_at_n_follows_the_direction_and_the_margin(runner):
+    import json
+
+    from riskreg.cli import cli
+    from riskreg.stats.power import mde_binary, mde_continuous
+
+    def plan(*args: str) -> dict:  # type: ignore[type-arg]
+        result = runner.invoke(cli, ["plan", "size", *args, "--n", "300", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["mde_at_n"]
+
+    # a reduction asked for: the smallest detectable reduction, not the increase
+    down = plan("--kind", "binary", "--baseline", "0.18", "--mde", "-0.06")
+    assert down["effect"] == pytest.approx(-mde_binary(300, 300, 0.82).effect, abs=1e-12)
+    assert down["assumptions"]["direction"] == "decrease"
+    # with a margin the MDE is that of the non-inferiority test the size and power use
+    margin = plan("--kind", "continuous", "--sd", "10", "--mde", "0", "--margin", "3")
+    assert margin["effect"] == pytest.approx(mde_continuous(300, 300, 10.0).effect - 3.0, abs=1e-12)
+    assert margin["assumptions"]["test"] == "non-inferiority"
+
+
 def test_plan_size_needs_an_effect_or_n(runner):
     from riskreg.cli import cli
 

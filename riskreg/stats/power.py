@@ -342,21 +342,28 @@ def mde_continuous(
     sd: float,
     alpha: float = 0.05,
     power: float = 0.8,
+    margin: float = 0.0,
 ) -> PowerResult:
-    """Return the smallest absolute mean difference a two-sided t-test detects with the given power."""
+    """Return the smallest absolute mean difference a two-sided t-test detects with the given power.
+
+    With a non-inferiority ``margin`` it is the true difference at which the test shows
+    non-inferiority with that power (negative when equal arms would already do).
+    """
     n_c, n_p = _count("n_comparison", n_comparison, 2), _count("n_pilot", n_pilot, 2)
     sd, alpha, power = _positive("sd", sd), _open_unit("alpha", alpha), _check_power(power)
+    margin = _check_margin(margin)
     _check_target(power, alpha)
-    delta = _t_effect(power, sd, n_c, n_p, alpha)
+    # the test's effect is delta + margin (see _continuous_effect): the same inverse, shifted
+    delta = _t_effect(power, sd, n_c, n_p, alpha) - margin
     return PowerResult(
         kind="mde_continuous",
-        method=METHOD_CONTINUOUS,
+        method=METHOD_NONINFERIORITY if margin > 0.0 else METHOD_CONTINUOUS,
         n_per_arm=(float(n_c), float(n_p)),
         n_required=None,
         power=power,
         effect=delta,
         alpha=alpha,
-        assumptions=_continuous_assumptions(sd, 0.0),
+        assumptions=_continuous_assumptions(sd, margin),
     )
 
 
@@ -427,11 +434,12 @@ def mde_binary(
     p_comparison: float,
     alpha: float = 0.05,
     power: float = 0.8,
+    decrease: bool = False,
 ) -> PowerResult:
-    """Return the smallest increase p_pilot - p_comparison detected with the given power.
+    """Return the smallest change p_pilot - p_comparison detected with the given power.
 
-    The increase is reported.  Detectable decreases are the mirror image: the
-    decrease detectable from baseline p equals the increase detectable from 1 - p.
+    An increase by default; with ``decrease`` the (negative) decrease, found as the
+    mirror image: the decrease detectable from baseline p is the increase from 1 - p.
     """
     n_c, n_p = _count("n_comparison", n_comparison, 1), _count("n_pilot", n_pilot, 1)
     p_c, alpha, power = (
@@ -440,23 +448,31 @@ def mde_binary(
         _check_power(power),
     )
     _check_target(power, alpha)
-    # Search p_pilot over (p_comparison, 1); the open end stays a hair inside 1.
+    base = 1.0 - p_c if decrease else p_c
+    # Search p_pilot over (base, 1); the open end stays a hair inside 1.
     top = 1.0 - 1e-9
     try:
-        p_p = _first_crossing(lambda p: _binary_power(p_c, p, n_c, n_p, alpha), power, p_c, top)
+        p_p = _first_crossing(lambda p: _binary_power(base, p, n_c, n_p, alpha), power, base, top)
     except ValueError:
+        change = "decrease" if decrease else "increase"
         raise ValueError(
-            f"no increase from p_comparison = {p_c} reaches power {power} with {n_c} and {n_p} units"
+            f"no {change} from p_comparison = {p_c} reaches power {power} with {n_c} and {n_p} units"
         ) from None
+    change = p_p - base
+    effect = -change if decrease else change
     return PowerResult(
         kind="mde_binary",
         method=METHOD_BINARY,
         n_per_arm=(float(n_c), float(n_p)),
         n_required=None,
         power=power,
-        effect=p_p - p_c,
+        effect=effect,
         alpha=alpha,
-        assumptions={"p_comparison": p_c, "p_pilot": p_p, "direction": "increase"},
+        assumptions={
+            "p_comparison": p_c,
+            "p_pilot": p_c + effect,
+            "direction": "decrease" if decrease else "increase",
+        },
     )
 
 

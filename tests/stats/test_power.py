@@ -151,6 +151,24 @@ def test_mde_binary_decrease_is_mirror_of_increase():
     assert power_binary(80, 80, 0.7, 0.7 - increase).power == pytest.approx(0.8, abs=1e-10)
 
 
+def test_mde_binary_asked_for_a_decrease_gives_the_mirrored_decrease():
+    decrease = mde_binary(80, 80, 0.7, power=0.8, decrease=True)
+    assert decrease.effect == pytest.approx(-mde_binary(80, 80, 0.3, power=0.8).effect, abs=1e-12)
+    assert (decrease.assumptions["direction"], decrease.assumptions["p_pilot"]) == (
+        "decrease",
+        pytest.approx(0.7 + decrease.effect, abs=1e-12),
+    )
+    assert power_binary(80, 80, 0.7, 0.7 + decrease.effect).power == pytest.approx(0.8, abs=1e-10)
+
+
+def test_mde_continuous_with_a_margin_is_the_difference_that_shows_non_inferiority():
+    mde = mde_continuous(40, 40, sd=2.0, power=0.8, margin=0.5)
+    assert mde.assumptions["test"] == "non-inferiority"
+    # the same inverse as without a margin, shifted by it (cdflib's 1e-8, see above)
+    assert mde.effect == pytest.approx(mde_continuous(40, 40, sd=2.0, power=0.8).effect - 0.5, abs=1e-12)
+    assert power_continuous(40, 40, mde.effect, sd=2.0, margin=0.5).power == pytest.approx(0.8, abs=1e-8)
+
+
 def test_unequal_allocation_binary_by_simulation():
     n_c, n_p, p_c, p_p = 200, 400, 0.3, 0.4
     predicted = power_binary(n_c, n_p, p_c, p_p).power
