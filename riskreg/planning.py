@@ -68,7 +68,7 @@ def _size(p: Any, r: PlanRequest) -> Any:
             return p.size_binary(r.baseline, r.baseline + r.mde, r.alpha, r.power, r.ratio)
         return p.size_count(r.baseline, r.mde, r.exposure, r.alpha, r.power, r.ratio)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(_in_options(str(exc))) from None
 
 
 def _power(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
@@ -79,7 +79,7 @@ def _power(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
             return p.power_binary(n_c, n_p, r.baseline, r.baseline + r.mde, r.alpha)
         return p.power_count(n_c, n_p, r.baseline, r.mde, r.exposure, r.alpha)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(_in_options(str(exc))) from None
 
 
 def _mde(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
@@ -91,7 +91,28 @@ def _mde(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
             return p.mde_binary(n_c, n_p, r.baseline, r.alpha, r.power, r.mde is not None and r.mde < 0)
         return p.mde_count(n_c, n_p, r.baseline, r.exposure, r.alpha, r.power)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(_in_options(str(exc))) from None
+
+
+# the stats functions' parameter names, as the options of `plan size` that feed them
+OPTION_OF = {
+    "delta": "--mde",
+    "rate_ratio": "--mde",
+    "p_comparison": "--baseline",
+    "p_pilot": "--baseline plus --mde",
+    "rate_comparison": "--baseline",
+    "exposure_per_unit": "--exposure",
+    "sd": "--sd",
+    "margin": "--margin",
+    "n_comparison": "--n",
+    "n_pilot": "--n times --ratio",
+}
+
+
+def _in_options(message: str) -> str:
+    """Return a stats error with its leading parameter name given as the option the user typed."""
+    name, _, rest = message.partition(" ")
+    return f"{OPTION_OF[name]} {rest}" if name in OPTION_OF else message
 
 
 def plan_text(result: dict[str, Any]) -> str:

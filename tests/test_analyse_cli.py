@@ -167,6 +167,28 @@ def test_plan_size_needs_an_effect_or_n(runner):
     assert result.stderr == "Error: continuous: --sd (the outcome's standard deviation) is required\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--kind", "continuous", "--mde", "0", "--sd", "1"],
+            "--mde must be non-zero to size a two-sided test",
+        ),
+        (["--kind", "count", "--baseline", "0.2", "--mde", "-1"], "--mde must be greater than 0, got -1.0"),
+        (
+            ["--kind", "binary", "--baseline", "1.5", "--n", "10"],
+            "--baseline must be strictly between 0 and 1, got 1.5",
+        ),
+        (["--kind", "continuous", "--sd", "-1", "--n", "20"], "--sd must be greater than 0, got -1.0"),
+    ],
+)
+def test_plan_size_errors_name_the_options_typed(runner, args, message):
+    from riskreg.cli import cli
+
+    result = runner.invoke(cli, ["plan", "size", *args])
+    assert (result.exit_code, result.stderr) == (1, f"Error: {message}\n")
+
+
 def test_a_stage_not_yet_started_cannot_be_analysed(rr, tmp_path):
     from tests.pilot_fixtures import LONG, registered, write
 

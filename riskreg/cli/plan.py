@@ -14,7 +14,10 @@ def plan_group() -> None:
 
 @plan_group.command("size")
 @click.option(
-    "--kind", required=True, type=click.Choice(("continuous", "binary", "count"), case_sensitive=False)
+    "--kind",
+    required=True,
+    type=click.Choice(("continuous", "binary", "count"), case_sensitive=False),
+    help="The outcome's kind: a measurement, a yes/no, or events over exposure.",
 )
 @click.option(
     "--mde", type=float, help="Effect to detect: difference (continuous, binary) or rate ratio (count)."
@@ -40,7 +43,11 @@ def plan_group() -> None:
     help="Two-sided significance level.",
 )
 @click.option(
-    "--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True
+    "--power",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Chance of detecting the effect if it is there.",
 )
 @click.option(
     "--ratio",
