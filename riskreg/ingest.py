@@ -33,6 +33,7 @@ from riskreg.models import DataImport, ImportCount, Pilot, Resource, observation
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
+from riskreg.vocab import RESOURCE_SIDES
 
 BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
 MISSING = frozenset(("", "na", "n/a"))
@@ -973,8 +974,8 @@ def _resource(cells: dict[str, str], pilot: Pilot, protocol: Protocol, import_id
         raise ValueError(f"unknown stage {cells['stage']!r} (stages: {', '.join(names)})")
     stage_index = names.index(cells["stage"])
     side = cells["side"].lower()
-    if side not in ("public", "citizen"):
-        raise ValueError(f"side must be public or citizen, got {cells['side']!r}")
+    if side not in RESOURCE_SIDES:
+        raise ValueError(f"side must be {' or '.join(RESOURCE_SIDES)}, got {cells['side']!r}")
     if not cells["kind"]:
         raise ValueError("kind is empty (e.g. staff_time, volunteer_time, training, expenses)")
     hours, amount = _optional_amount("hours", cells["hours"]), _optional_amount("amount", cells["amount"])

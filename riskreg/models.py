@@ -23,12 +23,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SIDES = ("citizen", "professional", "shared")
-MODES = ("commissioning", "design", "delivery", "assessment")
-TREATMENTS = ("treat", "tolerate", "transfer", "terminate", "test")
-RISK_STATUSES = ("open", "closed")
-CONTROL_STATUSES = ("planned", "in-place")
-REVIEW_OUTCOMES = ("confirmed", "rescored", "escalated", "closed")
+from riskreg.vocab import (
+    CONTROL_STATUSES,
+    DECISIONS,
+    MODES,
+    PILOT_STATUSES,
+    RESOURCE_SIDES,
+    REVIEW_OUTCOMES,
+    RISK_STATUSES,
+    SIDES,
+    TREATMENTS,
+)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -205,11 +210,6 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
-
-
-PILOT_STATUSES = ("active", "stopped", "completed")
-DECISIONS = ("proceed", "continue", "stop", "adapt")
-RESOURCE_SIDES = ("public", "citizen")
 
 
 class Pilot(Base):

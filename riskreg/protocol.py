@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskreg.errors import NotFound, ProtocolError
+from riskreg.vocab import MODES
 
 KINDS = ("continuous", "binary", "count")
 ROLES = ("primary", "secondary", "safety")
 TESTS = ("superiority", "non-inferiority", "equivalence")
 BETTER = ("higher", "lower")
-MODES = ("commissioning", "design", "delivery", "assessment")
 CRITERIA = {
     "recruited": "units per arm (smallest arm) with any observation",
     "retention": "share of units with the primary outcome recorded",

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from riskreg.cli.output import emit, fields, json_option, table
-from riskreg.models import DECISIONS
+from riskreg.vocab import DECISIONS
 
 
 @click.group("pilot")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from riskreg.cli.output import emit, json_option, table
-from riskreg.models import REVIEW_OUTCOMES
+from riskreg.vocab import REVIEW_OUTCOMES
 
 
 @click.group("review")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from riskreg.cli.output import emit, fields, json_option, table
-from riskreg.models import CONTROL_STATUSES, MODES, SIDES, TREATMENTS
+from riskreg.vocab import CONTROL_STATUSES, MODES, SIDES, TREATMENTS
 
 SCORE = click.IntRange(1, 5)
 RATING_CHOICES = ("low", "medium", "high", "very-high", "very high")
