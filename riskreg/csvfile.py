@@ -19,7 +19,7 @@ class RowErrors:
     """Collects rejected rows of one file; the first ``MAX_SHOWN`` are kept, all are counted."""
 
     source: str
-    shown: list[str]
+    shown: list[tuple[int, str]]
     total: int = 0
 
     @classmethod
@@ -29,18 +29,20 @@ class RowErrors:
     def add(self, line: int, message: str) -> None:
         self.total += 1
         if len(self.shown) < MAX_SHOWN:
-            self.shown.append(f"line {line}: {message}")
+            self.shown.append((line, message))
 
     def raise_if_any(self) -> None:
-        """Raise one DataFileError describing every rejected row, if there were any."""
+        """Raise one DataFileError describing every rejected row, if there were any (shown in line order)."""
         if self.total == 0:
             return
+        # some rows are judged after the others (repeats, once the whole file is read)
+        shown = [f"line {line}: {message}" for line, message in sorted(self.shown, key=lambda e: e[0])]
         if self.total == 1:
-            raise DataFileError(f"{self.source}: {self.shown[0]}; nothing was imported")
+            raise DataFileError(f"{self.source}: {shown[0]}; nothing was imported")
         lines = [f"{self.source}: {self.total} rows rejected, nothing was imported"]
-        lines += [f"  {entry}" for entry in self.shown]
-        if self.total > len(self.shown):
-            lines.append(f"  ... and {self.total - len(self.shown)} more")
+        lines += [f"  {entry}" for entry in shown]
+        if self.total > len(shown):
+            lines.append(f"  ... and {self.total - len(shown)} more")
         raise DataFileError("\n".join(lines))
 
 

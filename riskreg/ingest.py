@@ -450,7 +450,7 @@ def _repeats(keys: Any) -> set[int]:
     return {int(k) for k in keys[1:][keys[1:] == keys[:-1]]}
 
 
-def _fast_long(loader: _Loader, layout: _Layout, line: int, values: list[str]) -> bool:
+def _fast_long(loader: _Loader, layout: _Layout, values: list[str]) -> bool:
     """Accept a plainly valid long-form row without the general checks; False sends it to them.
 
     The rows of chunks that are not plain (quoted files among them) pass through here, so
@@ -791,7 +791,7 @@ def _stream(
     for line, values in rows:
         count += 1
         if layout.form == "long":
-            if not _fast_long(loader, layout, line, values):
+            if not _fast_long(loader, layout, values):
                 loader.observation(line, *_long_cells(layout, values))
         else:
             unit, arm = _cell(values, layout.unit), _cell(values, layout.arm)

@@ -37,11 +37,13 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 def get_pilot(session: Session, ref: str) -> Pilot:
     """Return the pilot named by ``P-<n>`` or by its protocol key; raise NotFound otherwise."""
     text = (ref or "").strip()
-    if _KEY.match(text) and not re.match(r"^p-?\d+$", text):
+    if _KEY.match(text):
+        # a key first: a key such as p-2024 also reads as a pilot number
         pilot = session.scalars(select(Pilot).where(Pilot.key == text)).first()
-        if pilot is None:
+        if pilot is not None:
+            return pilot
+        if not re.match(r"^p-?\d+$", text):
             raise NotFound(f"no pilot with key '{text}'")
-        return pilot
     number = parse_ref(text, "P")
     pilot = session.get(Pilot, number)
     if pilot is None:
@@ -73,11 +75,6 @@ def linked_risks(session: Session, pilot: Pilot) -> list[str]:
         select(PilotRisk.risk_id).where(PilotRisk.pilot_id == pilot.id).order_by(PilotRisk.risk_id)
     )
     return [f"R-{i}" for i in ids]
-
-
-def stage_name(pilot: Pilot) -> str:
-    """Return the name of the pilot's current stage."""
-    return protocol_of(pilot).stages[pilot.stage_index].name
 
 
 def has_data(session: Session, pilot: Pilot) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -62,7 +62,6 @@ class Facts:
     amendments: list[ProtocolVersion]
     resources: dict[int, list[Resource]]
     chain: audit.ChainCheck
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def gather(session: Session, config: Config, today: dt.date) -> Facts:

@@ -153,7 +153,6 @@ class Clock:
     as_of: dt.date
     until: dt.datetime  # events before this instant count as happened
     generated: str
-    fixed: bool
 
 
 def clock(as_of: str | dt.date | None, now: dt.datetime | None = None) -> Clock:
@@ -162,9 +161,9 @@ def clock(as_of: str | dt.date | None, now: dt.datetime | None = None) -> Clock:
         day = parse_date("--as-of", as_of)
         assert day is not None
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-        return Clock(day, end, f"{day.isoformat()} (as of)", True)
+        return Clock(day, end, f"{day.isoformat()} (as of)")
     now = now or dt.datetime.now(dt.UTC)
-    return Clock(now.date(), now, now.strftime("%Y-%m-%d %H:%M UTC"), False)
+    return Clock(now.date(), now, now.strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def period_start(since: str | dt.date | None, when: Clock) -> dt.date:

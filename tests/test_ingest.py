@@ -253,3 +253,14 @@ def test_parse_value_accepts_only_what_it_documents(text):
         elif kind == "count":
             assert value >= 0
             assert value == int(value)
+
+
+def test_rejected_rows_are_listed_in_line_order_repeats_included(rr, tmp_path):
+    registered(rr, tmp_path)
+    text = "unit_id,arm,metric,value\nu1,pilot,wellbeing,40\nu1,pilot,wellbeing,41\nu2,pilot,wellbeing,many\n"
+    path = write(tmp_path, "order.csv", text)
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.stderr.splitlines()[1:] == [
+        "  line 3: duplicate: the same unit and metric as line 2 (use one row per unit and metric)",
+        "  line 4: wellbeing: value must be a number, got 'many'",
+    ]

@@ -171,3 +171,13 @@ def test_every_pilot_change_is_in_the_audit_chain(rr, tmp_path):
 def test_unknown_pilot(rr):
     assert rr("pilot", "show", "P-4").stderr == "Error: no pilot P-4\n"
     assert rr("pilot", "show", "nope").stderr == "Error: no pilot with key 'nope'\n"
+
+
+def test_a_key_that_reads_like_a_pilot_number_still_finds_its_pilot(rr, tmp_path):
+    from tests.pilot_fixtures import PROTOCOL
+
+    registered(rr, tmp_path, PROTOCOL.replace('key = "befriending"', 'key = "p-2024"'))
+    assert rr.json("pilot", "show", "p-2024")["id"] == "P-1"
+    assert rr.json("pilot", "show", "P-1")["key"] == "p-2024"
+    result = rr("pilot", "show", "p-7")
+    assert (result.exit_code, result.stderr) == (1, "Error: no pilot P-7\n")
