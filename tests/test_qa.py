@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import create_engine, text
 
@@ -315,3 +316,10 @@ def test_review_due_lists_overdue_first(rr, db_url):
     due = rr.json("review", "due")
     assert [(d["id"], d["days_overdue"]) for d in due] == [("R-1", 5)]
     assert len(rr.json("review", "due", "--within", "400")) == 2
+    shown = rr("review", "due", "--within", "400").stdout.splitlines()
+    assert "5 days overdue" in shown[2] and re.search(r" in \d+ days ", shown[3])
+
+
+def test_check_counts_read_as_words(rr):
+    rr(*risk_add("Unowned"))
+    assert rr("check").stdout.splitlines()[-1] == "0 errors, 1 warning, 0 notes"

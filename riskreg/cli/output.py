@@ -60,3 +60,8 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> str:
     """Return label: value lines, labels aligned."""
     width = max(len(label) for label, _ in pairs)
     return "\n".join(f"{label + ':':<{width + 1}} {'' if value is None else value}" for label, value in pairs)
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """Return "1 warning", "2 warnings" (or the given plural)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"

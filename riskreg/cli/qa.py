@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from riskreg.cli.output import emit, json_option, table
+from riskreg.cli.output import counted, emit, json_option, table
 from riskreg.vocab import REVIEW_OUTCOMES
 
 
@@ -46,7 +46,7 @@ def review_due(app, within_days: int, as_json: bool) -> None:  # type: ignore[no
             (
                 r["id"],
                 r["next_review"],
-                f"{r['days_overdue']} overdue" if r["days_overdue"] > 0 else f"in {-r['days_overdue']} days",
+                _when_due(r["days_overdue"]),
                 r["rating"],
                 r["owner"],
                 r["title"],
@@ -92,6 +92,12 @@ def review_record(app, risk_id: str, outcome: str, note: str, as_json: bool) -> 
     )
 
 
+def _when_due(days_overdue: int) -> str:
+    if days_overdue > 0:
+        return f"{counted(days_overdue, 'day')} overdue"
+    return "today" if days_overdue == 0 else f"in {counted(-days_overdue, 'day')}"
+
+
 def _findings_text(findings: list[dict[str, Any]]) -> str:
     if not findings:
         return "no findings"
@@ -100,7 +106,9 @@ def _findings_text(findings: list[dict[str, Any]]) -> str:
         lines.append(f"{f['severity'].upper():7} {f['rule']:28} {f['subject']:9} {f['message']}")
         lines.append(f"{'':46}→ {f['advice']}")
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("error", "warning", "info")}
-    lines.append(f"\n{counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")
+    lines.append(
+        f"\n{counted(counts['error'], 'error')}, {counted(counts['warning'], 'warning')}, {counted(counts['info'], 'note')}"
+    )
     return "\n".join(lines)
 
 
