@@ -264,8 +264,9 @@ def analyse(
     codes = metric_codes(session, pilot)
     primary = protocol.primary
 
-    summaries, missing = _summaries(session, pilot, protocol, codes, k)
-    units, primary_units = _units(session, pilot, codes[primary.name][0], k)
+    imports = outcome_imports(session, pilot, k)  # the observations of stages 0..k
+    summaries, missing = _summaries(session, imports, protocol, codes)
+    units, primary_units = _units(session, imports, arms, codes[primary.name][0])
 
     # Sequential boundary of the primary at this look (looks 1..k+1, t = planned n ratio).
     final_n = protocol.stages[-1].planned_n
@@ -367,7 +368,7 @@ def analyse_pilot(
 
 
 def _summaries(
-    session: Session, pilot: Pilot, protocol: Protocol, codes: dict[str, tuple[int, str]], k: int
+    session: Session, imports: list[int], protocol: Protocol, codes: dict[str, tuple[int, str]]
 ) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]]]:
     """Return {metric: (comparison summary, pilot summary)} and {metric: {arm: missing}}.
 
@@ -377,7 +378,7 @@ def _summaries(
     sum of squares and the data are read once.
     """
     t = observations.c
-    scope = (t.import_id.in_(outcome_imports(session, pilot, k)),)
+    scope = (t.import_id.in_(imports),)
     continuous_codes = sorted({codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"})
     shifts = _shifts(session, scope, continuous_codes, len(protocol.design.arms))
     whens = [
@@ -452,12 +453,10 @@ def _shifts(
 
 
 def _units(
-    session: Session, pilot: Pilot, primary_code: int, k: int
+    session: Session, imports: list[int], arms: tuple[str, ...], primary_code: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Return distinct units per arm with any observation, and with a non-missing primary outcome."""
     t, c = observations.c, ImportCount
-    arms = protocol_of(pilot).design.arms
-    imports = outcome_imports(session, pilot, k)
     primary = session.execute(
         select(c.import_id, c.arm, c.n).where(c.import_id.in_(imports), c.metric == primary_code)
     ).all()
