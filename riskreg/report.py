@@ -220,7 +220,13 @@ def board_context(
     lines = _RiskLines(config, when, escalated)
     pilots = list_pilots(session)
     by_id = {p.id: p for p in pilots}
-    pipeline, forest_entries, note = _pipeline(session, config, pilots)
+    decided = _all_decisions(session)
+    amended = list(
+        session.scalars(
+            select(ProtocolVersion).where(ProtocolVersion.number > 1).order_by(ProtocolVersion.id)
+        )
+    )
+    pipeline, forest_entries, note = _pipeline(session, config, pilots, decided, amended)
     totals = resource_totals(session, config)
     return BoardContext(
         page=_page("board", "Board report: risks and pilots", config, url, when),
@@ -233,8 +239,8 @@ def board_context(
         overdue=lines.capped(overdue),
         pipeline=tuple(pipeline),
         analysis_note=note,
-        overrides=tuple(_decision_line(d, by_id[d.pilot_id]) for d in _all_decisions(session) if d.override),
-        amendments=tuple(_amendment_lines(session, pilots)),
+        overrides=tuple(_decision_line(d, by_id[d.pilot_id]) for d in decided if d.override),
+        amendments=tuple(_amendment_line(v, by_id[v.pilot_id]) for v in amended),
         forest=forest_plot(
             forest_entries,
             "Primary result of each pilot against its margin or no-difference line; "
@@ -460,12 +466,6 @@ def _decision_line(decision: Decision, pilot: Pilot) -> DecisionLine:
     )
 
 
-def _amendment_lines(session: Session, pilots: Sequence[Pilot]) -> list[AmendmentLine]:
-    by_id = {p.id: p for p in pilots}
-    query = select(ProtocolVersion).where(ProtocolVersion.number > 1).order_by(ProtocolVersion.id)
-    return [_amendment_line(v, by_id[v.pilot_id]) for v in session.scalars(query)]
-
-
 def _amendment_line(version: ProtocolVersion, pilot: Pilot) -> AmendmentLine:
     return AmendmentLine(
         pilot=pilot.ref,
@@ -480,16 +480,20 @@ def _amendment_line(version: ProtocolVersion, pilot: Pilot) -> AmendmentLine:
 
 
 def _pipeline(
-    session: Session, config: Config, pilots: Sequence[Pilot]
+    session: Session,
+    config: Config,
+    pilots: Sequence[Pilot],
+    decided: Sequence[Decision],
+    amended: Sequence[ProtocolVersion],
 ) -> tuple[list[PilotLine], list[tuple[str, str, dict[str, Any], str | None]], str]:
     """Return pipeline lines, forest entries and a note on where the recommendations came from."""
     from riskreg.analysis import analyse  # scipy: only the reports that analyse load it
 
     by_pilot: dict[int, list[Decision]] = {}
-    for decision in _all_decisions(session):
+    for decision in decided:
         by_pilot.setdefault(decision.pilot_id, []).append(decision)
     amendments: dict[int, list[ProtocolVersion]] = {}
-    for version in session.scalars(select(ProtocolVersion).where(ProtocolVersion.number > 1)):
+    for version in amended:
         amendments.setdefault(version.pilot_id, []).append(version)
     lines, entries, fresh, skipped = [], [], 0, 0
     for pilot in pilots:
