@@ -6,7 +6,7 @@ registered and a seeded long CSV is imported with `riskreg pilot data`.  At 1M, 
 and a baseline script (sqlite3 → numpy arrays → Welch's t-test) are alternated after one
 warm-up each and medians are reported.  The subject's peak RSS is read by GNU time (see
 import_data.measure) at both sizes: it should stay flat, as analyse reads sufficient
-statistics from GROUP BY queries rather than the raw values.
+statistics that each import kept (import_counts) rather than the raw values.
 """
 
 from __future__ import annotations

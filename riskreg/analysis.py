@@ -1,8 +1,9 @@
 """Pilot analysis: database → sufficient statistics → statistics → recommendation (DESIGN §5).
 
-``analyse`` reads a pilot's observations cumulatively up to a stage, builds per-arm
-sufficient statistics with GROUP BY queries (raw values never leave the database, so memory
-does not grow with the data), compares the pilot arm with the comparison arm for every
+``analyse`` reads a pilot's data cumulatively up to a stage as per-arm sufficient
+statistics: those each import kept per metric and arm as it streamed (``import_counts``),
+so raw values never leave the database and neither time nor memory grows with the number
+of observations (only a count of distinct units across several imports reads them), compares the pilot arm with the comparison arm for every
 metric, applies the pre-registered tests, Holm's adjustment for secondary metrics and the
 Lan–DeMets O'Brien–Fleming-type boundary for the primary metric, checks the sample ratio
 and the progression criteria, totals the costs, and recommends ``proceed``, ``continue`` or
@@ -41,12 +42,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scipy import special
-from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from riskreg.config import Config
 from riskreg.errors import InvalidInput
-from riskreg.models import ImportCount, Pilot, Resource, observations
+from riskreg.models import ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
@@ -265,8 +266,8 @@ def analyse(
     primary = protocol.primary
 
     imports = outcome_imports(session, pilot, k)  # the observations of stages 0..k
-    summaries, missing = _summaries(session, imports, protocol, codes)
-    units, primary_units = _units(session, imports, arms, codes[primary.name][0])
+    summaries, missing, holding = _summaries(session, imports, protocol, codes)
+    units, primary_units = _units(session, imports, holding, arms, codes[primary.name][0])
 
     # Sequential boundary of the primary at this look (looks 1..k+1, t = planned n ratio).
     final_n = protocol.stages[-1].planned_n
@@ -369,44 +370,29 @@ def analyse_pilot(
 
 def _summaries(
     session: Session, imports: list[int], protocol: Protocol, codes: dict[str, tuple[int, str]]
-) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]]]:
-    """Return {metric: (comparison summary, pilot summary)} and {metric: {arm: missing}}.
+) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]], set[int]]:
+    """Return {metric: (comparison summary, pilot summary)}, {metric: {arm: missing}} and the imports holding data.
 
-    One pass groups by (metric, arm): rows, non-missing count, sum, exposure, and for
-    continuous metrics the sums of d = value − shift and d², where each group's shift is one
-    of its own values (looked up by index first), so the variance never comes from a raw
-    sum of squares and the data are read once.
+    Each import keeps its sufficient statistics per metric and arm (``import_counts``,
+    written as it streamed), so this reads a few rows per import, never the observations:
+    counts, event and exposure totals add up, and continuous groups, each shifted by one of
+    its own values, become per-import summaries merged with Chan's parallel formula.
     """
-    t = observations.c
-    scope = (t.import_id.in_(imports),)
-    continuous_codes = sorted({codes[m.name][0] for m in protocol.metrics if m.kind == "continuous"})
-    shifts = _shifts(session, scope, continuous_codes, len(protocol.design.arms))
-    whens = [
-        (and_(t.metric == code, t.arm == arm), cast(literal(value), Float))
-        for (code, arm), value in shifts.items()
-    ]
-    # groups without a shift (not continuous, or all missing) sum to NULL and are not used
-    d = t.value - case(*whens, else_=None) if whens else cast(literal(None), Float)
+    c = ImportCount
     rows = session.execute(
-        select(
-            t.metric,
-            t.arm,
-            func.count(),
-            func.count(t.value),
-            func.sum(t.value),
-            func.sum(case((t.value.is_not(None), t.exposure))),
-            func.sum(d),
-            func.sum(d * d),
-        )
-        .where(*scope)
-        .group_by(t.metric, t.arm)
-        .order_by(t.metric, t.arm)
+        select(c.import_id, c.metric, c.arm, c.n, c.missing, c.total, c.exposure, c.shift, c.sum_d, c.sum_d2)
+        .where(c.import_id.in_(imports))
+        .order_by(c.import_id, c.metric, c.arm)
     ).all()
-    groups = {
-        (int(metric), int(arm)): (int(n_rows), int(n), total, exposure)
-        for metric, arm, n_rows, n, total, exposure, _, _ in rows
-    }
-    shifted = {(int(m), int(a)): (float(s1 or 0.0), float(s2 or 0.0)) for m, a, _, _, _, _, s1, s2 in rows}
+    groups: dict[tuple[int, int], list[Any]] = {}
+    for _import_id, code, arm, n, n_missing, total, exposure, shift, sum_d, sum_d2 in rows:
+        group = groups.setdefault((code, arm), [0, 0, 0.0, 0.0, ContinuousSummary.empty()])
+        group[0] += n
+        group[1] += n_missing
+        group[2] += total
+        group[3] += exposure
+        if shift is not None and n:
+            group[4] = group[4].combine(ContinuousSummary.from_shifted_sums(n, shift, sum_d, sum_d2))
 
     summaries: dict[str, tuple[Summary, Summary]] = {}
     missing: dict[str, dict[str, int]] = {}
@@ -415,59 +401,50 @@ def _summaries(
         per_arm: list[Summary] = []
         missing[metric.name] = {}
         for arm_index, arm in enumerate(protocol.design.arms):
-            n_rows, n, total, exposure = groups.get((code, arm_index), (0, 0, None, None))
-            missing[metric.name][arm] = n_rows - n
-            if metric.kind == "continuous":
-                if n == 0:
-                    per_arm.append(ContinuousSummary.empty())
-                else:
-                    sum_d, sum_d2 = shifted.get((code, arm_index), (0.0, 0.0))
-                    per_arm.append(
-                        ContinuousSummary.from_shifted_sums(n, shifts[(code, arm_index)], sum_d, sum_d2)
-                    )
-            elif metric.kind == "binary":
-                per_arm.append(BinarySummary(n, round(total or 0.0)))
-            else:
-                if n == 0:
-                    per_arm.append(CountSummary(0, 0, 0.0))
-                else:
-                    per_arm.append(CountSummary(n, round(total or 0.0), float(exposure or 0.0)))
-        summaries[metric.name] = (per_arm[0], per_arm[1])
-    return summaries, missing
-
-
-def _shifts(
-    session: Session, scope: tuple[Any, ...], codes: list[int], arms: int
-) -> dict[tuple[int, int], float]:
-    """Return one observed value of each continuous (metric, arm) group, to shift its sums by."""
-    t = observations.c
-    shifts = {}
-    for code in codes:
-        for arm in range(arms):
-            value = session.scalar(
-                select(t.value).where(*scope, t.metric == code, t.arm == arm, t.value.is_not(None)).limit(1)
+            n, n_missing, total, exposure, continuous = groups.get(
+                (code, arm_index), (0, 0, 0.0, 0.0, ContinuousSummary.empty())
             )
-            if value is not None:
-                shifts[(code, arm)] = float(value)
-    return shifts
+            missing[metric.name][arm] = n_missing
+            if metric.kind == "continuous":
+                per_arm.append(continuous)
+            elif metric.kind == "binary":
+                per_arm.append(BinarySummary(n, round(total)))
+            else:
+                per_arm.append(
+                    CountSummary(n, round(total), float(exposure)) if n else CountSummary(0, 0, 0.0)
+                )
+        summaries[metric.name] = (per_arm[0], per_arm[1])
+    holding = {import_id for import_id, _code, _arm, n, n_missing, *_ in rows if n + n_missing}
+    return summaries, missing, holding
 
 
 def _units(
-    session: Session, imports: list[int], arms: tuple[str, ...], primary_code: int
+    session: Session, imports: list[int], holding: set[int], arms: tuple[str, ...], primary_code: int
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Return distinct units per arm with any observation, and with a non-missing primary outcome."""
+    """Return distinct units per arm with any observation, and with a non-missing primary outcome.
+
+    While one import holds all the data, the counts it kept serve: its unit count (when it
+    could count its units exactly) and its present primary observations, which are its
+    units with a primary outcome since an import refuses a unit's second row for a metric.
+    Otherwise the observations are counted, distinct unit by distinct unit.
+    """
     t, c = observations.c, ImportCount
     primary = session.execute(
         select(c.import_id, c.arm, c.n).where(c.import_id.in_(imports), c.metric == primary_code)
     ).all()
     units = dict.fromkeys(arms, 0)
     primary_units = dict.fromkeys(arms, 0)
-    if len({import_id for import_id, _arm, _n in primary}) <= 1:
-        # One import holds the primary metric, and an import refuses a unit's second row for
-        # a metric: its present primary observations are the units with a primary outcome,
-        # and the query counts one kind of distinct unit, not two.
+    one_primary = len({import_id for import_id, _arm, _n in primary}) <= 1
+    if one_primary:
         for _import_id, arm, n in primary:
             primary_units[arms[arm]] += n
+    counted = _counted_units(session, holding)
+    if counted is not None and one_primary:
+        for arm, n in counted.items():
+            if 0 <= arm < len(arms):
+                units[arms[arm]] = n
+        return units, primary_units
+    if one_primary:
         distinct_primary: Any = literal(0)
     else:
         with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
@@ -483,6 +460,16 @@ def _units(
             units[arms[arm]] = int(all_units)
             primary_units[arms[arm]] += int(primary_units_n)
     return units, primary_units
+
+
+def _counted_units(session: Session, holding: set[int]) -> dict[int, int] | None:
+    """Return {arm: units} kept by the one import that holds data, or None if more hold data or it kept none."""
+    if len(holding) != 1:
+        return None if holding else {}
+    rows = session.execute(
+        select(ImportUnits.arm, ImportUnits.units).where(ImportUnits.import_id == next(iter(holding)))
+    ).all()
+    return {int(arm): int(n) for arm, n in rows} if rows else None
 
 
 # --- one metric ----------------------------------------------------------------------------

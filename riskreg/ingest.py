@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session
 from riskreg import audit
 from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv
 from riskreg.errors import InvalidInput
-from riskreg.models import DataImport, ImportCount, Pilot, Resource, observations
+from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
+from riskreg.tally import GroupTally, tally_chunk
 from riskreg.vocab import RESOURCE_SIDES
 
 BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
@@ -215,7 +216,13 @@ class _Loader:
         self.batch: list[tuple[Any, ...]] = []
         self.writer = _writer(session, import_id)
         self.keys = KeyStore()
-        self.counts: dict[tuple[int, int], list[int]] = {}
+        self.units = UnitRuns(len(arms))
+        # one tally per (metric, arm), keyed code * arms + arm: one int hashes quicker than a tuple
+        self.tallies = {
+            code * len(arms) + arm: GroupTally(kind == "continuous", kind == "count")
+            for code, kind in codes.values()
+            for arm in range(len(arms))
+        }
         self.rows = 0
 
     def observation(
@@ -280,10 +287,8 @@ class _Loader:
     ) -> None:
         """Buffer one valid observation (nothing is written once any row was rejected)."""
         self.keys.add(hash((unit, code)))
-        tally = self.counts.get((code, arm))
-        if tally is None:
-            tally = self.counts[(code, arm)] = [0, 0]
-        tally[value is None] += 1
+        self.units.add(unit, arm)
+        self.tallies[code * len(self.arm_names) + arm].add(value, exposure)
         if self.errors.total == 0:
             self.batch.append((code, arm, unit, value, exposure, site))
             if len(self.batch) >= BATCH_ROWS:
@@ -318,9 +323,10 @@ class _Loader:
             if columns is None:
                 return False
             checked.append((codes, *columns))
+        self.units.add_column(units, arms)
         for codes, values, exposures in checked:
             self.keys.extend(map(hash, zip(units, codes, strict=True)))
-            self._tally(codes, arms, values)
+            self._tally(codes, arms, values, exposures)
             if self.errors.total == 0:
                 self.writer.write_columns([codes, arms, units, values, exposures, sites])
         return True
@@ -351,16 +357,21 @@ class _Loader:
             )
         return metrics
 
-    def _tally(self, codes: list[int], arms: list[int], values: list[float]) -> None:
-        """Add a chunk's observations to the counts by (metric, arm): [present, missing]."""
+    def _tally(self, codes: list[int], arms: list[int], values: list[float], exposures: list[Any]) -> None:
+        """Hand a chunk's observations (NaN when missing) to the tallies of their (metric, arm)."""
         width = len(self.arm_names)
-        # one int per (metric, arm) counts quicker than a tuple
         groups = list(map(operator.add, map(width.__rmul__, codes), arms))
-        missing = Counter(compress(groups, map(math.isnan, values)))
-        for group, n in Counter(groups).items():
-            tally = self.counts.setdefault(divmod(group, width), [0, 0])
-            tally[0] += n - missing[group]
-            tally[1] += missing[group]
+        tally_chunk(self.tallies, groups, values, exposures)
+
+    def tallied(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """Return (code, arm, import_counts columns) for every (metric, arm) with observations."""
+        width = len(self.arm_names)
+        rows = []
+        for group, tally in sorted(self.tallies.items()):
+            columns = tally.columns()
+            if columns["n"] + columns["missing"]:
+                rows.append((*divmod(group, width), columns))
+        return rows
 
     def flush(self) -> None:
         if self.batch:
@@ -404,7 +415,7 @@ class KeyStore:
 
     def _spill(self) -> None:
         if self.file is None:
-            # open until repeated() closes it (or, if the import fails first, until it is collected)
+            # open until read (repeated, any_repeated) or closed
             self.file = tempfile.TemporaryFile()  # noqa: SIM115
         self.keys.tofile(self.file)
         self.spilled += len(self.keys)
@@ -415,14 +426,36 @@ class KeyStore:
         if self.file is None and len(self.keys) <= COUNT_KEYS:
             # a few: counted in Python, quicker than importing numpy (~0.1 s) for an everyday file
             return {key for key, seen in Counter(self.keys).items() if seen > 1}
+        return set().union(*map(_repeats, self._sorted_parts()))
+
+    def any_repeated(self) -> bool:
+        """True if some hash was seen more than once (without collecting the repeats)."""
+        if self.file is None and len(self.keys) <= COUNT_KEYS:
+            return len(set(self.keys)) < len(self.keys)
+        with contextlib.closing(self._sorted_parts()) as parts:  # the first repeat ends the search
+            return any(keys.size > 1 and bool((keys[1:] == keys[:-1]).any()) for keys in parts)
+
+    def close(self) -> None:
+        """Drop the spilled hashes, if any (an import that failed never reads them)."""
+        if self.file is not None:
+            self.file.close()
+
+    def _sorted_parts(self) -> Iterator[Any]:
+        """Yield the hashes as sorted int64 arrays whose repeats all lie within one array."""
         import numpy as np
 
         if self.file is None:
             # sorted in place: no second copy of the keys
-            return _repeats(np.frombuffer(self.keys, dtype=np.int64))
+            keys = np.frombuffer(self.keys, dtype=np.int64)
+            keys.sort()
+            yield keys
+            return
         self._spill()
         with self.file:
-            return set().union(*(_repeats(np.fromfile(part, dtype=np.int64)) for part in self._parts(np)))
+            for part in self._parts(np):
+                keys = np.fromfile(part, dtype=np.int64)
+                keys.sort()
+                yield keys
 
     def _parts(self, np: Any) -> Iterator[IO[bytes]]:
         """Split the spilled hashes into files by their leading bits, each about SPILL_KEYS long."""
@@ -443,11 +476,55 @@ class KeyStore:
 
 
 def _repeats(keys: Any) -> set[int]:
-    """Return the values that occur more than once in an int64 array (sorting it in place)."""
+    """Return the values that occur more than once in a sorted int64 array."""
     if keys.size < 2:
         return set()
-    keys.sort()
     return {int(k) for k in keys[1:][keys[1:] == keys[:-1]]}
+
+
+class UnitRuns:
+    """Counts an import's distinct units per arm, exactly, when each unit's rows come together.
+
+    A run is a stretch of consecutive observations with the same unit and arm. Each run's
+    (unit, arm) hash is kept (in a ``KeyStore``); if no hash repeats, every run is a
+    different unit and arm, so the runs per arm are the distinct units per arm. (A hash
+    collision could only hide a repeat's absence, never invent one: the count is exact
+    whenever it is given.) A file that returns to a unit later gives no count, and the
+    analysis counts that import's units from its observations instead.
+    """
+
+    def __init__(self, arms: int) -> None:
+        self.runs = [0] * arms
+        self.keys = KeyStore()
+        self.last: tuple[str, int] | None = None
+
+    def add(self, unit: str, arm: int) -> None:
+        if (unit, arm) != self.last:
+            self.last = (unit, arm)
+            self.runs[arm] += 1
+            self.keys.add(hash(self.last))
+
+    def add_column(self, units: list[str], arms: list[int]) -> None:
+        """Take a chunk's rows, given as their unit and arm columns."""
+        if not units:
+            return
+        last_unit, last_arm = self.last or (None, None)
+        starts = list(
+            map(
+                operator.or_,
+                map(operator.ne, units, chain((last_unit,), units)),
+                map(operator.ne, arms, chain((last_arm,), arms)),
+            )
+        )
+        start_arms = list(compress(arms, starts))
+        self.keys.extend(map(hash, zip(compress(units, starts), start_arms, strict=True)))
+        for arm, runs in Counter(start_arms).items():
+            self.runs[arm] += runs
+        self.last = (units[-1], arms[-1])
+
+    def distinct(self) -> list[int] | None:
+        """Return the distinct units per arm, or None if some unit came back after other units."""
+        return None if self.keys.any_repeated() else list(self.runs)
 
 
 def _fast_long(loader: _Loader, layout: _Layout, values: list[str]) -> bool:
@@ -741,25 +818,35 @@ def import_outcomes(
     errors = RowErrors.for_file(source)
     record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
     loader = _Loader(session, codes, protocol.design.arms, errors, record.id)
+    try:
+        layout = _load(loader, path, source, progress)
+        duplicates = loader.keys.repeated()
+        if duplicates:
+            _report_duplicates(loader, layout, path, source, duplicates)
+        if loader.rows == 0 and errors.total == 0:
+            raise InvalidInput(f"{source}: no data rows (only a header)")
+        errors.raise_if_any()
+        summary = ImportSummary(pilot.ref, stage, source, layout.form, rows=loader.rows, dry_run=dry_run)
+        _finish(session, ctx, pilot, record, loader, summary, protocol, replace)
+    finally:
+        loader.keys.close()
+        loader.units.keys.close()
+    return summary
+
+
+def _load(loader: _Loader, path: str | Path, source: str, progress: Progress | None = None) -> _Layout:
+    """Read, check and write a whole outcome file through the loader; return its layout."""
     failed = True
     try:
         with open_text(path) as handle:
             parsed = read_csv(handle, source)
-            layout = _layout(parsed.header, source, list(codes))
+            layout = _layout(parsed.header, source, list(loader.codes))
             _stream_chunks(loader, layout, parsed, handle, progress)
         loader.finish()
-        failed = errors.total > 0
+        failed = loader.errors.total > 0
     finally:
         loader.writer.close(failed)
-    duplicates = loader.keys.repeated()
-    if duplicates:
-        _report_duplicates(loader, layout, path, source, duplicates)
-    if loader.rows == 0 and errors.total == 0:
-        raise InvalidInput(f"{source}: no data rows (only a header)")
-    errors.raise_if_any()
-    summary = ImportSummary(pilot.ref, stage, source, layout.form, rows=loader.rows, dry_run=dry_run)
-    _finish(session, ctx, pilot, record, loader, summary, protocol, replace)
-    return summary
+    return layout
 
 
 def _stream_chunks(
@@ -851,14 +938,20 @@ def _finish(
     replace: bool,
 ) -> None:
     names = {code: name for name, (code, _kind) in loader.codes.items()}
-    in_file = sorted({code for code, _arm in loader.counts})
+    tallied = loader.tallied()
+    in_file = sorted({code for code, _arm, _columns in tallied})
     summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, replace, summary.stage)
-    for (code, arm), (present, missing) in sorted(loader.counts.items()):
+    for code, arm, columns in tallied:
         metric = summary.by_metric.setdefault(names[code], {})
-        metric[protocol.design.arms[arm]] = {"n": present, "missing": missing}
-        summary.observations += present + missing
-        summary.missing += missing
-        session.add(ImportCount(import_id=record.id, metric=code, arm=arm, n=present, missing=missing))
+        metric[protocol.design.arms[arm]] = {"n": columns["n"], "missing": columns["missing"]}
+        summary.observations += columns["n"] + columns["missing"]
+        summary.missing += columns["missing"]
+        session.add(ImportCount(import_id=record.id, metric=code, arm=arm, **columns))
+    units = loader.units.distinct()
+    if units is not None:
+        session.add_all(
+            ImportUnits(import_id=record.id, arm=arm, units=n) for arm, n in enumerate(units) if n
+        )
     record.rows, record.missing, record.replaced = summary.observations, summary.missing, summary.replaced
     after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}
     audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source})
@@ -873,7 +966,7 @@ def _clear_or_refuse(
     replace: bool,
     stage: str,
 ) -> int:
-    """Refuse data for metrics the stage already has, or (with replace) delete the old rows and their counts."""
+    """Refuse data for metrics the stage already has, or (with replace) delete the old rows, their counts and unit counts."""
     same_stage = select(DataImport.id).where(
         DataImport.pilot_id == pilot.id,
         DataImport.kind == "outcomes",
@@ -891,6 +984,8 @@ def _clear_or_refuse(
             )
         return 0
     session.execute(delete(ImportCount).where(*counted))
+    # what is left of a trimmed import may hold fewer units: the analysis counts them afresh
+    session.execute(delete(ImportUnits).where(ImportUnits.import_id.in_(earlier)))
     t = observations.c
     return (
         session.execute(delete(observations).where(t.import_id.in_(earlier), t.metric.in_(codes))).rowcount

@@ -292,10 +292,14 @@ class DataImport(Base):
 
 
 class ImportCount(Base):
-    """How many observations one outcome import holds per metric and arm: present and missing.
+    """One outcome import's observations of one metric in one arm: counts and sufficient statistics.
 
-    Written with the import (and trimmed by a --replace), so counts, clash checks and gate
-    snapshots read a few rows per import instead of scanning the observations.
+    Written with the import (and trimmed by a --replace), so counts, clash checks, gate
+    snapshots and analyses read a few rows per import instead of scanning the observations.
+    ``total`` is the sum of the present values (events for binary and count metrics) and
+    ``exposure`` the exposure beside them; for continuous metrics ``sum_d`` and ``sum_d2``
+    are the sums of d = value − ``shift`` and d², where ``shift`` is one of the group's own
+    values, so the variance never comes from a raw sum of squares.
     """
 
     __tablename__ = "import_counts"
@@ -305,6 +309,27 @@ class ImportCount(Base):
     arm: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     n: Mapped[int] = mapped_column(Integer)
     missing: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float, server_default="0")
+    exposure: Mapped[float] = mapped_column(Float, server_default="0")
+    shift: Mapped[float | None] = mapped_column(Float)
+    sum_d: Mapped[float | None] = mapped_column(Float)
+    sum_d2: Mapped[float | None] = mapped_column(Float)
+
+
+class ImportUnits(Base):
+    """How many distinct units one outcome import holds in one arm, when the import could count them exactly.
+
+    An import whose rows keep each unit's observations together (every wide file, most
+    long ones) counts its units as it streams; one that does not has no rows here, and
+    its units are counted from the observations instead. A --replace drops the rows of the
+    imports it trims. An arm without a row, in an import that has rows, has no units.
+    """
+
+    __tablename__ = "import_units"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("data_imports.id"), primary_key=True)
+    arm: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    units: Mapped[int] = mapped_column(Integer)
 
 
 # Observations are written by the bulk loader (multi-row INSERT on SQLite, COPY on

@@ -86,6 +86,15 @@ def _import(template: Path, folder: Path, name: str, text: str) -> tuple[int, st
     return result.exit_code, result.output.replace(str(csv), "FILE"), rows
 
 
+def _kept(folder: Path, name: str) -> tuple[list[tuple], list[tuple]]:
+    """The statistics and unit counts an import into ``name``.db kept (what analyses read)."""
+    connection = sqlite3.connect(folder / f"{name}.db")
+    counts = connection.execute("SELECT * FROM import_counts ORDER BY metric, arm").fetchall()
+    units = connection.execute("SELECT * FROM import_units ORDER BY arm").fetchall()
+    connection.close()
+    return counts, units
+
+
 PLAIN = {
     "continuous": ["40", "3.5", "-1", "NA", ""],
     "binary": ["0", "1", "yes", "NA"],
@@ -140,7 +149,9 @@ def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(
         mock.patch.object(riskreg.ingest, "BATCH_ROWS", batch),
     ):
         through_columns = _import(registered_db, tmp_path, "plain", plain)
+        kept = _kept(tmp_path, "plain")
     assert through_columns == _import(registered_db, tmp_path, "quoted", quoted)
+    assert kept == _kept(tmp_path, "quoted")
 
 
 ODD_WIDE = ([" u4", ""], ["pilot "], VALUE_TEXTS, VALUE_TEXTS, VALUE_TEXTS, EXPOSURE_TEXTS, [" south"])
@@ -172,6 +183,7 @@ def test_a_wide_file_imports_the_same_through_the_column_path_and_the_csv_module
     quoted = header + "".join(",".join(f'"{c}"' for c in cells) + "\n" for cells in lines)
     through_columns = _import(registered_db, tmp_path, "plain", plain)
     assert through_columns == _import(registered_db, tmp_path, "quoted", quoted)
+    assert _kept(tmp_path, "plain") == _kept(tmp_path, "quoted")
 
 
 def test_quoting_part_way_through_hands_the_rest_of_the_file_to_the_csv_module(registered_db, tmp_path):
