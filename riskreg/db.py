@@ -21,7 +21,7 @@ from riskreg.models import AuditHead
 DEFAULT_URL = "sqlite:///riskreg.db"
 # The newest migration; a test checks it against the Alembic scripts, so commands need not
 # import Alembic just to check the schema.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("RISKREG_BUSY_TIMEOUT", "10"))
 
 

@@ -11,6 +11,7 @@ file), reading the file a second time only to name the lines of a repeat.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import operator
@@ -1020,7 +1021,9 @@ def import_resources(
     protocol = protocol_of(pilot)
     source = str(path)
     errors = RowErrors.for_file(source)
+    digest = _refuse_repeated_resources(session, pilot, path, source)
     record = _new_import(session, ctx, pilot, pilot.stage_index, "resources", source)
+    record.sha256 = digest
     rows = []
     with open_text(path) as handle:
         parsed = read_csv(handle, source)
@@ -1048,6 +1051,28 @@ def import_resources(
         {"file": record.source, "rows": len(rows), "totals": totals["total"]},
     )
     return ResourceSummary(pilot.ref, source, len(rows), dry_run)
+
+
+def _refuse_repeated_resources(session: Session, pilot: Pilot, path: str | Path, source: str) -> str:
+    """Return the file's SHA-256, refusing a file whose very bytes the pilot's resources already hold."""
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read file: {exc.strerror}") from None
+    earlier = session.scalars(
+        select(DataImport)
+        .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources", DataImport.sha256 == digest)
+        .order_by(DataImport.id)
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        raise InvalidInput(
+            f"{source}: {pilot.ref} already has these resources: the same file was imported on "
+            f"{earlier.at:%Y-%m-%d %H:%M} UTC by {earlier.actor} ({earlier.source}); nothing was imported "
+            "(a second import would count its costs twice; for new costs that repeat, tell them apart in a note column)"
+        )
+    return digest
 
 
 def _optional_amount(name: str, text: str) -> float | None:

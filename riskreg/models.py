@@ -289,6 +289,8 @@ class DataImport(Base):
     replaced: Mapped[int] = mapped_column(Integer, default=0)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(200))
+    # the file's SHA-256, kept for resources: the same file twice would count its costs twice
+    sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ImportCount(Base):

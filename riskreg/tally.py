@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-FOLD_VALUES = 1 << 16  # values held before they are folded into partial sums
+FOLD_VALUES = 1 << 12  # values held before they are folded into partial sums (a few per chunk)
 NAN = math.nan
 
 

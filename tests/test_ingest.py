@@ -217,6 +217,32 @@ def test_resources_value_citizen_hours_apart_from_cash(rr, tmp_path):
     assert set(totals["by_stage"]) == {"feasibility", "extended"}
 
 
+def test_the_same_resources_file_twice_is_refused_and_its_costs_are_not_doubled(rr, tmp_path):
+    import re
+
+    registered(rr, tmp_path)
+    first = write(tmp_path, "r.csv", RESOURCES)
+    assert rr("pilot", "resources", "P-1", first).exit_code == 0
+    events = rr.json("audit", "verify")["events"]
+    again = write(tmp_path, "r-copy.csv", RESOURCES)  # another name, the same bytes
+    for path in (first, again):
+        result = rr("pilot", "resources", "P-1", path)
+        assert result.exit_code == 1
+        assert re.fullmatch(
+            rf"Error: {re.escape(path)}: P-1 already has these resources: the same file was imported on "
+            r"\d{4}-\d\d-\d\d \d\d:\d\d UTC by alice \(r\.csv\); nothing was imported \(a second import "
+            r"would count its costs twice; for new costs that repeat, tell them apart in a note column\)\n",
+            result.stderr,
+        ), result.stderr
+    assert rr.json("audit", "verify")["events"] == events  # nothing was written
+    costs = rr.json("pilot", "analyse", "P-1")["costs"]
+    assert costs["overall"]["public"] == 300.0  # once, not twice
+    # the same rows told apart by their note are new costs
+    repeat = write(tmp_path, "r-march.csv", RESOURCES.replace(",calls\n", ",calls in March\n"))
+    assert rr("pilot", "resources", "P-1", repeat).exit_code == 0
+    assert rr.json("pilot", "analyse", "P-1")["costs"]["overall"]["public"] == 600.0
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
