@@ -488,10 +488,11 @@ class UnitRuns:
 
     A run is a stretch of consecutive observations with the same unit and arm. Each run's
     (unit, arm) hash is kept (in a ``KeyStore``); if no hash repeats, every run is a
-    different unit and arm, so the runs per arm are the distinct units per arm. (A hash
-    collision could only hide a repeat's absence, never invent one: the count is exact
-    whenever it is given.) A file that returns to a unit later gives no count, and the
-    analysis counts that import's units from its observations instead.
+    different unit and arm, so the runs per arm are the distinct units per arm. A unit that
+    comes back always repeats its hash; a hash collision can only make two different runs
+    look alike, which gives no count: a count, when given, is exact. Without one (a file
+    that returns to a unit later), the analysis counts that import's units from its
+    observations instead.
     """
 
     def __init__(self, arms: int) -> None:
