@@ -31,6 +31,20 @@ def test_every_command_has_help_with_an_example(path, command):
     assert "Example:" in command.help, f"riskreg {' '.join(path)} has no Example"
 
 
+def all_groups(group: click.Group = cli, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield (*prefix, name), command
+            yield from all_groups(command, (*prefix, name))
+
+
+@pytest.mark.parametrize(
+    ("path", "group"), list(all_groups()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
+def test_every_command_group_has_help_with_an_example(path, group):
+    assert group.help and "Example:" in group.help, f"riskreg {' '.join(path)} has no Example"
+
+
 @pytest.mark.parametrize(
     ("path", "command"), list(all_commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
 )

@@ -9,7 +9,13 @@ from riskreg.cli.output import emit, fields, json_option
 
 @click.group("db")
 def db_group() -> None:
-    """Create, inspect and upgrade the database schema."""
+    """Create, inspect and upgrade the database schema.
+
+    \b
+    Example:
+      riskreg db status
+      riskreg db upgrade
+    """
 
 
 @db_group.command("status")
@@ -55,7 +61,12 @@ def db_upgrade(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 
 @click.group("audit")
 def audit_group() -> None:
-    """Check the tamper-evident audit trail."""
+    """Check the tamper-evident audit trail.
+
+    \b
+    Example:
+      riskreg audit verify
+    """
 
 
 @audit_group.command("verify")

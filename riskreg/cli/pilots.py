@@ -14,7 +14,15 @@ from riskreg.vocab import DECISIONS
 
 @click.group("pilot")
 def pilot_group() -> None:
-    """Register pilot protocols, load their data and record gate decisions."""
+    """Register pilot protocols, load their data and record gate decisions.
+
+    \b
+    Example:
+      riskreg pilot register pilots/hospital-befriending.toml
+      riskreg pilot data P-1 pilots/data/hospital-befriending-feasibility.csv --stage feasibility
+      riskreg pilot analyse P-1
+      riskreg pilot gate P-1 --decision continue --reason "retention amber; keep recruiting"
+    """
 
 
 def _pilot_text(p: dict[str, Any]) -> str:

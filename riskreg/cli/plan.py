@@ -9,7 +9,12 @@ from riskreg.cli.output import emit, json_option
 
 @click.group("plan")
 def plan_group() -> None:
-    """Plan sample sizes, power and minimum detectable effects."""
+    """Plan sample sizes, power and minimum detectable effects.
+
+    \b
+    Example:
+      riskreg plan size --kind continuous --mde 3 --sd 8
+    """
 
 
 @plan_group.command("size")

@@ -12,7 +12,13 @@ from riskreg.vocab import REVIEW_OUTCOMES
 
 @click.group("review")
 def review_group() -> None:
-    """See which risks are due for review and record reviews."""
+    """See which risks are due for review and record reviews.
+
+    \b
+    Example:
+      riskreg review due
+      riskreg review record R-1 --outcome confirmed --note "controls checked on site"
+    """
 
 
 @review_group.command("due")

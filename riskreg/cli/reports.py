@@ -33,7 +33,13 @@ def _written(data: dict[str, Any]) -> str:
 
 @click.group("report")
 def report_group() -> None:
-    """Write self-contained HTML reports: board, pilot and QA (print-ready, no scripts)."""
+    """Write self-contained HTML reports: board, pilot and QA (print-ready, no scripts).
+
+    \b
+    Example:
+      riskreg report board -o board.html --since 2026-09-01
+      riskreg report pilot P-1
+    """
 
 
 @report_group.command("board")

@@ -103,7 +103,13 @@ def _list_text(risks: list[dict[str, Any]]) -> str:
 
 @click.group("risk")
 def risk_group() -> None:
-    """Register, list, re-score and close risks on both sides of co-production."""
+    """Register, list, re-score and close risks on both sides of co-production.
+
+    \b
+    Example:
+      riskreg risk add "Volunteers miss safeguarding signs" --side citizen --mode delivery --likelihood 3 --impact 4
+      riskreg risk list --above-appetite
+    """
 
 
 @risk_group.command("add")
@@ -422,7 +428,13 @@ def risk_export(app, as_csv: bool) -> None:  # type: ignore[no-untyped-def]
 
 @click.group("control")
 def control_group() -> None:
-    """Add and update controls (measures) on risks, public or citizen-provided."""
+    """Add and update controls (measures) on risks, public or citizen-provided.
+
+    \b
+    Example:
+      riskreg control add R-1 "Peer supervision every fortnight" --citizen --status planned
+      riskreg control update C-1 --status in-place --reason "running since March"
+    """
 
 
 @control_group.command("add")
