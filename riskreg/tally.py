@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 FOLD_VALUES = 1 << 12  # values held before they are folded into partial sums (a few per chunk)
@@ -48,14 +49,22 @@ class GroupTally:
         """Fold the waiting values into the counts and partial sums."""
         values, self.values = self.values, []
         exposures, self.exposures = self.exposures, []
-        present = [v for v in values if v == v]  # NaN, the missing value, is not equal to itself
+        total = math.fsum(values)
+        if total == total:  # no NaN, the missing value (not equal to itself): every value counts
+            present = values
+        else:
+            is_present = list(map(operator.eq, values, values))
+            present = list(compress(values, is_present))
+            exposures = list(compress(exposures, is_present))
+            total = math.fsum(present)
         self.present += len(present)
         self.missing += len(values) - len(present)
         if not present:
             return
-        self._totals.append(math.fsum(present))
+        self._totals.append(total)
         if self.count:
-            self._spans.append(math.fsum(e for v, e in zip(values, exposures, strict=True) if v == v))
+            # every present count has its exposure (the import checks that)
+            self._spans.append(math.fsum(exposures))
         if self.continuous:
             if self.shift is None:
                 self.shift = present[0]
@@ -91,12 +100,12 @@ def tally_chunk(
     else:
         # one C-level pass: each value goes to its group's list.append
         appends = {group: tallies[group].values.append for group in distinct}
-        list(map(operator.call, map(appends.__getitem__, groups), values))
+        deque(map(operator.call, map(appends.__getitem__, groups), values), maxlen=0)
         counted = {group: tallies[group].exposures.append for group in distinct if tallies[group].count}
         if counted:
             skip = [].append  # exposures of other kinds are not kept
             pick = {group: counted.get(group, skip) for group in distinct}
-            list(map(operator.call, map(pick.__getitem__, groups), exposures))
+            deque(map(operator.call, map(pick.__getitem__, groups), exposures), maxlen=0)
     for group in distinct:
         if len(tallies[group].values) >= FOLD_VALUES:
             tallies[group].fold()
