@@ -392,7 +392,7 @@ def _summaries(
         group[2] += total
         group[3] += exposure
         if shift is not None and n:
-            group[4] = group[4].combine(ContinuousSummary.from_shifted_sums(n, shift, sum_d, sum_d2))
+            group[4] = group[4].combine(_continuous(n, shift, sum_d, sum_d2, code, protocol, codes))
 
     summaries: dict[str, tuple[Summary, Summary]] = {}
     missing: dict[str, dict[str, int]] = {}
@@ -416,6 +416,27 @@ def _summaries(
         summaries[metric.name] = (per_arm[0], per_arm[1])
     holding = {import_id for import_id, _code, _arm, n, n_missing, *_ in rows if n + n_missing}
     return summaries, missing, holding
+
+
+def _continuous(
+    n: int,
+    shift: float,
+    sum_d: float,
+    sum_d2: float,
+    code: int,
+    protocol: Protocol,
+    codes: dict[str, tuple[int, str]],
+) -> ContinuousSummary:
+    """Return one import's summary of a continuous group; values too large to summarise are a one-line error."""
+    try:
+        return ContinuousSummary.from_shifted_sums(n, shift, sum_d, sum_d2)
+    except ValueError:
+        # imports refuse such values now; data imported before may still hold them
+        name = next(name for name, (c, _kind) in codes.items() if c == code)
+        raise InvalidInput(
+            f"the data of {protocol.key} hold {name} values too large to summarise (beyond 1e15 in size); "
+            f"replace them with pilot data --replace"
+        ) from None
 
 
 def _units(

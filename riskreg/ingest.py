@@ -39,6 +39,9 @@ from riskreg.vocab import RESOURCE_SIDES
 
 BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
 MISSING = frozenset(("", "na", "n/a"))
+# Outcomes and exposures beyond this size are refused: no real measure comes near it, and it
+# keeps every sum and squared deviation an import keeps far from overflow.
+LARGEST = 1e15
 BINARY = {"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "0.0": 0.0, "1.0": 1.0}
 LONG_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
 COLUMNS = ("metric", "arm", "unit_id", "value", "exposure", "site")  # after import_id, written by the writer
@@ -121,6 +124,8 @@ def parse_value(kind: str, text: str) -> float:
         value = _number(text)
     except ValueError:
         raise ValueError(f"value must be a number, got {text!r}") from None
+    if abs(value) > LARGEST:
+        raise ValueError(f"value is out of range (larger than 1e15 in size), got {text!r}")
     if kind == "count" and (value < 0 or value != int(value)):
         raise ValueError(f"count must be a whole number of events, 0 or more, got {text!r}")
     return value
@@ -142,6 +147,8 @@ def parse_exposure(kind: str, text: str, value: float | None) -> float | None:
         raise ValueError(f"exposure must be a number, got {text!r}") from None
     if exposure <= 0:
         raise ValueError(f"exposure must be greater than 0, got {text!r}")
+    if exposure > LARGEST:
+        raise ValueError(f"exposure is out of range (larger than 1e15), got {text!r}")
     return exposure
 
 
@@ -580,7 +587,10 @@ def _plain_columns(
     # NaN stands for "missing" from here on, so a literal nan or inf in the file goes row by row
     if sum(map(math.isnan, floats)) != sum(map(_MISSING_EXACT.__contains__, texts)):
         return None
-    if sum(map(math.isnan, spans)) != span_texts.count("") or any(map(math.isinf, chain(floats, spans))):
+    # beyond LARGEST (inf included; NaN compares false) goes row by row, which words the error
+    if sum(map(math.isnan, spans)) != span_texts.count("") or any(
+        map(LARGEST.__lt__, map(abs, chain(floats, spans)))
+    ):
         return None
     counts = list(compress(floats, is_count))
     present = [value for value in counts if value == value]
@@ -626,7 +636,7 @@ def _plain_cells(kind: str, text: str, exposure_text: str) -> tuple[float | None
             value = float(text)
         except ValueError:
             return None
-        if not -math.inf < value < math.inf:
+        if not -LARGEST <= value <= LARGEST:
             return None
     if kind != "count":
         return None if exposure_text else (value, None)
@@ -634,7 +644,7 @@ def _plain_cells(kind: str, text: str, exposure_text: str) -> tuple[float | None
         exposure = float(exposure_text)
     except ValueError:
         return None
-    if not 0 < exposure < math.inf or (value is not None and not (value >= 0 and value == int(value))):
+    if not 0 < exposure <= LARGEST or (value is not None and not (value >= 0 and value == int(value))):
         return None
     return value, exposure
 

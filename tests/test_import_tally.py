@@ -141,10 +141,10 @@ def _kept(db_url: str) -> tuple[list[tuple], list[tuple]]:
     return [tuple(row) for row in counts], [tuple(row) for row in units]
 
 
-def _sql(db_url: str, statement: str) -> None:
+def _sql(db_url: str, statement: str, **values: object) -> None:
     engine = create_engine(db_url)
     with engine.begin() as connection:
-        connection.execute(text(statement))
+        connection.execute(text(statement), values)
     engine.dispose()
 
 
@@ -250,3 +250,38 @@ def test_migration_0006_keeps_the_statistics_of_observations_imported_before_it(
             assert metric[key] == (
                 None if before[key] is None else pytest.approx(before[key], rel=1e-6, abs=1e-12)
             )
+
+
+def test_values_and_exposures_beyond_1e15_are_refused_with_their_lines(rr, db_url, tmp_path):
+    """Such values are no real measure, and their squares would overflow the sums an import keeps."""
+    registered(rr, tmp_path)
+    text = (
+        "unit_id,arm,metric,value,exposure\n"
+        "u1,pilot,wellbeing,1e15,\n"  # the largest accepted
+        "u2,pilot,wellbeing,-1.5e308,\n"
+        "u3,pilot,incidents,1,2e15\n"
+    )
+    path = write(tmp_path, "huge.csv", text)
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {path}: 2 rows rejected, nothing was imported\n"
+        "  line 3: wellbeing: value is out of range (larger than 1e15 in size), got '-1.5e308'\n"
+        "  line 4: incidents: exposure is out of range (larger than 1e15), got '2e15'\n",
+    )
+    assert _kept(db_url) == ([], [])
+
+
+def test_an_analysis_of_earlier_data_too_large_to_summarise_is_a_one_line_error(rr, db_url, tmp_path):
+    registered(rr, tmp_path)
+    assert (
+        rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility").exit_code == 0
+    )
+    # as data imported before the range check could hold: a sum of squares that overflowed
+    _sql(db_url, "UPDATE import_counts SET sum_d2 = :inf WHERE metric = 0", inf=math.inf)
+    result = rr("pilot", "analyse", "P-1")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: the data of befriending hold wellbeing values too large to summarise (beyond 1e15 in size); "
+        "replace them with pilot data --replace\n",
+    )
