@@ -3,10 +3,11 @@
 ``analyse`` reads a pilot's data cumulatively up to a stage as per-arm sufficient
 statistics: those each import kept per metric and arm as it streamed (``import_counts``),
 so raw values never leave the database and neither time nor memory grows with the number
-of observations (only a count of distinct units across several imports reads them), compares the pilot arm with the comparison arm for every
-metric, applies the pre-registered tests, Holm's adjustment for secondary metrics and the
-Lan–DeMets O'Brien–Fleming-type boundary for the primary metric, checks the sample ratio
-and the progression criteria, totals the costs, and recommends ``proceed``, ``continue`` or
+of observations (only distinct units across several imports are counted from them). It
+compares the pilot arm with the comparison arm for every metric, applies the
+pre-registered tests, Holm's adjustment for secondary metrics and the Lan–DeMets
+O'Brien–Fleming-type boundary for the primary metric, checks the sample ratio and the
+progression criteria, totals the costs, and recommends ``proceed``, ``continue`` or
 ``stop`` with the reasons that decided it.
 
 Choices worth knowing (each is also stated in the output's ``method`` strings):
