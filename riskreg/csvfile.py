@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,7 +52,20 @@ def open_text(path: str | Path) -> IO[str]:
     try:
         return open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read file: {exc.strerror}") from None
+        raise _unreadable(path, exc) from None
+
+
+def sha256_of(path: str | Path) -> str:
+    """Return the SHA-256 of a file's bytes (hex), with open_text's one-line error if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: str | Path, exc: OSError) -> InvalidInput:
+    return InvalidInput(f"{path}: cannot read file: {exc.strerror}")
 
 
 def sniff_delimiter(header_line: str) -> str:

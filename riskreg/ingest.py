@@ -11,7 +11,6 @@ file), reading the file a second time only to name the lines of a repeat.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import operator
@@ -28,7 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riskreg import audit
-from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv
+from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv, sha256_of
 from riskreg.errors import InvalidInput
 from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
@@ -1066,11 +1065,7 @@ def import_resources(
 
 def _refuse_repeated_resources(session: Session, pilot: Pilot, path: str | Path, source: str) -> str:
     """Return the file's SHA-256, refusing a file whose very bytes the pilot's resources already hold."""
-    try:
-        with open(path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read file: {exc.strerror}") from None
+    digest = sha256_of(path)
     earlier = session.scalars(
         select(DataImport)
         .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources", DataImport.sha256 == digest)
