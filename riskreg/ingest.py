@@ -14,6 +14,10 @@ import contextlib
 import logging
 import math
 import operator
+import os
+import pickle
+import signal
+import sys
 import tempfile
 from array import array
 from collections import Counter
@@ -28,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from riskreg import audit
 from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv, sha256_of
-from riskreg.errors import InvalidInput
+from riskreg.errors import InvalidInput, RiskregError
 from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
@@ -205,23 +209,44 @@ def _cell(values: list[str], index: int) -> str:
 # --- the import --------------------------------------------------------------------------------
 
 
+MetricColumns = tuple[list[int], list[str], list[str], list[str]]  # codes, kinds, value and exposure texts
+
+
+@dataclass
+class _SplitChunk:
+    """A plain chunk's columns: unit ids, arm codes, sites, and the columns of each metric in it."""
+
+    units: list[str]
+    arms: list[int]
+    sites: list[str]
+    metrics: list[MetricColumns]
+
+
 class _Loader:
     """Validates rows, buffers observations and writes them in batches to the open transaction."""
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         codes: dict[str, tuple[int, str]],
         arms: tuple[str, ...],
         errors: RowErrors,
-        import_id: int,
+        import_id: int | None,
+        checking: bool = True,
     ):
-        self.codes, self.errors, self.arm_names = codes, errors, arms
+        """Check and write (the default), only check (``session`` None) or only write (``checking`` False).
+
+        A loader that only writes leaves the checks, the duplicate search, the tallies and
+        the unit counts to a checking loader reading the same file (``_CheckingProcess``);
+        it converts what it can the quick way and writes, and is right whenever that loader
+        accepts the file: it converts every cell as the checks would.
+        """
+        self.codes, self.errors, self.arm_names, self.checking = codes, errors, arms, checking
         self.code_of = {name: code for name, (code, _kind) in codes.items()}
         self.kind_of = {name: kind for name, (_code, kind) in codes.items()}
         self.arms = {name: i for i, name in enumerate(arms)}
         self.batch: list[tuple[Any, ...]] = []
-        self.writer = _writer(session, import_id)
+        self.writer = None if session is None or import_id is None else _writer(session, import_id)
         self.keys = KeyStore()
         self.units = UnitRuns(len(arms))
         # one tally per (metric, arm), keyed code * arms + arm: one int hashes quicker than a tuple
@@ -293,10 +318,11 @@ class _Loader:
         self, code: int, arm: int, unit: str, value: float | None, exposure: float | None, site: str | None
     ) -> None:
         """Buffer one valid observation (nothing is written once any row was rejected)."""
-        self.keys.add(hash((unit, code)))
-        self.units.add(unit, arm)
-        self.tallies[code * len(self.arm_names) + arm].add(value, exposure)
-        if self.errors.total == 0:
+        if self.checking:
+            self.keys.add(hash((unit, code)))
+            self.units.add(unit, arm)
+            self.tallies[code * len(self.arm_names) + arm].add(value, exposure)
+        if self.writer is not None and self.errors.total == 0:
             self.batch.append((code, arm, unit, value, exposure, site))
             if len(self.batch) >= BATCH_ROWS:
                 self.flush()
@@ -309,23 +335,14 @@ class _Loader:
         names, spaces, malformed values) is refused whole, and the row-by-row path, which
         defines the rules and words the errors, takes it instead.
         """
-        if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+        chunk = self._split_plain(lines, layout, width, delimiter)
+        if chunk is None:
             return False
-        cells = delimiter.join(lines).split(delimiter)
-        blank = [""] * len(lines)
-
-        def column(index: int) -> list[str]:
-            return cells[index::width] if index >= 0 else blank
-
-        units, sites = column(layout.unit), column(layout.site)
-        arms = list(map(self.arms.get, column(layout.arm)))
-        if None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
-            return False
-        metrics = self._metric_columns(layout, column, blank)
-        if metrics is None:
-            return False
+        if not self.checking:
+            return self._write_converted(chunk)
+        units, arms, sites = chunk.units, chunk.arms, chunk.sites
         checked = []
-        for codes, kinds, texts, exposure_texts in metrics:
+        for codes, kinds, texts, exposure_texts in chunk.metrics:
             columns = _plain_columns(kinds, texts, exposure_texts)
             if columns is None:
                 return False
@@ -334,13 +351,78 @@ class _Loader:
         for codes, values, exposures in checked:
             self.keys.extend(map(hash, zip(units, codes, strict=True)))
             self._tally(codes, arms, values, exposures)
-            if self.errors.total == 0:
+            if self.writer is not None and self.errors.total == 0:
                 self.writer.write_columns([codes, arms, units, values, exposures, sites])
+        return True
+
+    def _split_plain(
+        self, lines: list[str], layout: _Layout, width: int, delimiter: str
+    ) -> _SplitChunk | None:
+        """Return a chunk's columns, or None if a line is irregular or a name unknown."""
+        if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+            return None
+        joined = delimiter.join(lines)
+        cells = joined.split(delimiter)
+        blank = [""] * len(lines)
+
+        def column(index: int) -> list[str]:
+            return cells[index::width] if index >= 0 else blank
+
+        units, sites = column(layout.unit), column(layout.site)
+        arms = list(map(self.arms.get, column(layout.arm)))
+        # every character str.strip removes, and NUL, is a space or unprintable: one look at the chunk
+        tidy = " " not in joined and joined.isprintable()
+        if None in arms or not (
+            _plain_texts(units, tidy=tidy) and _plain_texts(sites, empty=True, tidy=tidy)
+        ):
+            return None
+        metrics = self._metric_columns(layout, column, blank)
+        if metrics is None:
+            return None
+        return _SplitChunk(units, arms, sites, metrics)  # type: ignore[arg-type]  # no None left in arms
+
+    def _write_converted(self, chunk: _SplitChunk) -> bool:
+        """Write a split chunk, only converted (the checking loader judges it); False if a cell will not convert.
+
+        A value or exposure converts here exactly as ``_plain_columns`` converts it, and a
+        missing one is NaN, written as NULL; what the checks would refuse may be written
+        too, for the checking loader's rejection rolls the whole import back.
+        """
+        if self.writer is None or self.errors.total:
+            return True  # nothing more is written: no need to convert
+        if isinstance(self.writer, _CopyWriter) and self._copy_as_spelled(chunk):
+            return True
+        try:
+            converted = [
+                (codes, list(map(_as_float, texts)), list(map(_as_float, exposure_texts)))
+                for codes, _kinds, texts, exposure_texts in chunk.metrics
+            ]
+        except ValueError:
+            return False
+        for codes, values, exposures in converted:
+            self.writer.write_columns([codes, chunk.arms, chunk.units, values, exposures, chunk.sites])
+        return True
+
+    def _copy_as_spelled(self, chunk: _SplitChunk) -> bool:
+        """COPY a chunk with its numbers as the file spells them, if the server reads each as ``float`` does; else write nothing.
+
+        Converting a number to text again costs more than the server's own reading of it;
+        plain decimals (see ``_copy_numbers``) are read alike, correctly rounded, by both.
+        """
+        assert isinstance(self.writer, _CopyWriter)
+        spelled = [
+            (codes, _copy_numbers(texts), _copy_numbers(exposure_texts))
+            for codes, _kinds, texts, exposure_texts in chunk.metrics
+        ]
+        if not _copy_plain(chunk.units, chunk.sites) or any(v is None or e is None for _, v, e in spelled):
+            return False
+        for codes, values, exposures in spelled:
+            self.writer.write_texts(codes, chunk.arms, chunk.units, values, exposures, chunk.sites)  # type: ignore[arg-type]
         return True
 
     def _metric_columns(
         self, layout: _Layout, column: Callable[[int], list[str]], blank: list[str]
-    ) -> list[tuple[list[int], list[str], list[str], list[str]]] | None:
+    ) -> list[MetricColumns] | None:
         """Return (codes, kinds, values, exposures) per metric in a chunk: one set in long form, one per metric column in wide form."""
         if layout.form == "long":
             names = column(layout.metric)
@@ -387,9 +469,20 @@ class _Loader:
 
     def finish(self) -> None:
         """Write every observation still buffered (none once a row was rejected)."""
-        if self.errors.total == 0:
+        if self.writer is not None and self.errors.total == 0:
             self.flush()
             self.writer.finish()
+
+    def checked(self, layout: _Layout, path: str | Path) -> Checked:
+        """Return what checking the whole file found, once it is read: repeats are looked for here."""
+        try:
+            duplicates = self.keys.repeated()
+            if duplicates:
+                _report_duplicates(self, layout, path, self.errors.source, duplicates)
+            return Checked(layout.form, self.rows, self.errors, self.tallied(), self.units.distinct())
+        finally:
+            self.keys.close()
+            self.units.keys.close()
 
 
 SPILL_KEYS = 1 << 20  # keys held in memory (8 MiB); beyond that they go to a temporary file
@@ -562,57 +655,32 @@ def _fast_long(loader: _Loader, layout: _Layout, values: list[str]) -> bool:
 
 def _plain_columns(
     kinds: list[str], texts: list[str], exposure_texts: list[str]
-) -> tuple[list[float], list[float | None]] | None:
-    """Return a chunk's values (NaN when missing) and exposures if every cell pair is plain, else None.
+) -> tuple[list[float], list[float]] | None:
+    """Return a chunk's values and exposures (NaN when missing) if every cell pair is plain, else None.
 
-    Pair by pair the results are those of ``_plain_cells``, with NaN for a missing value.
-    Each check is one C-level pass over a column (or over the rows of one kind), so that a
-    chunk costs little more than its conversion with ``float``.
+    Pair by pair the results are those of ``_plain_cells``, with NaN for a missing value
+    or exposure. Data repeat their cells, so each distinct (kind, value, exposure) is judged
+    once, by ``_plain_cells`` itself; the columns are then read by ``_as_float``, which
+    reads every accepted cell as ``_plain_cells`` does.
     """
-    is_binary = list(map("binary".__eq__, kinds))
-    is_count = list(map("count".__eq__, kinds))
-    if not all(map(_BINARY_TEXTS.__contains__, compress(texts, is_binary))):
+    if not all(map(_is_plain_triple, set(zip(kinds, texts, exposure_texts, strict=True)))):
         return None
-    if any(map(_WORDS.__contains__, compress(texts, map(operator.not_, is_binary)))):
-        return None  # yes/no and the like are for binary metrics only
-    if any(compress(exposure_texts, map(operator.not_, is_count))):
-        return None  # an exposure on a metric that is not a count
-    span_texts = list(compress(exposure_texts, is_count))
-    try:
-        floats = list(map(float, map(_AS_NUMBER.get, texts, texts)))
-        spans = list(map(float, map(_AS_NUMBER.get, span_texts, span_texts)))
-    except ValueError:
-        return None
-    # NaN stands for "missing" from here on, so a literal nan or inf in the file goes row by row
-    if sum(map(math.isnan, floats)) != sum(map(_MISSING_EXACT.__contains__, texts)):
-        return None
-    # beyond LARGEST (inf included; NaN compares false) goes row by row, which words the error
-    if sum(map(math.isnan, spans)) != span_texts.count("") or any(
-        map(LARGEST.__lt__, map(abs, chain(floats, spans)))
-    ):
-        return None
-    counts = list(compress(floats, is_count))
-    present = [value for value in counts if value == value]
-    if not all(map(float.is_integer, present)) or min(present, default=0.0) < 0:
-        return None  # counts are whole numbers of events, 0 or more
-    if min([span for span in spans if span == span], default=1.0) <= 0:
-        return None  # exposure > 0
-    if any(map(operator.and_, map(operator.eq, counts, counts), map(math.isnan, spans))):
-        return None  # a count (not NaN, so equal to itself) without its exposure
-    exposures: list[float | None] = [None] * len(texts)
-    for row, span in zip(compress(range(len(texts)), is_count), spans, strict=True):
-        if span == span:
-            exposures[row] = span
-    return floats, exposures
+    return list(map(_as_float, texts)), list(map(_as_float, exposure_texts))
 
 
-def _plain_texts(texts: list[str], empty: bool = False) -> bool:
-    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks."""
+def _is_plain_triple(cells: tuple[str, str, str]) -> bool:
+    return _plain_cells(*cells) is not None
+
+
+def _plain_texts(texts: list[str], empty: bool = False, tidy: bool = False) -> bool:
+    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks.
+
+    ``tidy`` says the texts are known to hold no space, unprintable character or NUL.
+    """
     return (
         (empty or all(texts))
         and max(map(len, texts), default=0) <= 200
-        and list(map(str.strip, texts)) == texts
-        and "\x00" not in "".join(texts)
+        and (tidy or (list(map(str.strip, texts)) == texts and "\x00" not in "".join(texts)))
     )
 
 
@@ -653,8 +721,62 @@ _MISSING_EXACT = frozenset(("", "NA", "na", "N/A", "n/a"))
 _COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N", "": "\\N"}  # COPY text's NULL
 # for the column checks: words stand for their numbers, missing markers for NaN
 _WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
-_BINARY_TEXTS = frozenset(_BINARY_EXACT) | _MISSING_EXACT
 _AS_NUMBER = {**{word: str(_BINARY_EXACT[word]) for word in _WORDS}, **dict.fromkeys(_MISSING_EXACT, "nan")}
+CACHED_FLOATS = 1 << 16  # distinct texts remembered: a few MiB at most
+
+
+class _Floats(dict[str, float]):
+    """Cell texts read as numbers (words and missing markers as ``_AS_NUMBER`` says), remembered.
+
+    Data repeat their values (scores, counts, 0 and 1), and a remembered text is a C-level
+    lookup, about a third of a call to ``float``; a text that is no number raises ValueError.
+    """
+
+    def __missing__(self, text: str) -> float:
+        value = float(_AS_NUMBER.get(text, text))
+        if len(self) < CACHED_FLOATS:
+            self[text] = value
+        return value
+
+
+_as_float = _Floats().__getitem__
+
+
+class _CodeTexts(dict[int, str]):
+    """Metric and arm codes as COPY text, remembered (a lookup is quicker than ``str``)."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = str(code)
+        return self[code]
+
+
+_CODE_TEXT = _CodeTexts()
+# In COPY text, NULL for a missing value, and the binary words as 1 and 0.
+_COPY_NUMBER = {
+    **{word: "1" if _BINARY_EXACT[word] else "0" for word in _WORDS},
+    **dict.fromkeys(_MISSING_EXACT, "\\N"),
+}
+_DECIMAL_CHARS = str.maketrans("", "", "0123456789.+-")
+LONGEST_SPELLED = 20  # characters: no plain decimal this long under- or overflows a double
+
+
+def _copy_numbers(texts: list[str]) -> list[str] | None:
+    """Return number cells as COPY text, as spelled, if each is a short plain decimal or missing; else None.
+
+    Such a text, if ``float`` reads it (the checks see to that), is read by PostgreSQL as
+    the same double. Exponents, spaces, underscores (``float`` reads 1_000) and other
+    digits than ASCII ones are left out, as is length: 1e-400 is 0.0 to ``float``, an error to PostgreSQL.
+    """
+    cells = list(map(_COPY_NUMBER.get, texts, texts))
+    if max(map(len, cells), default=0) > LONGEST_SPELLED:
+        return None
+    return None if "".join(cells).replace("\\N", "").translate(_DECIMAL_CHARS) else cells
+
+
+def _copy_plain(units: list[str], sites: list[str]) -> bool:
+    """True if unit ids and sites go into COPY text as they are (no backslash or tab to escape)."""
+    texts = "".join(units) + "".join(filter(None, sites))
+    return "\\" not in texts and "\t" not in texts
 
 
 def _writer(session: Session, import_id: int) -> Any:
@@ -751,21 +873,40 @@ class _CopyWriter:
     def write_columns(self, columns: list[list[Any]]) -> None:
         """Write rows given column by column, as COPY text; a NaN value (missing) becomes NULL, as on SQLite."""
         codes, arms, units, values, exposures, sites = columns
-        texts = "".join(units) + "".join(filter(None, sites))
-        if "\\" in texts or "\t" in texts:
+        if not _copy_plain(units, sites):
             # COPY text would need escapes for these: let psycopg write the rows
             values = [None if v != v else v for v in values]
+            exposures = [None if e != e else e for e in exposures]
             sites = [site or None for site in sites]
             self.write(list(zip(codes, arms, units, values, exposures, sites, strict=True)))
             return
         # repr() is the shortest text that reads back as the same double; nan and None are NULL
         value_texts, exposure_texts = list(map(repr, values)), list(map(repr, exposures))
-        rows = zip(
-            map(str, codes),
-            map(str, arms),
+        self.write_texts(
+            codes,
+            arms,
             units,
-            map(_COPY_NULLS.get, value_texts, value_texts),
-            map(_COPY_NULLS.get, exposure_texts, exposure_texts),
+            list(map(_COPY_NULLS.get, value_texts, value_texts)),
+            list(map(_COPY_NULLS.get, exposure_texts, exposure_texts)),
+            sites,
+        )
+
+    def write_texts(
+        self,
+        codes: list[int],
+        arms: list[int],
+        units: list[str],
+        values: list[str],
+        exposures: list[str],
+        sites: list[str],
+    ) -> None:
+        """Write rows given as COPY text cells (NULL as \\N; an empty site is none); units and sites need no escapes."""
+        rows = zip(
+            map(_CODE_TEXT.__getitem__, codes),
+            map(_CODE_TEXT.__getitem__, arms),
+            units,
+            values,
+            exposures,
             map(_COPY_NULLS.get, sites, sites),
             strict=True,
         )
@@ -810,6 +951,17 @@ def _new_import(
     return record
 
 
+@dataclass
+class Checked:
+    """What checking a whole outcome file found: its form, rows, rejections, tallies and units per arm."""
+
+    form: str
+    rows: int
+    errors: RowErrors
+    tallied: list[tuple[int, int, dict[str, Any]]]
+    units: list[int] | None  # distinct units per arm, when known exactly (UnitRuns)
+
+
 def import_outcomes(
     session: Session,
     ctx: Context,
@@ -820,52 +972,182 @@ def import_outcomes(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Import an outcome CSV (long or wide form) into a pilot's open stage, all rows or none."""
+    """Import an outcome CSV (long or wide form) into a pilot's open stage, all rows or none.
+
+    A large file is checked in a second process while this one writes it (see
+    ``_CheckingProcess``); the checks, and so the result, are the same either way.
+    """
     pilot = get_pilot(session, ref)
     protocol = protocol_of(pilot)
     stage_index = open_stage(pilot, protocol, stage)
     codes = metric_codes(session, pilot)
     source = str(path)
-    errors = RowErrors.for_file(source)
+    arms = protocol.design.arms
     record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
-    loader = _Loader(session, codes, protocol.design.arms, errors, record.id)
+    checker = _CheckingProcess.start(path, source, codes, arms) if _check_apart(path) else None
+    # the writing loader's own rejections are not reported: the checking process finds them all
+    loader = _Loader(session, codes, arms, RowErrors.for_file(source), record.id, checking=checker is None)
     try:
-        layout = _load(loader, path, source, progress)
-        duplicates = loader.keys.repeated()
-        if duplicates:
-            _report_duplicates(loader, layout, path, source, duplicates)
-        if loader.rows == 0 and errors.total == 0:
-            raise InvalidInput(f"{source}: no data rows (only a header)")
-        errors.raise_if_any()
-        summary = ImportSummary(pilot.ref, stage, source, layout.form, rows=loader.rows, dry_run=dry_run)
-        _finish(session, ctx, pilot, record, loader, summary, protocol, replace)
+        try:
+            layout = _load(loader, path, source, progress, checker.failed.is_set if checker else None)
+        except Exception as exc:
+            if checker is not None and not isinstance(exc, RiskregError):
+                # the database refused what it was sent (a COPY of a value the checks reject, say):
+                # the rows the checks reject explain it better than the database's error
+                checker.result().errors.raise_if_any()
+            raise
+        checked = checker.result() if checker else loader.checked(layout, path)
     finally:
+        if checker is not None:
+            checker.stop()
         loader.keys.close()
         loader.units.keys.close()
+    if checked.rows == 0 and checked.errors.total == 0:
+        raise InvalidInput(f"{source}: no data rows (only a header)")
+    checked.errors.raise_if_any()
+    summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
+    _finish(session, ctx, pilot, record, checked, codes, summary, protocol, replace)
     return summary
 
 
-def _load(loader: _Loader, path: str | Path, source: str, progress: Progress | None = None) -> _Layout:
-    """Read, check and write a whole outcome file through the loader; return its layout."""
+PARALLEL_BYTES = 4 << 20  # files this large (~90,000 long rows) are checked in a second process
+
+
+def _check_apart(path: str | Path) -> bool:
+    """True if a file is large enough to be checked in a second process while this one writes it."""
+    if sys.platform != "linux":  # fork is the quick and safe start only on Linux
+        return False
+    try:
+        return os.path.getsize(path) >= PARALLEL_BYTES
+    except OSError:
+        return False  # the sequential path words the error
+
+
+class _CheckingProcess:
+    """Checks an outcome file in a forked process while the importing process writes it.
+
+    The checks, the duplicate search, the tallies and the unit counts take about as long
+    as the writing, and two cores do both at once. The forked process reads the file
+    itself (no rows cross between the processes), touches no database connection, and
+    sends back one ``Checked`` or the error that stopped it; it sets ``failed`` at its
+    first rejected row, so that the writer can stop early. It ends if the importer dies.
+    """
+
+    def __init__(self, source: str, process: Any, answers: Any, failed: Any):
+        self.source, self.process, self.answers, self.failed = source, process, answers, failed
+
+    @classmethod
+    def start(
+        cls, path: str | Path, source: str, codes: dict[str, tuple[int, str]], arms: tuple[str, ...]
+    ) -> _CheckingProcess:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        failed = context.Event()
+        answers, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_check_and_send,
+            args=(sender, failed, os.getpid(), path, source, codes, arms),
+            name="riskreg-check",
+            daemon=True,
+        )
+        process.start()
+        sender.close()  # the child's end: a child that dies without answering gives EOFError here
+        return cls(source, process, answers, failed)
+
+    def result(self) -> Checked:
+        """Wait for the checking process; return what it found or raise the error that stopped it."""
+        try:
+            answer = self.answers.recv()
+        except EOFError:
+            self.process.join()
+            raise RiskregError(
+                f"{self.source}: the process checking the file ended without an answer "
+                f"(exit code {self.process.exitcode}); nothing was imported"
+            ) from None
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """End the checking process (at once, if it is still running) and release the pipe."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.answers.close()
+
+
+def _check_and_send(
+    sender: Any,
+    failed: Any,
+    importer: int,
+    path: str | Path,
+    source: str,
+    codes: dict[str, tuple[int, str]],
+    arms: tuple[str, ...],
+) -> None:
+    """Check a whole outcome file without writing and send the ``Checked`` (in the checking process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle: it ends this process
+    errors = RowErrors.for_file(source)
+    loader = _Loader(None, codes, arms, errors, None)
+
+    def progress(_position: int) -> None:
+        if os.getppid() != importer:
+            os._exit(0)  # the importer is gone (killed, say): nobody waits for the answer
+        if errors.total and not failed.is_set():
+            failed.set()
+
+    try:
+        answer: Any = loader.checked(_load(loader, path, source, progress), path)
+    except Exception as exc:  # every failure goes back to the importer, which raises it
+        answer = exc
+    try:
+        sender.send(answer)
+    except BrokenPipeError:
+        return  # the importer is gone
+    except (pickle.PicklingError, TypeError, AttributeError):  # an error that does not pickle
+        sender.send(RuntimeError(f"checking the file failed: {answer!r}"))
+
+
+def _load(
+    loader: _Loader,
+    path: str | Path,
+    source: str,
+    progress: Progress | None = None,
+    stopped: Callable[[], bool] | None = None,
+) -> _Layout:
+    """Read, check and write a whole outcome file through the loader; return its layout.
+
+    ``stopped`` is asked between chunks: once it says True the rest of the file is not read
+    (the checking process has rejected a row, so nothing written will be kept).
+    """
     failed = True
     try:
         with open_text(path) as handle:
             parsed = read_csv(handle, source)
             layout = _layout(parsed.header, source, list(loader.codes))
-            _stream_chunks(loader, layout, parsed, handle, progress)
+            _stream_chunks(loader, layout, parsed, handle, progress, stopped)
         loader.finish()
         failed = loader.errors.total > 0
     finally:
-        loader.writer.close(failed)
+        if loader.writer is not None:
+            loader.writer.close(failed)
     return layout
 
 
 def _stream_chunks(
-    loader: _Loader, layout: _Layout, parsed: CsvRows, handle: Any, progress: Progress | None
+    loader: _Loader,
+    layout: _Layout,
+    parsed: CsvRows,
+    handle: Any,
+    progress: Progress | None,
+    stopped: Callable[[], bool] | None = None,
 ) -> None:
     """Stream a file: plain chunks column by column, anything else row by row."""
     width = len(parsed.header)
     for chunk in read_chunks(handle, parsed.source, parsed.delimiter):
+        if stopped is not None and stopped():
+            return
         if chunk.rows is not None:  # quoting from here on: the csv module reads the rest
             loader.rows += _stream(loader, layout, chunk.rows, handle, progress)
             return
@@ -943,25 +1225,24 @@ def _finish(
     ctx: Context,
     pilot: Pilot,
     record: DataImport,
-    loader: _Loader,
+    checked: Checked,
+    codes: dict[str, tuple[int, str]],
     summary: ImportSummary,
     protocol: Protocol,
     replace: bool,
 ) -> None:
-    names = {code: name for name, (code, _kind) in loader.codes.items()}
-    tallied = loader.tallied()
-    in_file = sorted({code for code, _arm, _columns in tallied})
+    names = {code: name for name, (code, _kind) in codes.items()}
+    in_file = sorted({code for code, _arm, _columns in checked.tallied})
     summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, replace, summary.stage)
-    for code, arm, columns in tallied:
+    for code, arm, columns in checked.tallied:
         metric = summary.by_metric.setdefault(names[code], {})
         metric[protocol.design.arms[arm]] = {"n": columns["n"], "missing": columns["missing"]}
         summary.observations += columns["n"] + columns["missing"]
         summary.missing += columns["missing"]
         session.add(ImportCount(import_id=record.id, metric=code, arm=arm, **columns))
-    units = loader.units.distinct()
-    if units is not None:
+    if checked.units is not None:
         session.add_all(
-            ImportUnits(import_id=record.id, arm=arm, units=n) for arm, n in enumerate(units) if n
+            ImportUnits(import_id=record.id, arm=arm, units=n) for arm, n in enumerate(checked.units) if n
         )
     record.rows, record.missing, record.replaced = summary.observations, summary.missing, summary.replaced
     after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}

@@ -48,9 +48,9 @@ def test_the_column_check_accepts_exactly_what_the_cell_check_accepts_with_equal
     assert by_column is not None
     values, spans = by_column
     for (value, span), column_value, column_span in zip(by_cell, values, spans, strict=True):
-        # the column path marks a missing value with NaN (stored as NULL)
+        # the column path marks a missing value or exposure with NaN (stored as NULL)
         assert _same(value, None if math.isnan(column_value) else column_value)
-        assert _same(span, column_span)
+        assert _same(span, None if math.isnan(column_span) else column_span)
 
 
 # --- whole files -----------------------------------------------------------------------------
@@ -207,17 +207,37 @@ def test_crlf_line_ends_and_a_last_line_without_one_are_read_like_the_csv_module
     assert [(unit, value) for _m, _a, unit, value, _e, _s in stored] == [("u1", 40.0), ("u2", None)]
 
 
-def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_path):
-    """PostgreSQL gets plain chunks as COPY text, and chunks that would need escapes row by row."""
+@pytest.mark.parametrize("apart", [False, True], ids=["checked-in-process", "checked-apart"])
+def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_path, monkeypatch, apart):
+    """PostgreSQL gets plain chunks as COPY text, and chunks that would need escapes row by row.
+
+    Checked apart, the writer sends plain decimals to COPY as the file spells them, and the
+    rest (exponents, 1_000, long texts) as ``float`` read them: all must be stored alike.
+    """
     from sqlalchemy import create_engine, select
 
+    import riskreg.csvfile
+    import riskreg.ingest
     from riskreg.models import observations
     from tests.pilot_fixtures import registered, write
 
+    spelled: list[str] = []
+    if apart:
+        monkeypatch.setattr(riskreg.ingest, "PARALLEL_BYTES", 0)
+        monkeypatch.setattr(riskreg.csvfile, "CHUNK_CHARS", 16)  # a line a chunk: each judged alone
+        copy_numbers = riskreg.ingest._copy_numbers
+
+        def spying(texts: list[str]) -> list[str] | None:
+            cells = copy_numbers(texts)
+            spelled.extend(cells or ())
+            return cells
+
+        monkeypatch.setattr(riskreg.ingest, "_copy_numbers", spying)
     registered(rr, tmp_path)
     header = "unit_id,arm,metric,value,exposure,site\n"
     values = ["0.1", "1e-300", "123456789.123456789", "-0.0", "NA", "2.2250738585072014e-308", "44"]
-    sites = ["north", "", "south", "", "east", "NA", "ü"]
+    values += ["1_000", "1e-400", "+.5", "5.", "-0", "0.0000000000000000000001", "007", "0.30000000000000004"]
+    sites = ["north", "", "south", "", "east", "NA", "ü", "", "", "", "", "", "", "", ""]
     plain = [f"u{i},pilot,wellbeing,{v},,{s}\n" for i, (v, s) in enumerate(zip(values, sites, strict=True))]
     plain += ["u0,pilot,incidents,3,2.5,\n", "u1,pilot,incidents,NA,,\n"]
     escaped = ["back\\slash,pilot,readmitted,1,,sou\\th\n", "tab\there,comparison,readmitted,0,,\\N\n"]
@@ -236,6 +256,9 @@ def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_pa
     assert (rows[(2, "u0")], rows[(2, "u1")]) == ((3.0, 2.5, None), (None, None, None))
     assert rows[(1, "back\\slash")] == (1.0, None, "sou\\th")
     assert rows[(1, "tab\there")] == (0.0, None, "\\N")
+    if apart and db_url.startswith("postgresql"):
+        assert {"0.1", "123456789.123456789", "+.5", "5.", "007", "\\N"} <= set(spelled)
+        assert not {"1_000", "1e-400", "1e-300", "0.0000000000000000000001"} & set(spelled)
 
 
 def test_repeats_are_found_when_the_hashes_spill_to_disk(registered_db, tmp_path, monkeypatch):
@@ -353,3 +376,13 @@ def test_repeats_are_found_whether_counted_or_sorted(registered_db, tmp_path, mo
         "Error: FILE: line 12: duplicate: the same unit and metric as line 9 (use one row per unit and metric); "
         "nothing was imported\n"
     )
+
+
+def test_every_character_strip_removes_and_nul_is_a_space_or_unprintable():
+    """The column path skips stripping unit ids and sites of a printable chunk without spaces."""
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        character = chr(code)
+        if character.strip() == "" or character == "\x00":
+            assert character == " " or not character.isprintable(), hex(code)

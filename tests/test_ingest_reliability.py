@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from riskreg.ingest import PARALLEL_BYTES
 from riskreg.models import DataImport, observations
 from tests.pilot_fixtures import registered, write
 
@@ -58,8 +59,31 @@ def test_sigkill_during_import_leaves_no_row(rr, db_url, tmp_path):
     process.wait()
     writing.close()
     assert rows_in(db_url) == (0, 0)
+    # the file is large enough to be checked in a second process, which must end with the importer
+    assert _gone_within(10, lambda: not _processes_reading(path)), _processes_reading(path)
     assert rr.json("audit", "verify") == {"events": 1, "ok": True, "broken_at": None, "problem": None}
     assert rr.json("pilot", "data", "P-1", path, "--stage", "feasibility")["observations"] == 300_000
+
+
+def _processes_reading(path: str) -> list[int]:
+    """The processes whose command line names path (the importer and its checking process share it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and path.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def _gone_within(seconds: float, done) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class _SqliteWriting:
@@ -92,20 +116,23 @@ class _PostgresCopying:
         self.engine.dispose()
 
 
-def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_path):
+# 20,000 rows are checked in the importing process; 200,000 (over PARALLEL_BYTES) in a second one
+@pytest.mark.parametrize("rows", [20_000, 200_000], ids=["checked-in-process", "checked-apart"])
+def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_path, rows):
     from tests.conftest import Riskreg
 
     first = write(
         tmp_path,
         "a.csv",
-        "unit_id,arm,metric,value\n" + "".join(f"a{i},pilot,wellbeing,{i % 50}\n" for i in range(20_000)),
+        "unit_id,arm,metric,value\n" + "".join(f"a{i},pilot,wellbeing,{i % 50}\n" for i in range(rows)),
     )
     second = write(
         tmp_path,
         "b.csv",
         "unit_id,arm,metric,value,exposure\n"
-        + "".join(f"b{i},comparison,incidents,{i % 3},2\n" for i in range(20_000)),
+        + "".join(f"b{i},comparison,incidents,{i % 3},2\n" for i in range(rows)),
     )
+    assert (Path(first).stat().st_size >= PARALLEL_BYTES) == (rows == 200_000)
     results = {}
     for mode in ("concurrent", "sequential"):
         url = (
@@ -132,7 +159,7 @@ def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_
         results[mode] = _observations(url)
         assert rr.json("audit", "verify")["ok"] is True
     assert results["concurrent"] == results["sequential"]
-    assert len(results["concurrent"]) == 40_000
+    assert len(results["concurrent"]) == 2 * rows
 
 
 def _another_empty(request, backend: str, tmp_path: Path) -> str:

@@ -1,0 +1,155 @@
+"""A large outcome file is checked in a second process while the importer writes it.
+
+Whatever the file, the result must be the one the single-process import gives: the same
+rows, statistics, unit counts and messages, and nothing written when a row is rejected.
+``PARALLEL_BYTES`` set to 0 sends every file, however small, through the two processes.
+"""
+
+from __future__ import annotations
+
+import os
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, func, select
+
+import riskreg.csvfile
+import riskreg.ingest
+from riskreg.models import DataImport, ImportCount, ImportUnits, observations
+from tests import test_ingest_paths as paths
+from tests.pilot_fixtures import LONG, registered, write
+from tests.test_ingest_paths import _import, _kept, line, wide_line
+
+registered_db = paths.registered_db  # the registered SQLite file those tests share, as a fixture here
+
+LONG_HEADER = "unit_id,arm,metric,value,exposure,site\n"
+WIDE_HEADER = "unit_id,arm,wellbeing,readmitted,incidents,exposure,site\n"
+
+
+@pytest.fixture
+def apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check every file in a second process, whatever its size."""
+    monkeypatch.setattr(riskreg.ingest, "PARALLEL_BYTES", 0)
+
+
+def _both_ways(template, folder, text: str) -> None:
+    """Import text once in one process and once checked apart; assert every outcome is the same."""
+    with mock.patch.object(riskreg.ingest, "PARALLEL_BYTES", 1 << 60):
+        alone = _import(template, folder, "alone", text)
+    with mock.patch.object(riskreg.ingest, "PARALLEL_BYTES", 0):
+        apart = _import(template, folder, "apart", text)
+    assert apart[1].replace("apart", "NAME") == alone[1].replace("alone", "NAME")
+    assert apart[0] == alone[0] and apart[2] == alone[2]
+    assert _kept(folder, "apart") == _kept(folder, "alone")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(line(), min_size=1, max_size=10), st.integers(20, 200))
+def test_a_long_file_imports_the_same_checked_apart_as_in_one_process(registered_db, tmp_path, lines, chunk):
+    """Small chunks mix plain and irregular ones: the writer converts the first, the row path the rest."""
+    text = LONG_HEADER + "".join(",".join(cells) + "\n" for cells in lines)
+    with mock.patch.object(riskreg.csvfile, "CHUNK_CHARS", chunk):
+        _both_ways(registered_db, tmp_path, text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(wide_line(), min_size=1, max_size=6))
+def test_a_wide_file_imports_the_same_checked_apart_as_in_one_process(registered_db, tmp_path, lines):
+    _both_ways(registered_db, tmp_path, WIDE_HEADER + "".join(",".join(cells) + "\n" for cells in lines))
+
+
+def test_a_quoted_file_imports_the_same_checked_apart(registered_db, tmp_path):
+    quoted = "".join(f'"u{i}",pilot,wellbeing,"{i % 40}",,north\n' for i in range(50))
+    _both_ways(registered_db, tmp_path, LONG_HEADER + quoted)
+
+
+def _counts(url: str) -> tuple[int, int, int]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        counted = tuple(
+            connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (observations, DataImport.__table__, ImportCount.__table__)
+        )
+    engine.dispose()
+    return counted  # type: ignore[return-value]
+
+
+def test_an_import_checked_apart_writes_its_rows_and_counts_on_both_backends(rr, tmp_path, apart):
+    registered(rr, tmp_path)
+    summary = rr.json("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility")
+    assert (summary["observations"], summary["missing"]) == (9, 2)
+    assert summary["metrics"]["wellbeing"] == {
+        "comparison": {"n": 1, "missing": 0},
+        "pilot": {"n": 1, "missing": 1},
+    }
+    assert _counts(rr.url) == (9, 1, 6)
+    engine = create_engine(rr.url)
+    with engine.connect() as connection:
+        units = connection.execute(select(ImportUnits.arm, ImportUnits.units).order_by(ImportUnits.arm)).all()
+    engine.dispose()
+    assert [tuple(row) for row in units] == [(0, 1), (1, 2)]  # u1 in comparison; u2 and u3 in the pilot arm
+
+
+def test_rows_rejected_by_the_checking_process_are_reported_and_nothing_is_written(rr, tmp_path, apart):
+    registered(rr, tmp_path)
+    # the first rejection is early; the writer stops there, the checker reads on and counts all
+    rows = ["u0,pilot,wellbeing,many"] + [f"u{i},pilot,wellbeing,{i % 50}" for i in range(1, 30_000)]
+    rows += ["u7,pilot,wellbeing,3", "u8,pilot,readmitted,2"]
+    path = write(tmp_path, "bad.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: 3 rows rejected, nothing was imported",
+        "  line 2: wellbeing: value must be a number, got 'many'",
+        "  line 30002: duplicate: the same unit and metric as line 9 (use one row per unit and metric)",
+        "  line 30003: readmitted: binary value must be 0/1, true/false or yes/no, got '2'",
+    ]
+    assert _counts(rr.url) == (0, 0, 0)
+
+
+def test_a_file_error_found_part_way_is_the_same_checked_apart(rr, tmp_path, apart):
+    registered(rr, tmp_path)
+    text = (
+        "unit_id,arm,metric,value\n" + "".join(f"u{i},pilot,wellbeing,{i % 50}\n" for i in range(9000))
+    ).encode()
+    path = tmp_path / "latin.csv"
+    path.write_bytes(text + "u9999,pilot,wellbeing,4\xe9\n".encode("latin-1"))
+    result = rr("pilot", "data", "P-1", str(path), "--stage", "feasibility")
+    assert result.stderr == (
+        f"Error: {path}: not UTF-8 text (byte 0xe9 cannot be decoded); save the file as 'CSV UTF-8' and try again\n"
+    )
+    assert _counts(rr.url) == (0, 0, 0)
+
+
+def _die(*_args: object) -> None:
+    os._exit(3)
+
+
+def test_a_checking_process_that_dies_fails_the_import_with_nothing_written(rr, tmp_path, apart, monkeypatch):
+    registered(rr, tmp_path)
+    monkeypatch.setattr(riskreg.ingest, "_check_and_send", _die)
+    path = write(tmp_path, "long.csv", LONG)
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path}: the process checking the file ended without an answer (exit code 3); nothing was imported\n"
+    )
+    assert _counts(rr.url) == (0, 0, 0)
+
+
+def test_a_dry_run_checked_apart_writes_nothing(rr, tmp_path, apart):
+    registered(rr, tmp_path)
+    path = write(tmp_path, "long.csv", LONG)
+    assert rr.json("pilot", "data", "P-1", path, "--stage", "feasibility", "--dry-run")["observations"] == 9
+    assert _counts(rr.url) == (0, 0, 0)
+
+
+def test_only_files_of_parallel_bytes_or_more_are_checked_apart(tmp_path):
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    small.write_bytes(b"x" * (riskreg.ingest.PARALLEL_BYTES - 1))
+    large.write_bytes(b"x" * riskreg.ingest.PARALLEL_BYTES)
+    assert not riskreg.ingest._check_apart(small)
+    assert riskreg.ingest._check_apart(large)
+    assert not riskreg.ingest._check_apart(tmp_path / "missing.csv")
