@@ -9,6 +9,7 @@ read by GNU time around each timed run (see measure).
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -111,6 +112,40 @@ def measure(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
         return elapsed, int(peak.read().split()[-1])
 
 
+def tree_peak_mib(side: Side, env: dict[str, str]) -> float:
+    """Run one side once more (untimed) and return the peak of its processes' summed RSS, sampled every 10 ms.
+
+    A large import forks a checking process, and GNU time's %M is the peak of the largest
+    single process; the sum over the process tree counts the pages they share twice, so
+    it is an upper bound on what the import holds.
+    """
+    side.prepare()
+    process = subprocess.Popen(side.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_kib(process.pid))
+        time.sleep(0.01)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(side.command)} failed")
+    return peak / 1024
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """The summed VmRSS (KiB) of a process and all its descendants, read from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+            pending += [int(child) for task in tasks for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # ended meanwhile
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        total += int(found.group(1)) if found else 0
+    return total
+
+
 def _run(side: Side, env: dict[str, str], keep: bool) -> None:
     """Prepare (untimed) and run one side once, recording the run if `keep`."""
     side.prepare()
@@ -198,8 +233,11 @@ def _remove_db(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def sqlite_case(folder: Path, csv: Path, rows: int, runs: int) -> tuple[Comparison, float]:
-    """Time riskreg's import into a registered SQLite db vs `sqlite3 .import` into a new table."""
+def sqlite_case(folder: Path, csv: Path, rows: int, runs: int) -> tuple[Comparison, float, float]:
+    """Time riskreg's import into a registered SQLite db vs `sqlite3 .import` into a new table.
+
+    Also return the subject's peak RSS: of its largest process, and of its process tree.
+    """
     env = bench_env()
     template, work, plain = folder / "template.db", folder / "work.db", folder / "plain.db"
     _remove_db(template)
@@ -208,9 +246,8 @@ def sqlite_case(folder: Path, csv: Path, rows: int, runs: int) -> tuple[Comparis
     baseline = Side(["sqlite3", str(plain), f".import --csv {csv} obs"], lambda: _remove_db(plain))
     alternate(subject, baseline, runs, env)
     texts = (f"pilot data, {_label(rows)} long rows, SQLite", "sqlite3 .import --csv (new table)")
-    return compare(f"import {_label(rows)} (SQLite)", subject, baseline, texts, runs), max(
-        subject.peak_kib
-    ) / 1024
+    comparison = compare(f"import {_label(rows)} (SQLite)", subject, baseline, texts, runs)
+    return comparison, max(subject.peak_kib) / 1024, tree_peak_mib(subject, env)
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -283,6 +320,9 @@ def run(runs: int = 5) -> list[Comparison | Memory]:
         # the 100k run feeds the memory row only: at that size process start-up dominates the time
         results: list[Comparison | Memory] = [sqlite[LARGE][0]]
         results.append(Memory("import memory (SQLite)", sqlite[SMALL][1], sqlite[LARGE][1]))
+        results.append(
+            Memory("import memory, importer + checker summed (SQLite)", sqlite[SMALL][2], sqlite[LARGE][2])
+        )
         results += _postgres_rows(files, runs)
     return results
 

@@ -153,3 +153,44 @@ def test_only_files_of_parallel_bytes_or_more_are_checked_apart(tmp_path):
     assert not riskreg.ingest._check_apart(small)
     assert riskreg.ingest._check_apart(large)
     assert not riskreg.ingest._check_apart(tmp_path / "missing.csv")
+
+
+def test_a_replacement_checked_apart_swaps_the_stage_data_on_both_backends(rr, tmp_path, apart):
+    registered(rr, tmp_path)
+    rr.json("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility")
+    smaller = write(tmp_path, "s.csv", "unit_id,arm,metric,value\nu1,comparison,wellbeing,39\n")
+    summary = rr.json("pilot", "data", "P-1", smaller, "--stage", "feasibility", "--replace")
+    assert (summary["replaced"], summary["observations"]) == (3, 1)
+    assert _counts(rr.url) == (7, 2, 5)  # readmitted and incidents kept; wellbeing swapped for one row
+
+
+def test_repeats_spilled_to_disk_by_the_checking_process_are_named(rr, tmp_path, apart, monkeypatch):
+    registered(rr, tmp_path)
+    monkeypatch.setattr(riskreg.ingest, "SPILL_KEYS", 64)  # the forked checker inherits it
+    rows = [f"u{i},pilot,wellbeing,{i % 50}" for i in range(2_000)] + ["u1500,pilot,wellbeing,7"]
+    path = write(tmp_path, "repeat.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.stderr == (
+        f"Error: {path}: line 2002: duplicate: the same unit and metric as line 1502 "
+        "(use one row per unit and metric); nothing was imported\n"
+    )
+    assert _counts(rr.url) == (0, 0, 0)
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        raise TypeError("cannot pickle")
+
+
+def _fail_unpicklably(*_args: object) -> None:
+    raise _Unpicklable("a bug in the checks")
+
+
+def test_an_error_that_will_not_pickle_still_reaches_the_importer(rr, tmp_path, apart, monkeypatch):
+    registered(rr, tmp_path)
+    monkeypatch.setattr(riskreg.ingest._Loader, "checked", _fail_unpicklably)
+    with pytest.raises(
+        RuntimeError, match=r"^checking the file failed: _Unpicklable\('a bug in the checks'\)$"
+    ):
+        rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility")
+    assert _counts(rr.url) == (0, 0, 0)
