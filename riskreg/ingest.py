@@ -361,8 +361,7 @@ class _Loader:
         """Return a chunk's columns, or None if a line is irregular or a name unknown."""
         if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
             return None
-        joined = delimiter.join(lines)
-        cells = joined.split(delimiter)
+        cells = delimiter.join(lines).split(delimiter)
         blank = [""] * len(lines)
 
         def column(index: int) -> list[str]:
@@ -370,11 +369,7 @@ class _Loader:
 
         units, sites = column(layout.unit), column(layout.site)
         arms = list(map(self.arms.get, column(layout.arm)))
-        # every character str.strip removes, and NUL, is a space or unprintable: one look at the chunk
-        tidy = " " not in joined and joined.isprintable()
-        if None in arms or not (
-            _plain_texts(units, tidy=tidy) and _plain_texts(sites, empty=True, tidy=tidy)
-        ):
+        if None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
             return None
         metrics = self._metric_columns(layout, column, blank)
         if metrics is None:
@@ -672,15 +667,13 @@ def _is_plain_triple(cells: tuple[str, str, str]) -> bool:
     return _plain_cells(*cells) is not None
 
 
-def _plain_texts(texts: list[str], empty: bool = False, tidy: bool = False) -> bool:
-    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks.
-
-    ``tidy`` says the texts are known to hold no space, unprintable character or NUL.
-    """
+def _plain_texts(texts: list[str], empty: bool = False) -> bool:
+    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks."""
     return (
         (empty or all(texts))
         and max(map(len, texts), default=0) <= 200
-        and (tidy or (list(map(str.strip, texts)) == texts and "\x00" not in "".join(texts)))
+        and list(map(str.strip, texts)) == texts
+        and "\x00" not in "".join(texts)
     )
 
 

@@ -376,13 +376,3 @@ def test_repeats_are_found_whether_counted_or_sorted(registered_db, tmp_path, mo
         "Error: FILE: line 12: duplicate: the same unit and metric as line 9 (use one row per unit and metric); "
         "nothing was imported\n"
     )
-
-
-def test_every_character_strip_removes_and_nul_is_a_space_or_unprintable():
-    """The column path skips stripping unit ids and sites of a printable chunk without spaces."""
-    import sys
-
-    for code in range(sys.maxunicode + 1):
-        character = chr(code)
-        if character.strip() == "" or character == "\x00":
-            assert character == " " or not character.isprintable(), hex(code)
