@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import special
 
+from riskreg.stats import checks
 from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSummary
 
 __all__ = ["Comparison", "compare_binary", "compare_continuous", "compare_counts"]
@@ -75,17 +76,6 @@ class Comparison:
         return result
 
 
-def _check_alpha(alpha: float) -> float:
-    """Return alpha as a float, or raise ValueError unless 0 < alpha < 1."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number, got {alpha!r}") from None
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
-    return value
-
-
 def _undefined(kind: str, method: str, alpha: float, warnings: tuple[str, ...], **known) -> Comparison:
     """Return a Comparison whose numbers are None except the ones given in ``known``."""
     fields = dict.fromkeys(_NUMERIC_FIELDS)
@@ -112,7 +102,7 @@ def compare_continuous(
     comparison: ContinuousSummary, pilot: ContinuousSummary, alpha: float = 0.05
 ) -> Comparison:
     """Compare means with Welch's t test; estimate and CI are for pilot - comparison."""
-    alpha = _check_alpha(alpha)
+    alpha = checks.open_unit("alpha", alpha)
     kind = "continuous"
     if comparison.n == 0 or pilot.n == 0:
         return _undefined(kind, WELCH_METHOD, alpha, ("empty-arm",))
@@ -194,7 +184,7 @@ def _chi_squared(table: list[list[int]]) -> tuple[float, float]:
 
 def compare_binary(comparison: BinarySummary, pilot: BinarySummary, alpha: float = 0.05) -> Comparison:
     """Compare proportions: chi-squared (or Fisher if small) test, Newcombe CI for pilot - comparison."""
-    alpha = _check_alpha(alpha)
+    alpha = checks.open_unit("alpha", alpha)
     kind = "binary"
     if comparison.n == 0 or pilot.n == 0:
         return _undefined(kind, CHI2_METHOD, alpha, ("empty-arm",))
@@ -282,7 +272,7 @@ def _binomial_two_sided(x: int, n: int, q: float) -> float:
 
 def compare_counts(comparison: CountSummary, pilot: CountSummary, alpha: float = 0.05) -> Comparison:
     """Compare event rates as R poisson.test does; the estimate is the rate ratio pilot / comparison."""
-    alpha = _check_alpha(alpha)
+    alpha = checks.open_unit("alpha", alpha)
     kind = "count"
     if comparison.n == 0 or pilot.n == 0:
         return _undefined(kind, POISSON_METHOD, alpha, ("empty-arm",))

@@ -30,12 +30,13 @@ Conventions (the same for all three outcome types):
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
+
+from riskreg.stats import checks
 
 # scipy.optimize (brentq) loads in the functions that need it: importing it costs about
 # 0.15 s, which a continuous metric's power and MDE (scipy.special alone) never need.
@@ -133,45 +134,9 @@ def _plain(value: object) -> object:
 # ---------------------------------------------------------------- validation
 
 
-def _number(name: str, value: object) -> float:
-    """Return value as a finite float, or raise ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _open_unit(name: str, value: object) -> float:
-    """Return value if it lies strictly between 0 and 1, else raise ValueError."""
-    value = _number(name, value)
-    if not (0.0 < value < 1.0):
-        raise ValueError(f"{name} must be strictly between 0 and 1, got {value}")
-    return value
-
-
-def _positive(name: str, value: object) -> float:
-    """Return value if it is a finite number above 0, else raise ValueError."""
-    value = _number(name, value)
-    if value <= 0.0:
-        raise ValueError(f"{name} must be greater than 0, got {value}")
-    return value
-
-
-def _count(name: str, value: object, minimum: int) -> int:
-    """Return value as an int if it is a whole number >= minimum, else raise ValueError."""
-    number = _number(name, value)
-    if number != math.floor(number):
-        raise ValueError(f"{name} must be a whole number of units, got {value!r}")
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {int(number)}")
-    return int(number)
-
-
 def _check_power(power: object) -> float:
     """Return the target power, or raise ValueError if it is not in (0, 1)."""
-    return _open_unit("power", power)
+    return checks.open_unit("power", power)
 
 
 def _check_target(power: float, alpha: float) -> None:
@@ -260,7 +225,7 @@ def _continuous_effect(delta: float, margin: float) -> float:
 
 def _check_margin(margin: object) -> float:
     """Return the non-inferiority margin, or raise ValueError if it is negative."""
-    margin = _number("margin", margin)
+    margin = checks.number("margin", margin)
     if margin < 0.0:
         raise ValueError(f"margin must be 0 (two-sided test) or positive (non-inferiority), got {margin}")
     return margin
@@ -278,8 +243,12 @@ def size_continuous(
 
     With ``margin > 0`` the design is for non-inferiority (see module docstring).
     """
-    delta, sd = _number("delta", delta), _positive("sd", sd)
-    alpha, power, ratio = _open_unit("alpha", alpha), _check_power(power), _positive("ratio", ratio)
+    delta, sd = checks.number("delta", delta), checks.positive("sd", sd)
+    alpha, power, ratio = (
+        checks.open_unit("alpha", alpha),
+        _check_power(power),
+        checks.positive("ratio", ratio),
+    )
     margin = _check_margin(margin)
     _check_target(power, alpha)
     if margin == 0.0 and delta == 0.0:
@@ -320,9 +289,9 @@ def power_continuous(
     margin: float = 0.0,
 ) -> PowerResult:
     """Return the power of a two-sample t-test with the given arm sizes."""
-    n_c, n_p = _count("n_comparison", n_comparison, 2), _count("n_pilot", n_pilot, 2)
-    delta, sd = _number("delta", delta), _positive("sd", sd)
-    alpha, margin = _open_unit("alpha", alpha), _check_margin(margin)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 2), checks.whole("n_pilot", n_pilot, 2)
+    delta, sd = checks.number("delta", delta), checks.positive("sd", sd)
+    alpha, margin = checks.open_unit("alpha", alpha), _check_margin(margin)
     achieved = _t_power(_continuous_effect(delta, margin), sd, n_c, n_p, alpha)
     return PowerResult(
         kind="power_continuous",
@@ -349,8 +318,8 @@ def mde_continuous(
     With a non-inferiority ``margin`` it is the true difference at which the test shows
     non-inferiority with that power (negative when equal arms would already do).
     """
-    n_c, n_p = _count("n_comparison", n_comparison, 2), _count("n_pilot", n_pilot, 2)
-    sd, alpha, power = _positive("sd", sd), _open_unit("alpha", alpha), _check_power(power)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 2), checks.whole("n_pilot", n_pilot, 2)
+    sd, alpha, power = checks.positive("sd", sd), checks.open_unit("alpha", alpha), _check_power(power)
     margin = _check_margin(margin)
     _check_target(power, alpha)
     # the test's effect is delta + margin (see _continuous_effect): the same inverse, shifted
@@ -386,8 +355,12 @@ def size_binary(
     ratio: float = 1.0,
 ) -> PowerResult:
     """Return the units per arm needed to detect proportions p_comparison vs p_pilot."""
-    p_c, p_p = _open_unit("p_comparison", p_comparison), _open_unit("p_pilot", p_pilot)
-    alpha, power, ratio = _open_unit("alpha", alpha), _check_power(power), _positive("ratio", ratio)
+    p_c, p_p = checks.open_unit("p_comparison", p_comparison), checks.open_unit("p_pilot", p_pilot)
+    alpha, power, ratio = (
+        checks.open_unit("alpha", alpha),
+        _check_power(power),
+        checks.positive("ratio", ratio),
+    )
     _check_target(power, alpha)
     if p_c == p_p:
         raise ValueError("p_comparison and p_pilot must differ to size a test")
@@ -413,9 +386,9 @@ def power_binary(
     alpha: float = 0.05,
 ) -> PowerResult:
     """Return the power of a two-proportion z-test with the given arm sizes."""
-    n_c, n_p = _count("n_comparison", n_comparison, 1), _count("n_pilot", n_pilot, 1)
-    p_c, p_p = _open_unit("p_comparison", p_comparison), _open_unit("p_pilot", p_pilot)
-    alpha = _open_unit("alpha", alpha)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 1), checks.whole("n_pilot", n_pilot, 1)
+    p_c, p_p = checks.open_unit("p_comparison", p_comparison), checks.open_unit("p_pilot", p_pilot)
+    alpha = checks.open_unit("alpha", alpha)
     return PowerResult(
         kind="power_binary",
         method=METHOD_BINARY,
@@ -441,10 +414,10 @@ def mde_binary(
     An increase by default; with ``decrease`` the (negative) decrease, found as the
     mirror image: the decrease detectable from baseline p is the increase from 1 - p.
     """
-    n_c, n_p = _count("n_comparison", n_comparison, 1), _count("n_pilot", n_pilot, 1)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 1), checks.whole("n_pilot", n_pilot, 1)
     p_c, alpha, power = (
-        _open_unit("p_comparison", p_comparison),
-        _open_unit("alpha", alpha),
+        checks.open_unit("p_comparison", p_comparison),
+        checks.open_unit("alpha", alpha),
         _check_power(power),
     )
     _check_target(power, alpha)
@@ -503,9 +476,16 @@ def size_count(
     ratio: float = 1.0,
 ) -> PowerResult:
     """Return the units per arm needed to detect a rate ratio (pilot / comparison) for event counts."""
-    rate_c, rho = _positive("rate_comparison", rate_comparison), _positive("rate_ratio", rate_ratio)
-    exposure = _positive("exposure_per_unit", exposure_per_unit)
-    alpha, power, ratio = _open_unit("alpha", alpha), _check_power(power), _positive("ratio", ratio)
+    rate_c, rho = (
+        checks.positive("rate_comparison", rate_comparison),
+        checks.positive("rate_ratio", rate_ratio),
+    )
+    exposure = checks.positive("exposure_per_unit", exposure_per_unit)
+    alpha, power, ratio = (
+        checks.open_unit("alpha", alpha),
+        _check_power(power),
+        checks.positive("ratio", ratio),
+    )
     _check_target(power, alpha)
     if rho == 1.0:
         raise ValueError("rate_ratio must differ from 1 to size a test")
@@ -532,9 +512,15 @@ def power_count(
     alpha: float = 0.05,
 ) -> PowerResult:
     """Return the power of the Wald log-rate-ratio test with the given arm sizes."""
-    n_c, n_p = _count("n_comparison", n_comparison, 1), _count("n_pilot", n_pilot, 1)
-    rate_c, rho = _positive("rate_comparison", rate_comparison), _positive("rate_ratio", rate_ratio)
-    exposure, alpha = _positive("exposure_per_unit", exposure_per_unit), _open_unit("alpha", alpha)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 1), checks.whole("n_pilot", n_pilot, 1)
+    rate_c, rho = (
+        checks.positive("rate_comparison", rate_comparison),
+        checks.positive("rate_ratio", rate_ratio),
+    )
+    exposure, alpha = (
+        checks.positive("exposure_per_unit", exposure_per_unit),
+        checks.open_unit("alpha", alpha),
+    )
     return PowerResult(
         kind="power_count",
         method=METHOD_COUNT,
@@ -562,12 +548,12 @@ def mde_count(
     monotone there (a near-zero pilot rate leaves too few events to estimate it),
     so the first crossing from 1 is taken.
     """
-    n_c, n_p = _count("n_comparison", n_comparison, 1), _count("n_pilot", n_pilot, 1)
+    n_c, n_p = checks.whole("n_comparison", n_comparison, 1), checks.whole("n_pilot", n_pilot, 1)
     rate_c, exposure = (
-        _positive("rate_comparison", rate_comparison),
-        _positive("exposure_per_unit", exposure_per_unit),
+        checks.positive("rate_comparison", rate_comparison),
+        checks.positive("exposure_per_unit", exposure_per_unit),
     )
-    alpha, power = _open_unit("alpha", alpha), _check_power(power)
+    alpha, power = checks.open_unit("alpha", alpha), _check_power(power)
     _check_target(power, alpha)
     try:
         log_rho = _first_crossing(

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import special
+
+from riskreg.stats import checks
 
 # scipy.integrate and scipy.optimize load lazily, in the functions below: only a second
 # look needs integration, and importing them costs about 0.15 s that a one-stage analysis
@@ -95,21 +96,9 @@ class Boundaries:
         }
 
 
-def _check_alpha(alpha: float) -> float:
-    """Return alpha as a float, or raise ValueError if it is not in (0, 1)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    alpha = float(alpha)
-    if not (0.0 < alpha < 1.0):
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    return alpha
-
-
 def _check_fraction(t: float) -> float:
     """Return t as a float, or raise ValueError if it is not in (0, 1]."""
-    if isinstance(t, bool) or not isinstance(t, numbers.Real):
-        raise ValueError(f"information fraction must be a number in (0, 1], got {t!r}")
-    t = float(t)
+    t = checks.number("information fraction", t)
     if not (0.0 < t <= 1.0):
         raise ValueError(f"information fraction must be in (0, 1], got {t}")
     return t
@@ -125,7 +114,7 @@ def obrien_fleming_spending(t: float, alpha: float = 0.05) -> float:
     for |Z| spends differently before t = 1 and is not what those packages compute.)
     """
     t = _check_fraction(t)
-    alpha = _check_alpha(alpha)
+    alpha = checks.open_unit("alpha", alpha)
     # The upper tail is evaluated with sf so that tiny early spends keep full
     # relative precision instead of cancelling to 0 in 1 - cdf.
     return float(4.0 * _sf(_isf(alpha / 4.0) / math.sqrt(t)))
@@ -215,7 +204,7 @@ def lan_demets_boundaries(fractions: Sequence[float], alpha: float = 0.05) -> Bo
     reported as ``Z_CAP``; ``alpha_spent`` then records the spend actually used.
     """
     looks = _check_fractions(fractions)
-    alpha = _check_alpha(alpha)
+    alpha = checks.open_unit("alpha", alpha)
     nominal = [obrien_fleming_spending(t, alpha) for t in looks]
 
     z: list[float] = []

@@ -8,11 +8,12 @@ comparisons should not be trusted until it is explained.  The default threshold 
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from scipy import special
+
+from riskreg.stats import checks
 
 __all__ = ["SampleRatioCheck", "sample_ratio_check"]
 
@@ -43,18 +44,7 @@ class SampleRatioCheck:
 
 def _counts(counts: Sequence[int]) -> tuple[int, ...]:
     """Return the counts as non-negative ints, or raise ValueError."""
-    result = []
-    for i, value in enumerate(counts):
-        if isinstance(value, bool):
-            raise ValueError(f"counts[{i}] must be an integer, not a boolean")
-        try:
-            count = operator.index(value)
-        except TypeError:
-            raise ValueError(f"counts[{i}] must be an integer, got {value!r}") from None
-        if count < 0:
-            raise ValueError(f"counts[{i}] must be >= 0, got {count}")
-        result.append(count)
-    return tuple(result)
+    return tuple(checks.integer(f"counts[{i}]", value) for i, value in enumerate(counts))
 
 
 def _shares(allocation: Sequence[float], k: int) -> tuple[float, ...]:

@@ -8,24 +8,12 @@ summaries (e.g. one per site) without keeping the raw data.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from riskreg.stats import checks
+
 __all__ = ["BinarySummary", "ContinuousSummary", "CountSummary"]
-
-
-def _count(name: str, value: object) -> int:
-    """Return ``value`` as a non-negative int, or raise ValueError naming ``name``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, not a boolean")
-    try:
-        as_int = operator.index(value)  # accepts int and numpy integers, rejects 2.5
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if as_int < 0:
-        raise ValueError(f"{name} must be >= 0, got {as_int}")
-    return as_int
 
 
 def _finite(name: str, value: object) -> float:
@@ -51,7 +39,7 @@ class ContinuousSummary:
     m2: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", _count("n", self.n))
+        object.__setattr__(self, "n", checks.integer("n", self.n))
         object.__setattr__(self, "mean", _finite("mean", self.mean))
         object.__setattr__(self, "m2", _finite("m2", self.m2))
         if self.m2 < 0:
@@ -95,7 +83,7 @@ class ContinuousSummary:
         average) keeps ``d`` small, so ``sum_d2 - sum_d**2 / n`` does not lose the variance
         to cancellation the way raw ``sum(x**2)`` would.
         """
-        n = _count("n", n)
+        n = checks.integer("n", n)
         shift = _finite("shift", shift)
         sum_d = _finite("sum_d", sum_d)
         sum_d2 = _finite("sum_d2", sum_d2)
@@ -146,8 +134,8 @@ class BinarySummary:
     events: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", _count("n", self.n))
-        object.__setattr__(self, "events", _count("events", self.events))
+        object.__setattr__(self, "n", checks.integer("n", self.n))
+        object.__setattr__(self, "events", checks.integer("events", self.events))
         if self.events > self.n:
             raise ValueError(f"events ({self.events}) cannot exceed n ({self.n})")
 
@@ -173,8 +161,8 @@ class CountSummary:
     exposure: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n", _count("n", self.n))
-        object.__setattr__(self, "events", _count("events", self.events))
+        object.__setattr__(self, "n", checks.integer("n", self.n))
+        object.__setattr__(self, "events", checks.integer("events", self.events))
         object.__setattr__(self, "exposure", _finite("exposure", self.exposure))
         if self.n == 0:
             if self.events != 0 or self.exposure != 0.0:
