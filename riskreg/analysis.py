@@ -51,6 +51,7 @@ from riskreg.errors import InvalidInput
 from riskreg.models import ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
+from riskreg.report_context import level_text
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
 from riskreg.stats.sequential import lan_demets_boundaries
 from riskreg.stats.srm import sample_ratio_check
@@ -63,7 +64,6 @@ __all__ = [
     "MetricResult",
     "analyse",
     "analyse_pilot",
-    "analysis_text",
 ]
 
 RECOMMENDATIONS = ("proceed", "continue", "stop")
@@ -552,12 +552,6 @@ def _verdict(metric: Metric, result: Comparison, tost: Comparison | None) -> str
     )
 
 
-def _pct(level: float) -> str:
-    """Return a confidence level as a percentage with the digits that matter (95, 99.996)."""
-    text = f"{level * 100:.3f}".rstrip("0").rstrip(".")
-    return f"{text}%"
-
-
 def _analyse_metric(
     metric: Metric,
     arms_summaries: tuple[Summary, Summary],
@@ -659,17 +653,17 @@ def _method(
     parts = [test, result.method]
     if metric.role == "primary":
         parts.append(
-            f"two-sided {_pct(1.0 - level_alpha)} CI for the {estimate} at the O'Brien–Fleming-type boundary "
+            f"two-sided {level_text(1.0 - level_alpha)} CI for the {estimate} at the O'Brien–Fleming-type boundary "
             f"|z| = {boundary:.2f} (Lan–DeMets, gsDesign sfLDOF; look {k + 1}, information fraction "
             f"t = {fractions[-1]:.3g} = planned n ratio); nominal α′ = 2(1 − Φ(|z|)) = {level_alpha:.3g}"
         )
         if tost is not None:
-            parts.append(f"equivalence by TOST on the {_pct(tost.ci_level)} CI (1 − 2α′)")
+            parts.append(f"equivalence by TOST on the {level_text(tost.ci_level)} CI (1 − 2α′)")
         parts.append("primary at full α, spent across stages; p unadjusted")
     else:
-        parts.append(f"two-sided {_pct(1.0 - level_alpha)} CI for the {estimate}")
+        parts.append(f"two-sided {level_text(1.0 - level_alpha)} CI for the {estimate}")
         if tost is not None:
-            parts.append(f"equivalence by TOST on the {_pct(tost.ci_level)} CI (1 − 2α)")
+            parts.append(f"equivalence by TOST on the {level_text(tost.ci_level)} CI (1 − 2α)")
         if metric.role == "secondary":
             parts.append("p Holm-adjusted over the secondary metrics; verdict from the unadjusted CI")
         else:
@@ -945,7 +939,7 @@ def _effect_text(result: MetricResult) -> str:
         ci = "CI not available"
     else:
         upper = "infinity" if high is None and result.kind == "count" else _fmt(high)
-        ci = f"{_pct(result.ci_level)} CI {_fmt(low)} to {upper}"
+        ci = f"{level_text(result.ci_level)} CI {_fmt(low)} to {upper}"
     return f"{ESTIMATE_NAMES[result.kind]} {_fmt(result.estimate)}, {ci}"
 
 
@@ -1085,149 +1079,3 @@ def _plain(value: Any) -> Any:
     except (TypeError, ValueError):
         return value
     return number if math.isfinite(number) else None
-
-
-# --- text report ----------------------------------------------------------------------------
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def analysis_text(analysis: dict[str, Any]) -> str:
-    """Return a plain-text terminal report of an analysis dict (``Analysis.to_dict()``)."""
-    arms = analysis.get("arms") or (list(analysis["metrics"][0]["n"]) if analysis["metrics"] else [])
-    out: list[str] = []
-    title = f"{analysis['pilot']}"
-    if analysis.get("title"):
-        title += f" ({analysis.get('key', '')}): {analysis['title']}"
-    out.append(title)
-    included = analysis.get("stages_included") or [analysis["stage"]]
-    bnd = analysis.get("boundaries", {})
-    out.append(
-        f"stage: {analysis['stage']} (cumulative data: {', '.join(included)}); "
-        f"information fraction t = {_num(analysis.get('information_fraction'), 3)}; "
-        f"primary boundary |z| = {_num(bnd.get('boundary'), 4)}; alpha = {_num(analysis.get('alpha'))}"
-    )
-    out.append("")
-    headers = ["METRIC", "ROLE", "TEST", *(f"N {a}" for a in arms), *(f"{a}" for a in arms)]
-    headers += ["ESTIMATE", "CI", "P", "P ADJ", "BOUNDARY", "VERDICT"]
-    rows = []
-    for m in analysis["metrics"]:
-        low, high = m["ci"]
-        ci = f"[{_num(low)}, {_num(high)}]" if low is not None or high is not None else "-"
-        level = m.get("ci_level")
-        if level is not None and low is not None:
-            ci += f" {_pct(level)}"
-        n_text = [
-            f"{m['n'].get(a, 0)}" + (f" (+{m['missing'][a]} NA)" if m.get("missing", {}).get(a) else "")
-            for a in arms
-        ]
-        rows.append(
-            [
-                m["name"],
-                m["role"],
-                m["test"] + (f" ±{m['margin']:g}" if m.get("margin") is not None else ""),
-                *n_text,
-                *(_num(m["summary"].get(a)) for a in arms),
-                ("RR " if m["kind"] == "count" else "Δ ") + _num(m["estimate"]),
-                ci,
-                _p(m["p_value"]),
-                _p(m["p_adjusted"]),
-                _num(m["boundary"], 3),
-                m["verdict"],
-            ]
-        )
-    out.append(_table(headers, rows))
-    out.append("summaries: mean (continuous), proportion (binary), rate per unit of exposure (count)")
-    for m in analysis["metrics"]:
-        out.append(f"  {m['name']}: {m['method']}")
-        if m.get("warnings"):
-            out.append(f"    warnings: {', '.join(m['warnings'])}")
-    out.append("")
-
-    srm = analysis.get("srm", {})
-    units = srm.get("units", {})
-    out.append(
-        "sample ratio: "
-        + ", ".join(f"{a} {n}" for a, n in units.items())
-        + f"; chi-squared p = {_p(srm.get('p_value'))}; "
-        + ("ok" if srm.get("ok", True) else "MISMATCH (p < 0.001)")
-    )
-    if analysis.get("criteria"):
-        out.append("")
-        out.append("progression criteria:")
-        out.append(
-            _table(
-                ["CRITERION", "VALUE", "GREEN AT", "RED BELOW", "STATUS"],
-                [
-                    [c["name"], _num(c["value"], 3), _num(c["green"]), _num(c["red"]), c["status"]]
-                    for c in analysis["criteria"]
-                ],
-            )
-        )
-    costs = analysis.get("costs") or {}
-    if costs:
-        out.append("")
-        out.append(f"costs (cumulative; citizen hours valued at {costs.get('hour_value')} per hour):")
-        cost_rows = []
-        for key, c in costs.items():
-            if key in ("incremental", "hour_value", "note") or not isinstance(c, dict):
-                continue
-            cost_rows.append(
-                [
-                    key,
-                    _money_text(c.get("public")),
-                    _money_text(c.get("citizen")),
-                    _money_text(c.get("total")),
-                    _num(c.get("units")),
-                    _money_text(c.get("per_unit")),
-                    _money_text(c.get("per_unit_public")),
-                ]
-            )
-        out.append(
-            _table(["", "PUBLIC", "CITIZEN", "TOTAL", "UNITS", "PER UNIT", "PER UNIT (PUBLIC)"], cost_rows)
-        )
-        inc = costs.get("incremental") or {}
-        if inc:
-            out.append(
-                f"incremental cost per unit: {_money_text(inc.get('per_unit_with_citizen'))} with citizen inputs, "
-                f"{_money_text(inc.get('per_unit_public_only'))} public only"
-            )
-            out.append(
-                f"per unit of effect ({inc.get('effect_basis')} = {_num(inc.get('effect'))}): "
-                f"{_money_text(inc.get('per_unit_of_effect_with_citizen'))} with citizen inputs, "
-                f"{_money_text(inc.get('per_unit_of_effect_public_only'))} public only"
-            )
-    out.append("")
-    out.append(f"recommendation: {analysis['recommendation'].upper()}")
-    for reason in analysis.get("reasons", []):
-        out.append(f"  - {reason}")
-    for warning in analysis.get("warnings", []):
-        out.append(f"  ! {warning}")
-    return "\n".join(out)
-
-
-def _money_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from riskreg.analysis import analyse, analyse_pilot, analysis_text
+from riskreg.analysis import analyse, analyse_pilot
+from riskreg.cli.analysis_text import analysis_text
 from riskreg.errors import InvalidInput, NotFound
 from riskreg.pilots import get_pilot
 from riskreg.stats.sequential import lan_demets_boundaries

@@ -316,7 +316,8 @@ def pilot_analyse(app, pilot_id: str, stage: str | None, as_json: bool) -> None:
       riskreg pilot analyse P-1
       riskreg pilot analyse hospital-befriending --stage feasibility --json
     """
-    from riskreg.analysis import analyse_pilot, analysis_text
+    from riskreg.analysis import analyse_pilot
+    from riskreg.cli.analysis_text import analysis_text
 
     database = app.database()
     with database.read() as session:

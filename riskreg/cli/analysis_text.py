@@ -1,0 +1,142 @@
+"""The terminal text of ``pilot analyse``: an analysis dict (``Analysis.to_dict()``) as aligned plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riskreg.cli.output import table
+from riskreg.report_context import level_text
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def analysis_text(analysis: dict[str, Any]) -> str:
+    """Return a plain-text terminal report of an analysis dict (``Analysis.to_dict()``)."""
+    arms = analysis.get("arms") or (list(analysis["metrics"][0]["n"]) if analysis["metrics"] else [])
+    out: list[str] = []
+    title = f"{analysis['pilot']}"
+    if analysis.get("title"):
+        title += f" ({analysis.get('key', '')}): {analysis['title']}"
+    out.append(title)
+    included = analysis.get("stages_included") or [analysis["stage"]]
+    bnd = analysis.get("boundaries", {})
+    out.append(
+        f"stage: {analysis['stage']} (cumulative data: {', '.join(included)}); "
+        f"information fraction t = {_num(analysis.get('information_fraction'), 3)}; "
+        f"primary boundary |z| = {_num(bnd.get('boundary'), 4)}; alpha = {_num(analysis.get('alpha'))}"
+    )
+    out.append("")
+    headers = ["METRIC", "ROLE", "TEST", *(f"N {a}" for a in arms), *(f"{a}" for a in arms)]
+    headers += ["ESTIMATE", "CI", "P", "P ADJ", "BOUNDARY", "VERDICT"]
+    rows = []
+    for m in analysis["metrics"]:
+        low, high = m["ci"]
+        ci = f"[{_num(low)}, {_num(high)}]" if low is not None or high is not None else "-"
+        level = m.get("ci_level")
+        if level is not None and low is not None:
+            ci += f" {level_text(level)}"
+        n_text = [
+            f"{m['n'].get(a, 0)}" + (f" (+{m['missing'][a]} NA)" if m.get("missing", {}).get(a) else "")
+            for a in arms
+        ]
+        rows.append(
+            [
+                m["name"],
+                m["role"],
+                m["test"] + (f" ±{m['margin']:g}" if m.get("margin") is not None else ""),
+                *n_text,
+                *(_num(m["summary"].get(a)) for a in arms),
+                ("RR " if m["kind"] == "count" else "Δ ") + _num(m["estimate"]),
+                ci,
+                _p(m["p_value"]),
+                _p(m["p_adjusted"]),
+                _num(m["boundary"], 3),
+                m["verdict"],
+            ]
+        )
+    out.append(table(headers, rows))
+    out.append("summaries: mean (continuous), proportion (binary), rate per unit of exposure (count)")
+    for m in analysis["metrics"]:
+        out.append(f"  {m['name']}: {m['method']}")
+        if m.get("warnings"):
+            out.append(f"    warnings: {', '.join(m['warnings'])}")
+    out.append("")
+
+    srm = analysis.get("srm", {})
+    units = srm.get("units", {})
+    out.append(
+        "sample ratio: "
+        + ", ".join(f"{a} {n}" for a, n in units.items())
+        + f"; chi-squared p = {_p(srm.get('p_value'))}; "
+        + ("ok" if srm.get("ok", True) else "MISMATCH (p < 0.001)")
+    )
+    if analysis.get("criteria"):
+        out.append("")
+        out.append("progression criteria:")
+        out.append(
+            table(
+                ["CRITERION", "VALUE", "GREEN AT", "RED BELOW", "STATUS"],
+                [
+                    [c["name"], _num(c["value"], 3), _num(c["green"]), _num(c["red"]), c["status"]]
+                    for c in analysis["criteria"]
+                ],
+            )
+        )
+    costs = analysis.get("costs") or {}
+    if costs:
+        out.append("")
+        out.append(f"costs (cumulative; citizen hours valued at {costs.get('hour_value')} per hour):")
+        cost_rows = []
+        for key, c in costs.items():
+            if key in ("incremental", "hour_value", "note") or not isinstance(c, dict):
+                continue
+            cost_rows.append(
+                [
+                    key,
+                    _money_text(c.get("public")),
+                    _money_text(c.get("citizen")),
+                    _money_text(c.get("total")),
+                    _num(c.get("units")),
+                    _money_text(c.get("per_unit")),
+                    _money_text(c.get("per_unit_public")),
+                ]
+            )
+        out.append(
+            table(["", "PUBLIC", "CITIZEN", "TOTAL", "UNITS", "PER UNIT", "PER UNIT (PUBLIC)"], cost_rows)
+        )
+        inc = costs.get("incremental") or {}
+        if inc:
+            out.append(
+                f"incremental cost per unit: {_money_text(inc.get('per_unit_with_citizen'))} with citizen inputs, "
+                f"{_money_text(inc.get('per_unit_public_only'))} public only"
+            )
+            out.append(
+                f"per unit of effect ({inc.get('effect_basis')} = {_num(inc.get('effect'))}): "
+                f"{_money_text(inc.get('per_unit_of_effect_with_citizen'))} with citizen inputs, "
+                f"{_money_text(inc.get('per_unit_of_effect_public_only'))} public only"
+            )
+    out.append("")
+    out.append(f"recommendation: {analysis['recommendation'].upper()}")
+    for reason in analysis.get("reasons", []):
+        out.append(f"  - {reason}")
+    for warning in analysis.get("warnings", []):
+        out.append(f"  ! {warning}")
+    return "\n".join(out)
+
+
+def _money_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
