@@ -70,15 +70,15 @@ def test_sqlite_to_postgresql_and_back(tmp_path, pg_admin_url):
     source = Riskreg(runner, f"sqlite:///{tmp_path / 'source.db'}")
     populate(source)
     exported = tmp_path / "export.json"
-    assert source("export", "--json", str(exported)).exit_code == 0
+    assert source("export", str(exported)).exit_code == 0
     postgres = Riskreg(runner, _create_pg_database(pg_admin_url, f"riskreg_backup_{os.getpid()}"))
-    result = postgres("import", "--json", str(exported))
+    result = postgres("import", str(exported))
     assert result.exit_code == 0, result.output
     assert listings(postgres) == listings(source)
     again = tmp_path / "again.json"
-    postgres("export", "--json", str(again))
+    postgres("export", str(again))
     back = Riskreg(runner, f"sqlite:///{tmp_path / 'back.db'}")
-    assert back("import", "--json", str(again)).exit_code == 0
+    assert back("import", str(again)).exit_code == 0
     assert listings(back) == listings(source)
     assert json.loads(exported.read_text())["tables"] == json.loads(again.read_text())["tables"]
     # the copies keep working: new identifiers continue after the imported ones
@@ -98,8 +98,8 @@ def test_sqlite_to_postgresql_and_back(tmp_path, pg_admin_url):
 def test_import_refuses_a_database_that_is_not_empty(rr, tmp_path):
     rr("risk", "add", "A", "--side", "citizen", "--mode", "design", "--likelihood", "1", "--impact", "1")
     path = tmp_path / "e.json"
-    rr("export", "--json", str(path))
-    result = rr("import", "--json", str(path))
+    rr("export", str(path))
+    result = rr("import", str(path))
     assert (result.exit_code, result.stderr) == (
         1,
         "Error: the database is not empty (table counters has rows); import into a new database\n",
@@ -109,7 +109,7 @@ def test_import_refuses_a_database_that_is_not_empty(rr, tmp_path):
 def test_import_refuses_a_file_that_is_not_an_export(rr, tmp_path):
     path = tmp_path / "x.json"
     path.write_text('{"hello": 1}')
-    result = rr("import", "--json", str(path))
+    result = rr("import", str(path))
     assert (result.exit_code, result.stderr) == (1, f"Error: {path}: not a riskreg JSON export\n")
 
 
@@ -117,7 +117,7 @@ def _damaged_export(rr, tmp_path, damage) -> str:  # type: ignore[no-untyped-def
     """Export a one-risk register, let `damage` edit the document, and return the file's path."""
     rr(*risk_add("A"))
     path = tmp_path / "e.json"
-    rr("export", "--json", str(path))
+    rr("export", str(path))
     document = json.loads(path.read_text())
     damage(document)
     path.write_text(json.dumps(document))
@@ -139,7 +139,7 @@ def test_a_damaged_export_is_refused_in_one_line_and_nothing_is_written(
 ):
     path = _damaged_export(rr, tmp_path, damage)
     target = Riskreg(rr.runner, empty_db_url)
-    result = target("import", "--json", path)
+    result = target("import", path)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {path}: ") and result.stderr.count("\n") == 1
     if message is not None:
@@ -149,11 +149,27 @@ def test_a_damaged_export_is_refused_in_one_line_and_nothing_is_written(
 
 def test_export_to_a_directory_is_a_one_line_error_and_keeps_an_earlier_file_whole(rr, tmp_path):
     rr(*risk_add("A"))
-    result = rr("export", "--json", str(tmp_path))
+    result = rr("export", str(tmp_path))
     assert (result.exit_code, result.stderr) == (1, f"Error: cannot write {tmp_path}: Is a directory\n")
     earlier = tmp_path / "backup.json"
     earlier.write_text("the earlier backup")
     blocked = tmp_path / "backup.json" / "x.json"  # its folder is a file: the write fails
-    assert rr("export", "--json", str(blocked)).exit_code == 1
+    assert rr("export", str(blocked)).exit_code == 1
     assert earlier.read_text() == "the earlier backup"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_export_and_import_print_what_they_wrote_as_json_and_take_the_older_spelling(
+    rr, tmp_path, empty_db_url
+):
+    rr(*risk_add("A"))
+    path = tmp_path / "e.json"
+    exported = rr.json("export", str(path))
+    assert (exported["file"], exported["tables"]["risks"]) == (str(path), 1)
+    assert exported["rows"] == sum(exported["tables"].values())
+    target = Riskreg(rr.runner, empty_db_url)
+    # `import --json FILE`, as earlier versions spelled it, still reads FILE (and prints JSON)
+    result = target("import", "--json", str(path))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == exported
+    assert target.json("risk", "list")[0]["title"] == "A"

@@ -4,52 +4,64 @@ from __future__ import annotations
 
 import click
 
-from riskreg.cli.output import emit, table
+from riskreg.cli.output import emit, json_option, table
 
 
 @click.command("export")
-@click.option("--json", "path", required=True, metavar="FILE", help="Write everything to this JSON file.")
+@click.argument("path", metavar="FILE")
+@json_option
 @click.pass_obj
-def export_command(app, path: str) -> None:  # type: ignore[no-untyped-def]
-    """Export the whole database (risks, pilots, data, decisions, audit trail) as JSON.
+def export_command(app, path: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Export the whole database (risks, pilots, data, decisions, audit trail) to a JSON file.
+
+    FILE is written whole or not at all (an earlier file of that name is kept until the
+    new one is complete). --json prints what was written as JSON, like every command.
 
     \b
     Example:
-      riskreg export --json backup.json
-      riskreg --db postgresql+psycopg://host/risks import --json backup.json
+      riskreg export backup.json
+      riskreg --db postgresql+psycopg://host/risks import backup.json
     """
     from riskreg.backup import export_all
     from riskreg.outfile import replaced_whole
 
     with app.database().read() as session, replaced_whole(path) as out:
         counts = export_all(session, out)
-    click.echo(f"exported {sum(counts.values())} rows from {len(counts)} tables to {path}")
+    emit(
+        _summary(path, counts),
+        as_json,
+        lambda s: f"exported {s['rows']} rows from {len(s['tables'])} tables to {path}",
+    )
 
 
 @click.command("import")
-@click.option(
-    "--json", "path", required=True, metavar="FILE", help="A file written by `riskreg export --json`."
-)
+@click.argument("path", metavar="FILE")
+@json_option
 @click.pass_obj
-def import_command(app, path: str) -> None:  # type: ignore[no-untyped-def]
-    """Load a JSON export into an empty database (for example to move from SQLite to PostgreSQL).
+def import_command(app, path: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Load a file written by `riskreg export` into an empty database (for example to move from SQLite to PostgreSQL).
 
     \b
     Example:
-      riskreg --db postgresql+psycopg://host/risks import --json backup.json
+      riskreg --db postgresql+psycopg://host/risks import backup.json
     """
     from riskreg.backup import import_all
 
     with app.database().write() as session:
         counts = import_all(session, path)
     emit(
-        counts,
-        False,
-        lambda c: (
-            f"imported {sum(c.values())} rows into {len(c)} tables\n"
-            + table(("TABLE", "ROWS"), sorted(c.items()))
+        _summary(path, counts),
+        as_json,
+        lambda s: (
+            f"imported {s['rows']} rows into {len(s['tables'])} tables\n"
+            + table(("TABLE", "ROWS"), sorted(s["tables"].items()))
         ),
     )
+
+
+def _summary(path: str, counts: dict[str, int]) -> dict[str, object]:
+    """The file, the rows in all, and the rows of each table."""
+    return {"file": path, "rows": sum(counts.values()), "tables": counts}
 
 
 COMMANDS = (export_command, import_command)
