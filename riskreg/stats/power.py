@@ -29,6 +29,7 @@ Conventions (the same for all three outcome types):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,14 +178,12 @@ def _first_crossing(power_at: Callable[[float], float], target: float, start: fl
     """
     from scipy.optimize import brentq
 
-    grid = np.linspace(start, stop, _SCAN_POINTS + 1)
-    values = [power_at(float(x)) for x in grid]
-    for i in range(1, len(grid)):
-        if values[i] >= target:
+    grid = [float(x) for x in np.linspace(start, stop, _SCAN_POINTS + 1)]
+    # power is computed point by point, and only up to the first point that reaches the target
+    for below, at in itertools.pairwise(grid):
+        if power_at(at) >= target:
             return float(
-                brentq(
-                    lambda x: power_at(x) - target, grid[i - 1], grid[i], xtol=_XTOL, rtol=1e-14, maxiter=500
-                )
+                brentq(lambda x: power_at(x) - target, below, at, xtol=_XTOL, rtol=1e-14, maxiter=500)
             )
     raise ValueError("no effect in the allowed range reaches the target power with these sample sizes")
 
