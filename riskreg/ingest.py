@@ -5,7 +5,9 @@ as they stream by, and any rejected row rolls everything back, with every proble
 by line number (the first 20 shown, all counted). Memory stays flat as files grow: plain
 lines are read and checked in chunks and written in batches, and duplicate detection keeps
 a 64-bit hash per observation (``KeyStore``: in memory up to 8 MiB, then in a temporary
-file), reading the file a second time only to name the lines of a repeat.
+file), reading the file a second time only to name the lines of a repeat. A large file is
+read twice at once: a forked process checks it (``_CheckingProcess``) while the importing
+process only converts and writes, and the checker's verdict decides what is kept.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pickle
 import signal
 import sys
 import tempfile
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -1011,6 +1014,8 @@ def _check_apart(path: str | Path) -> bool:
     """True if a file is large enough to be checked in a second process while this one writes it."""
     if sys.platform != "linux":  # fork is the quick and safe start only on Linux
         return False
+    if threading.active_count() > 1:
+        return False  # a lock another thread holds at the fork would stay locked in the child
     try:
         return os.path.getsize(path) >= PARALLEL_BYTES
     except OSError:

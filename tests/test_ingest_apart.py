@@ -194,3 +194,20 @@ def test_an_error_that_will_not_pickle_still_reaches_the_importer(rr, tmp_path, 
     ):
         rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility")
     assert _counts(rr.url) == (0, 0, 0)
+
+
+def test_a_process_with_other_threads_checks_in_process(tmp_path):
+    """Forking a process with several threads could copy a lock some thread holds into the child."""
+    import threading
+
+    large = tmp_path / "large.csv"
+    large.write_bytes(b"x" * riskreg.ingest.PARALLEL_BYTES)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not riskreg.ingest._check_apart(large)
+    finally:
+        release.set()
+        other.join()
+    assert riskreg.ingest._check_apart(large)
