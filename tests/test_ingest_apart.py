@@ -11,15 +11,17 @@ import os
 from unittest import mock
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 
 import riskreg.csvfile
 import riskreg.ingest
+from riskreg.cli import cli
 from riskreg.models import DataImport, ImportCount, ImportUnits, observations
 from tests import test_ingest_paths as paths
-from tests.pilot_fixtures import LONG, registered, write
+from tests.pilot_fixtures import LONG, PROTOCOL, registered, write
 from tests.test_ingest_paths import _import, _kept, line, wide_line
 
 registered_db = paths.registered_db  # the registered SQLite file those tests share, as a fixture here
@@ -211,3 +213,60 @@ def test_a_process_with_other_threads_checks_in_process(tmp_path):
         release.set()
         other.join()
     assert riskreg.ingest._check_apart(large)
+
+
+@pytest.fixture(scope="module")
+def pg_registered(pg_admin_url: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Name of a PostgreSQL database with the test protocol registered, copied for each example."""
+    from tests.conftest import _create_pg_database
+
+    name = f"riskreg_apart_{os.getpid()}"
+    url = _create_pg_database(pg_admin_url, name, pg_template)
+    protocol = tmp_path_factory.mktemp("apart") / "befriending.toml"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--db", url, "pilot", "register", str(protocol)])
+    assert result.exit_code == 0, result.output
+    return name
+
+
+def _postgres_import(admin_url: str, template: str, name: str, csv: str) -> tuple[int, str, list, list, list]:
+    """Import csv into a fresh copy of template; return the exit code, output, rows, counts and unit counts."""
+    from tests.conftest import _create_pg_database
+
+    url = _create_pg_database(admin_url, name, template)
+    result = CliRunner().invoke(cli, ["--db", url, "pilot", "data", "P-1", csv, "--stage", "feasibility"])
+    engine = create_engine(url)
+    t = observations.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(t.metric, t.arm, t.unit_id, t.value, t.exposure, t.site).order_by(t.unit_id, t.metric)
+        ).all()
+        c = ImportCount
+        counts = connection.execute(
+            select(c.metric, c.arm, c.n, c.missing, c.total, c.exposure, c.shift, c.sum_d, c.sum_d2).order_by(
+                c.metric, c.arm
+            )
+        ).all()
+        units = connection.execute(select(ImportUnits.arm, ImportUnits.units).order_by(ImportUnits.arm)).all()
+    engine.dispose()
+    return result.exit_code, result.output, *([tuple(r) for r in found] for found in (rows, counts, units))
+
+
+@pytest.mark.postgres
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(line(), min_size=1, max_size=10), st.integers(20, 200))
+def test_a_long_file_imports_the_same_checked_apart_on_postgresql(
+    pg_admin_url, pg_registered, tmp_path, lines, chunk
+):
+    """Checked apart, the writer COPYs plain decimals as spelled, the rest as ``float`` reads them."""
+    csv = tmp_path / "data.csv"
+    csv.write_bytes((LONG_HEADER + "".join(",".join(cells) + "\n" for cells in lines)).encode("utf-8"))
+    outcomes = []
+    for parallel_bytes in (1 << 60, 0):
+        with (
+            mock.patch.object(riskreg.csvfile, "CHUNK_CHARS", chunk),
+            mock.patch.object(riskreg.ingest, "PARALLEL_BYTES", parallel_bytes),
+        ):
+            name = f"riskreg_apart_{os.getpid()}_{'alone' if parallel_bytes else 'apart'}"
+            outcomes.append(_postgres_import(pg_admin_url, pg_registered, name, str(csv)))
+    assert outcomes[1] == outcomes[0]
