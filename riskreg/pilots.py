@@ -134,7 +134,30 @@ def pilot_to_dict(session: Session, pilot: Pilot, detail: bool = False) -> dict[
         data["protocol_versions"] = [_version_to_dict(v) for v in protocol_versions(session, pilot)]
         data["decisions"] = [decision_to_dict(d, protocol) for d in decisions(session, pilot)]
         data["data"] = data_counts(session, pilot, pilot.stage_index)
+        data["imports"] = [_import_to_dict(record, protocol) for record in data_imports(session, pilot)]
     return data
+
+
+def data_imports(session: Session, pilot: Pilot) -> list[DataImport]:
+    """Return the data files a pilot took (outcomes and resources), oldest first."""
+    return list(
+        session.scalars(select(DataImport).where(DataImport.pilot_id == pilot.id).order_by(DataImport.id))
+    )
+
+
+def _import_to_dict(record: DataImport, protocol: Protocol) -> dict[str, Any]:
+    """One imported file: where it went, what it held and who brought it (a reviewer's provenance)."""
+    return {
+        "kind": record.kind,
+        "stage": protocol.stages[record.stage_index].name,
+        "file": record.source,
+        "rows": record.rows,  # observations for outcome data, cost lines for resources
+        "missing": record.missing,
+        "replaced": record.replaced,  # earlier observations this file's --replace removed
+        "at": iso_utc(record.at),
+        "actor": record.actor,
+        "sha256": record.sha256,
+    }
 
 
 def _amendment_count(session: Session, pilot: Pilot) -> int:

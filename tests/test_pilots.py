@@ -181,3 +181,26 @@ def test_a_key_that_reads_like_a_pilot_number_still_finds_its_pilot(rr, tmp_path
     assert rr.json("pilot", "show", "P-1")["key"] == "p-2024"
     result = rr("pilot", "show", "p-7")
     assert (result.exit_code, result.stderr) == (1, "Error: no pilot P-7\n")
+
+
+def test_show_lists_every_data_file_with_who_brought_it(rr, tmp_path):
+    """A reviewer sees where the counts came from: each file, its stage, rows, replacements and actor."""
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "long.csv", LONG), "--stage", "feasibility", actor="ana")
+    smaller = write(tmp_path, "again.csv", "unit_id,arm,metric,value\nu1,comparison,wellbeing,39\n")
+    rr("pilot", "data", "P-1", smaller, "--stage", "feasibility", "--replace", actor="ben")
+    costs = "stage,side,kind,hours,amount\nfeasibility,citizen,volunteer_time,20,\n"
+    rr("pilot", "resources", "P-1", write(tmp_path, "costs.csv", costs), actor="ana")
+    shown = rr.json("pilot", "show", "P-1")["imports"]
+    assert [
+        (i["kind"], i["stage"], i["file"], i["rows"], i["missing"], i["replaced"], i["actor"]) for i in shown
+    ] == [
+        ("outcomes", "feasibility", "long.csv", 9, 2, 0, "ana"),
+        ("outcomes", "feasibility", "again.csv", 1, 0, 3, "ben"),
+        ("resources", "feasibility", "costs.csv", 1, 0, 0, "ana"),
+    ]
+    assert [i["sha256"] is None for i in shown] == [True, True, False]  # kept for resources only
+    text = rr("pilot", "show", "P-1").stdout
+    files = text[text.index("data files:") :].splitlines()
+    assert files[1].split() == ["AT", "BY", "KIND", "STAGE", "ROWS", "MISSING", "REPLACED", "FILE"]
+    assert files[4].split()[1:] == ["ben", "outcomes", "feasibility", "1", "0", "3", "again.csv"]

@@ -70,6 +70,23 @@ def _pilot_text(p: dict[str, Any]) -> str:
             for arm, c in arms.items()
         ]
         lines += "\n\ndata so far (cumulative):\n" + table(("METRIC", "ARM", "N", "MISSING"), data)
+        if p["imports"]:
+            lines += "\n\ndata files:\n" + table(
+                ("AT", "BY", "KIND", "STAGE", "ROWS", "MISSING", "REPLACED", "FILE"),
+                [
+                    (
+                        i["at"],
+                        i["actor"],
+                        i["kind"],
+                        i["stage"],
+                        i["rows"],
+                        i["missing"],
+                        i["replaced"],
+                        i["file"],
+                    )
+                    for i in p["imports"]
+                ],
+            )
         if p["decisions"]:
             lines += "\n\ngate decisions:\n" + table(
                 ("STAGE", "DECISION", "BY", "AT", "REASON"),
