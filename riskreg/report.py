@@ -29,10 +29,21 @@ from riskreg.config import RATINGS, Config
 from riskreg.db import Database, safe_url
 from riskreg.errors import InvalidInput
 from riskreg.evidence import evidence_for
-from riskreg.models import PILOT_STATUSES, SIDES, Decision, Event, Pilot, ProtocolVersion, Resource, Risk
+from riskreg.models import (
+    PILOT_STATUSES,
+    SIDES,
+    DataImport,
+    Decision,
+    Event,
+    Pilot,
+    ProtocolVersion,
+    Resource,
+    Risk,
+)
 from riskreg.outfile import replaced_whole
 from riskreg.pilots import (
     data_counts,
+    data_imports,
     decisions,
     get_pilot,
     linked_risks,
@@ -53,6 +64,7 @@ from riskreg.report_context import (
     CostLine,
     CostSummary,
     CriterionLine,
+    DataFileLine,
     DecisionLine,
     EventLine,
     EvidenceLine,
@@ -466,6 +478,19 @@ def _decision_line(decision: Decision, pilot: Pilot) -> DecisionLine:
     )
 
 
+def _data_file_line(record: DataImport, protocol: Protocol) -> DataFileLine:
+    return DataFileLine(
+        kind=record.kind,
+        stage=_stage_name(protocol, record.stage_index),
+        file=record.source,
+        rows=record.rows,
+        missing=record.missing,
+        replaced=record.replaced,
+        actor=record.actor,
+        at=_when(record.at),
+    )
+
+
 def _amendment_line(version: ProtocolVersion, pilot: Pilot) -> AmendmentLine:
     return AmendmentLine(
         pilot=pilot.ref,
@@ -723,6 +748,7 @@ def pilot_context(
         costs=_costs(latest),
         risks=tuple(_linked_risk(session, config, pilot, ref) for ref in linked_risks(session, pilot)),
         decisions=tuple(_decision_line(d, pilot) for d in decisions(session, pilot)),
+        data_files=tuple(_data_file_line(record, protocol) for record in data_imports(session, pilot)),
     )
 
 

@@ -1156,6 +1156,20 @@ class LinkedRisk:
 
 
 @dataclass(frozen=True)
+class DataFileLine:
+    """A data file the pilot took: where its numbers came from."""
+
+    kind: str  # "outcomes" or "resources"
+    stage: str
+    file: str
+    rows: int  # observations, or cost lines for resources
+    missing: int
+    replaced: int  # earlier observations the file's --replace removed
+    actor: str
+    at: str  # "2026-05-12 10:00 UTC"
+
+
+@dataclass(frozen=True)
 class PilotContext:
     """Context of ``pilot.html.j2``: one pilot from protocol to gate decisions."""
 
@@ -1172,6 +1186,7 @@ class PilotContext:
     costs: CostSummary | None
     risks: tuple[LinkedRisk, ...]
     decisions: tuple[DecisionLine, ...]
+    data_files: tuple[DataFileLine, ...]  # oldest first
 
 
 # --- qa ------------------------------------------------------------------------------------------

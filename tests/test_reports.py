@@ -159,6 +159,7 @@ def test_every_template_renders_from_its_context_on_an_empty_database(db_url, tm
     run(db_url, "pilot", "register", write(tmp_path, "p.toml", PROTOCOL))
     pilot = contexts(db_url)["pilot"]
     assert "No gate decision recorded yet." in render_report("pilot", pilot)
+    assert "No data file imported yet." in render_report("pilot", pilot)
     assert pilot.forest is None and pilot.costs is None  # type: ignore[attr-defined]
     assert "No estimate for wellbeing yet" in pilot.analyses[0].results[0].sentence  # type: ignore[attr-defined]
 
@@ -188,6 +189,15 @@ def test_pilot_report_explains_each_result_in_plain_words(reports):
     assert "times the comparison rate" in html  # the count metric in ratio words
     assert "15 (very high) → 10 (high)" in html  # R-2 re-scored on the pilot's evidence
     assert "Clarified the follow-up check" in reports["pilot-2"]
+    # where the numbers came from: each file, its stage, rows and missing values, who and when
+    files = html[html.index('id="data-files-h"') :]
+    assert re.search(
+        r'<th scope="row">hospital-befriending-feasibility\.csv</th><td>outcomes</td><td>feasibility</td>'
+        r'<td class="num">496</td><td class="num">24</td><td class="num">0</td><td>alice</td>',
+        files,
+    )
+    assert "hospital-befriending-resources.csv</th><td>resources</td>" in files
+    assert "hospital-befriending-extended.csv</th><td>outcomes</td><td>extended</td>" in files
 
 
 def test_qa_report_lists_findings_by_severity_and_the_audit_trail(reports):
