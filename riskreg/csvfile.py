@@ -55,13 +55,19 @@ def open_text(path: str | Path) -> IO[str]:
         raise _unreadable(path, exc) from None
 
 
-def sha256_of(path: str | Path) -> str:
-    """Return the SHA-256 of a file's bytes (hex), with open_text's one-line error if it cannot be read."""
+def text_sha256(path: str | Path) -> str:
+    """Return the SHA-256 (hex) of a text file's content: without a BOM, every line break as LF.
+
+    The same rows saved on another system (CRLF line ends, a BOM from a spreadsheet) give
+    the same digest. Errors are open_text's one-line ones.
+    """
     try:
         with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+            content = handle.read()
     except OSError as exc:
         raise _unreadable(path, exc) from None
+    content = content.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return hashlib.sha256(content).hexdigest()
 
 
 def _unreadable(path: str | Path, exc: OSError) -> InvalidInput:

@@ -35,7 +35,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riskreg import audit
-from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv, sha256_of
+from riskreg.csvfile import CsvRows, RowErrors, check_header, open_text, read_chunks, read_csv, text_sha256
 from riskreg.errors import InvalidInput, RiskregError
 from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
@@ -1351,8 +1351,8 @@ def import_resources(
 
 
 def _refuse_repeated_resources(session: Session, pilot: Pilot, path: str | Path, source: str) -> str:
-    """Return the file's SHA-256, refusing a file whose very bytes the pilot's resources already hold."""
-    digest = sha256_of(path)
+    """Return the file's text SHA-256, refusing a file whose content the pilot's resources already hold."""
+    digest = text_sha256(path)
     earlier = session.scalars(
         select(DataImport)
         .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources", DataImport.sha256 == digest)

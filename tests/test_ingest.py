@@ -225,7 +225,9 @@ def test_the_same_resources_file_twice_is_refused_and_its_costs_are_not_doubled(
     assert rr("pilot", "resources", "P-1", first).exit_code == 0
     events = rr.json("audit", "verify")["events"]
     again = write(tmp_path, "r-copy.csv", RESOURCES)  # another name, the same bytes
-    for path in (first, again):
+    # the same rows saved by a spreadsheet on Windows: a BOM and CRLF line ends
+    windows = write(tmp_path, "r-windows.csv", "\ufeff" + RESOURCES.replace("\n", "\r\n"))
+    for path in (first, again, windows):
         result = rr("pilot", "resources", "P-1", path)
         assert result.exit_code == 1
         assert re.fullmatch(

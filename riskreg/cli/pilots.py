@@ -289,7 +289,8 @@ def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool)
 
     Columns: stage,side,kind,hours,amount[,arm][,note]; side is public or citizen.
     Citizen hours without an amount are valued at citizen_hour_value (riskreg.toml).
-    A file the pilot already holds (the same bytes) is refused: its costs would count twice.
+    A file the pilot already holds (the same text, whatever its line ends or BOM) is
+    refused: its costs would count twice.
 
     \b
     Example:
