@@ -231,14 +231,13 @@ class _Loader:
 
     def __init__(
         self,
-        session: Session | None,
         codes: dict[str, tuple[int, str]],
         arms: tuple[str, ...],
         errors: RowErrors,
-        import_id: int | None,
+        writer: Any,
         checking: bool = True,
     ):
-        """Check and write (the default), only check (``session`` None) or only write (``checking`` False).
+        """Check and write (the default), only check (``writer`` a ``_NoWriter``) or only write (``checking`` False).
 
         A loader that only writes leaves the checks, the duplicate search, the tallies and
         the unit counts to a checking loader reading the same file (``_CheckingProcess``);
@@ -250,7 +249,7 @@ class _Loader:
         self.kind_of = {name: kind for name, (_code, kind) in codes.items()}
         self.arms = {name: i for i, name in enumerate(arms)}
         self.batch: list[tuple[Any, ...]] = []
-        self.writer = None if session is None or import_id is None else _writer(session, import_id)
+        self.writer = writer
         self.keys = KeyStore()
         self.units = UnitRuns(len(arms))
         # one tally per (metric, arm), keyed code * arms + arm: one int hashes quicker than a tuple
@@ -326,7 +325,7 @@ class _Loader:
             self.keys.add(hash((unit, code)))
             self.units.add(unit, arm)
             self.tallies[code * len(self.arm_names) + arm].add(value, exposure)
-        if self.writer is not None and self.errors.total == 0:
+        if self.errors.total == 0:
             self.batch.append((code, arm, unit, value, exposure, site))
             if len(self.batch) >= BATCH_ROWS:
                 self.flush()
@@ -355,7 +354,7 @@ class _Loader:
         for codes, values, exposures in checked:
             self.keys.extend(map(hash, zip(units, codes, strict=True)))
             self._tally(codes, arms, values, exposures)
-            if self.writer is not None and self.errors.total == 0:
+            if self.errors.total == 0:
                 self.writer.write_columns([codes, arms, units, values, exposures, sites])
         return True
 
@@ -387,9 +386,9 @@ class _Loader:
         missing one is NaN, written as NULL; what the checks would refuse may be written
         too, for the checking loader's rejection rolls the whole import back.
         """
-        if self.writer is None or self.errors.total:
+        if self.errors.total:
             return True  # nothing more is written: no need to convert
-        if isinstance(self.writer, _CopyWriter) and self._copy_as_spelled(chunk):
+        if self.writer.write_spelled(chunk):
             return True
         try:
             converted = [
@@ -400,23 +399,6 @@ class _Loader:
             return False
         for codes, values, exposures in converted:
             self.writer.write_columns([codes, chunk.arms, chunk.units, values, exposures, chunk.sites])
-        return True
-
-    def _copy_as_spelled(self, chunk: _SplitChunk) -> bool:
-        """COPY a chunk with its numbers as the file spells them, if the server reads each as ``float`` does; else write nothing.
-
-        Converting a number to text again costs more than the server's own reading of it;
-        plain decimals (see ``_copy_numbers``) are read alike, correctly rounded, by both.
-        """
-        assert isinstance(self.writer, _CopyWriter)
-        spelled = [
-            (codes, _copy_numbers(texts), _copy_numbers(exposure_texts))
-            for codes, _kinds, texts, exposure_texts in chunk.metrics
-        ]
-        if not _copy_plain(chunk.units, chunk.sites) or any(v is None or e is None for _, v, e in spelled):
-            return False
-        for codes, values, exposures in spelled:
-            self.writer.write_texts(codes, chunk.arms, chunk.units, values, exposures, chunk.sites)  # type: ignore[arg-type]
         return True
 
     def _metric_columns(
@@ -468,7 +450,7 @@ class _Loader:
 
     def finish(self) -> None:
         """Write every observation still buffered (none once a row was rejected)."""
-        if self.writer is not None and self.errors.total == 0:
+        if self.errors.total == 0:
             self.flush()
             self.writer.finish()
 
@@ -480,8 +462,12 @@ class _Loader:
                 _report_duplicates(self, layout, path, self.errors.source, duplicates)
             return Checked(layout.form, self.rows, self.errors, self.tallied(), self.units.distinct())
         finally:
-            self.keys.close()
-            self.units.keys.close()
+            self.close()
+
+    def close(self) -> None:
+        """Drop the hashes kept for repeats, if any spilled to disk."""
+        self.keys.close()
+        self.units.keys.close()
 
 
 SPILL_KEYS = 1 << 20  # keys held in memory (8 MiB); beyond that they go to a temporary file
@@ -845,8 +831,31 @@ class _InsertWriter:
             )
         return self.statements[key]
 
+    def write_spelled(self, chunk: _SplitChunk) -> bool:
+        """Write nothing: SQLite binds numbers, so a chunk's texts are converted first."""
+        return False
+
     def close(self, failed: bool = False) -> None:
         self.cursor.close()
+
+
+class _NoWriter:
+    """The checking process's writer: it writes nothing (the importer writes)."""
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        pass
+
+    def write_columns(self, columns: list[list[Any]]) -> None:
+        pass
+
+    def write_spelled(self, chunk: _SplitChunk) -> bool:
+        return True
+
+    def finish(self) -> None:
+        pass
+
+    def close(self, failed: bool = False) -> None:
+        pass
 
 
 class _CopyWriter:
@@ -887,6 +896,22 @@ class _CopyWriter:
             list(map(_COPY_NULLS.get, exposure_texts, exposure_texts)),
             sites,
         )
+
+    def write_spelled(self, chunk: _SplitChunk) -> bool:
+        """COPY a chunk with its numbers as the file spells them, if the server reads each as ``float`` does; else write nothing.
+
+        Converting a number to text again costs more than the server's own reading of it;
+        plain decimals (see ``_copy_numbers``) are read alike, correctly rounded, by both.
+        """
+        spelled = [
+            (codes, _copy_numbers(texts), _copy_numbers(exposure_texts))
+            for codes, _kinds, texts, exposure_texts in chunk.metrics
+        ]
+        if not _copy_plain(chunk.units, chunk.sites) or any(v is None or e is None for _, v, e in spelled):
+            return False
+        for codes, values, exposures in spelled:
+            self.write_texts(codes, chunk.arms, chunk.units, values, exposures, chunk.sites)  # type: ignore[arg-type]
+        return True
 
     def write_texts(
         self,
@@ -981,30 +1006,46 @@ def import_outcomes(
     source = str(path)
     arms = protocol.design.arms
     record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
-    checker = _CheckingProcess.start(path, source, codes, arms) if _check_apart(path) else None
-    # the writing loader's own rejections are not reported: the checking process finds them all
-    loader = _Loader(session, codes, arms, RowErrors.for_file(source), record.id, checking=checker is None)
-    try:
-        try:
-            layout = _load(loader, path, source, progress, checker.failed.is_set if checker else None)
-        except Exception as exc:
-            if checker is not None and not isinstance(exc, RiskregError):
-                # the database refused what it was sent (a COPY of a value the checks reject, say):
-                # the rows the checks reject explain it better than the database's error
-                checker.result().errors.raise_if_any()
-            raise
-        checked = checker.result() if checker else loader.checked(layout, path)
-    finally:
-        if checker is not None:
-            checker.stop()
-        loader.keys.close()
-        loader.units.keys.close()
+    checked = _read_and_write(session, record.id, path, source, codes, arms, progress)
     if checked.rows == 0 and checked.errors.total == 0:
         raise InvalidInput(f"{source}: no data rows (only a header)")
     checked.errors.raise_if_any()
     summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
     _finish(session, ctx, pilot, record, checked, codes, summary, protocol, replace)
     return summary
+
+
+def _read_and_write(
+    session: Session,
+    import_id: int,
+    path: str | Path,
+    source: str,
+    codes: dict[str, tuple[int, str]],
+    arms: tuple[str, ...],
+    progress: Progress | None,
+) -> Checked:
+    """Read, check and write a whole outcome file; a large one is checked in a second process meanwhile."""
+    with contextlib.ExitStack() as cleanup:
+        # forked before the writer opens (a COPY runs a thread of psycopg's)
+        checker = _CheckingProcess.start(path, source, codes, arms) if _check_apart(path) else None
+        if checker is not None:
+            cleanup.callback(checker.stop)
+        # the writing loader's own rejections are not reported: the checking process finds them all
+        loader = _Loader(
+            codes, arms, RowErrors.for_file(source), _writer(session, import_id), checker is None
+        )
+        cleanup.callback(loader.close)
+        if checker is None:
+            return loader.checked(_load(loader, path, source, progress), path)
+        try:
+            _load(loader, path, source, progress, checker.failed.is_set)
+        except Exception as exc:
+            if not isinstance(exc, RiskregError):
+                # the database refused what it was sent (a COPY of a value the checks reject, say):
+                # the rows the checks reject explain it better than the database's error
+                checker.result().errors.raise_if_any()
+            raise
+        return checker.result()
 
 
 PARALLEL_BYTES = 4 << 20  # files this large (~90,000 long rows) are checked in a second process
@@ -1095,7 +1136,7 @@ def _check_and_send(
     """Check a whole outcome file without writing and send the ``Checked`` (in the checking process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to handle: it ends this process
     errors = RowErrors.for_file(source)
-    loader = _Loader(None, codes, arms, errors, None)
+    loader = _Loader(codes, arms, errors, _NoWriter())
 
     def progress(_position: int) -> None:
         if os.getppid() != importer:
@@ -1136,8 +1177,7 @@ def _load(
         loader.finish()
         failed = loader.errors.total > 0
     finally:
-        if loader.writer is not None:
-            loader.writer.close(failed)
+        loader.writer.close(failed)
     return layout
 
 
