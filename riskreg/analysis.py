@@ -456,18 +456,14 @@ def _units(
     ).all()
     units = dict.fromkeys(arms, 0)
     primary_units = dict.fromkeys(arms, 0)
-    one_primary = len({import_id for import_id, _arm, _n in primary}) <= 1
-    if one_primary:
+    if len({import_id for import_id, _arm, _n in primary}) <= 1:
         for _import_id, arm, n in primary:
             primary_units[arms[arm]] += n
-    counted = _counted_units(session, holding)
-    if counted is not None and one_primary:
-        for arm, n in counted.items():
-            if 0 <= arm < len(arms):
-                units[arms[arm]] = n
-        return units, primary_units
-    if one_primary:
-        distinct_primary: Any = literal(0)
+        counted = _counted_units(session, holding)
+        if counted is not None:
+            units.update({arms[arm]: n for arm, n in counted.items() if 0 <= arm < len(arms)})
+            return units, primary_units
+        distinct_primary: Any = literal(0)  # known already: only the units are counted below
     else:
         with_primary = case((and_(t.metric == primary_code, t.value.is_not(None)), t.unit_id))
         distinct_primary = func.count(distinct(with_primary))
