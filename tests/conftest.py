@@ -23,6 +23,8 @@ _counter = itertools.count(1)
 # CI draws the same hypothesis examples on every run, so that its verdict on a commit can
 # be reproduced; local runs draw new ones and keep exploring.
 settings.register_profile("ci", derandomize=True, print_blob=True)
+# A longer search, for a session spent hunting: pytest --hypothesis-profile=deep
+settings.register_profile("deep", max_examples=1000, deadline=None, print_blob=True)
 if IN_CI:
     settings.load_profile("ci")
 

@@ -7,6 +7,7 @@ written to build/screenshots/ as CI artifacts.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -127,3 +128,56 @@ def test_screenshots_at_desktop_and_phone_widths(reports, kind, width, tmp_path)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert target.stat().st_size > 10_000  # a rendered page, not a blank image
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+BREAK_AFTER_AVOID = re.compile(r"<(h[234]|caption|thead)\b[^>]*>(.*?)</\1>", re.DOTALL)
+SECTION = re.compile(r'(<section class="report-section"[^>]*>)(.*?)(</section>)', re.DOTALL)
+OFFSETS_MM = range(0, 270, 15)  # where a section's content starts on its first page, down an A4 page
+
+
+def _plain(markup: str) -> str:
+    """The text of some HTML, whitespace collapsed, as a PDF's extracted text spells it."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", markup))
+    return " ".join(text.replace("\ufb01", "fi").replace("\ufb02", "fl").split())
+
+
+def _shifted(markup: str) -> str:
+    """The report with every section repeated, its content pushed down its first page by each of OFFSETS_MM.
+
+    Where a page breaks depends on the data above it; printing every section from many
+    starting heights tries the print style against breaks at every kind of element.
+    """
+    head, body = markup.split("<body", 1)
+    copies = "".join(
+        f'{opening}<div style="height: {mm}mm"></div>{inner}{closing}'
+        for opening, inner, closing in SECTION.findall(body)
+        for mm in OFFSETS_MM
+    )
+    return f"{head}<body><main>{copies}</main></body></html>"
+
+
+def _printed_pages(binary: str, page: Path, tmp_path: Path) -> list[str]:
+    """Print a page to PDF in Chromium (A4, as the print style asks) and return each page's text."""
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "printed.pdf"
+    result = browse(binary, page, tmp_path / "profile", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert result.returncode == 0, result.stderr[-2000:]
+    # escaped, so that a title spelling a tag stays text for _plain
+    return [_plain(html.escape(p.extract_text())) for p in PdfReader(pdf).pages]
+
+
+@pytest.mark.parametrize("kind", ["board", "pilot", "qa"])
+def test_printed_pages_never_end_with_a_heading_caption_or_table_header(reports, kind, tmp_path):
+    """A board member's printout keeps each heading, caption and table header with what follows it."""
+    binary = chromium()
+    markup = reports[kind].read_text(encoding="utf-8")
+    leaders = {_plain(found.group(2)) for found in BREAK_AFTER_AVOID.finditer(markup.split("<body", 1)[1])}
+    shifted = tmp_path / f"{kind}-shifted.html"
+    shifted.write_text(_shifted(markup), encoding="utf-8")
+    pages = _printed_pages(binary, shifted, tmp_path)
+    assert len(pages) > 2 * len(OFFSETS_MM)  # every section printed from every offset
+    stranded = sorted({leader for text in pages[:-1] for leader in leaders - {""} if text.endswith(leader)})
+    assert stranded == []
