@@ -92,6 +92,7 @@ from riskreg.report_context import (
     bar_chart,
     boundary_chart,
     ci_text,
+    css_string,
     estimate_text,
     forest_plot,
     heat_map,
@@ -136,7 +137,7 @@ def _load(name: str) -> str | None:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """Return the one Jinja2 environment: autoescaped everywhere, strict about undefined names."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -144,6 +145,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["css_string"] = css_string
+    return env
 
 
 def render_report(name: str, context: Any) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
+
 MINUS = "\u2212"  # typographic minus: "−0.47", as a printed board pack shows it
 DASH = "\u2013"
 
@@ -80,6 +82,21 @@ def level_text(level: float | None) -> str:
 def label(name: str) -> str:
     """Return a metric or field name for reading ("readmitted_30d" → "readmitted 30d")."""
     return name.replace("_", " ")
+
+
+_CSS_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:()_-")
+
+
+def css_string(text: str) -> Markup:
+    """Return text as a double-quoted CSS string, every other character than a few plain ones escaped.
+
+    The print style's page margins show the report's title, which may come from a user
+    (a pilot's title); escaped, no quote, backslash or ``<`` of it reaches the style
+    element, where HTML escaping would not apply. Each escape ends with the one space
+    that CSS reads as its end (and drops), so a space after it in the text is kept.
+    """
+    escaped = "".join(c if c in _CSS_PLAIN else f"\\{ord(c):X} " for c in text)
+    return Markup(f'"{escaped}"')
 
 
 def rating_class(rating: str) -> str:

@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,15 +160,37 @@ def _shifted(markup: str) -> str:
     return f"{head}<body><main>{copies}</main></body></html>"
 
 
-def _printed_pages(binary: str, page: Path, tmp_path: Path) -> list[str]:
-    """Print a page to PDF in Chromium (A4, as the print style asks) and return each page's text."""
+FOOTER_PT = 40  # the page-margin boxes print below this height (18 mm bottom margin = 51 pt)
+
+
+@dataclass
+class PrintedPage:
+    body: str  # the text above the bottom margin
+    footer: str  # the text of the bottom margin boxes
+
+
+def _printed_pages(binary: str, page: Path, tmp_path: Path) -> list[PrintedPage]:
+    """Print a page to PDF in Chromium (A4, as the print style asks); return each page's body and footer text."""
     from pypdf import PdfReader
 
     pdf = tmp_path / "printed.pdf"
     result = browse(binary, page, tmp_path / "profile", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     assert result.returncode == 0, result.stderr[-2000:]
+    return [_body_and_footer(printed) for printed in PdfReader(pdf).pages]
+
+
+def _body_and_footer(printed: Any) -> PrintedPage:
+    """Split a PDF page's text at the bottom margin: the page's content above, the margin boxes below."""
+    body: list[str] = []
+    footer: list[str] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
+        height = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]  # points above the foot of the page
+        (footer if height < FOOTER_PT else body).append(text)
+
+    printed.extract_text(visitor_text=visit)
     # escaped, so that a title spelling a tag stays text for _plain
-    return [_plain(html.escape(p.extract_text())) for p in PdfReader(pdf).pages]
+    return PrintedPage(_plain(html.escape(" ".join(body))), _plain(html.escape(" ".join(footer))))
 
 
 @pytest.mark.parametrize("kind", ["board", "pilot", "qa"])
@@ -179,5 +203,18 @@ def test_printed_pages_never_end_with_a_heading_caption_or_table_header(reports,
     shifted.write_text(_shifted(markup), encoding="utf-8")
     pages = _printed_pages(binary, shifted, tmp_path)
     assert len(pages) > 2 * len(OFFSETS_MM)  # every section printed from every offset
-    stranded = sorted({leader for text in pages[:-1] for leader in leaders - {""} if text.endswith(leader)})
+    stranded = sorted(
+        {leader for page in pages[:-1] for leader in leaders - {""} if page.body.endswith(leader)}
+    )
     assert stranded == []
+
+
+@pytest.mark.parametrize("kind", ["board", "pilot", "qa"])
+def test_every_printed_page_names_its_report_and_its_place_in_it(reports, kind, tmp_path):
+    binary = chromium()
+    title = re.search(r"<h1>(.*?)</h1>", reports[kind].read_text(encoding="utf-8")).group(1)
+    pages = _printed_pages(binary, reports[kind], tmp_path)
+    assert len(pages) > 1
+    for number, page in enumerate(pages, start=1):
+        assert f"page {number} of {len(pages)}" in page.footer
+        assert _plain(f"{title} — riskreg, as of 2026-11-29") in page.footer

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from riskreg import report_context as rc
 from riskreg.cli import cli
@@ -268,6 +270,42 @@ def test_user_text_is_escaped_everywhere(db_url, tmp_path):
         assert "<script" not in html and "<img" not in html, args
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, args
         assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html, args
+
+
+def toml_basic_string(text: str) -> str:
+    """The inside of a TOML basic string ("...") that reads as text."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6}) ?")
+
+
+@given(st.text())
+def test_css_string_reads_back_as_the_text_and_cannot_leave_its_string_or_style(text):
+    quoted = str(rc.css_string(text))
+    assert quoted[0] == quoted[-1] == '"'
+    inside = quoted[1:-1]
+    # what a CSS parser reads: each escape, with the one space that ends it, is its character
+    assert CSS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), inside) == text
+    assert not set(inside) & set("\"<>&'\n\r\f;{}")
+    assert "\\" not in CSS_ESCAPE.sub("", inside)  # every backslash starts an escape
+
+
+def test_a_pilot_title_reaches_the_print_footer_escaped(db_url, tmp_path):
+    hostile = 'Tea "& chat"</style><script>alert(1)</script> \\ ; }'
+    run(
+        db_url,
+        "pilot",
+        "register",
+        write(tmp_path, "p.toml", PROTOCOL.replace("Volunteer befriending", toml_basic_string(hostile))),
+    )
+    path = tmp_path / "pilot.html"
+    run(db_url, "report", "pilot", "P-1", "-o", str(path), "--as-of", AS_OF)
+    style = path.read_text(encoding="utf-8").split("<style>", 1)[1].split("</style>", 1)[0]
+    footer = re.search(r"@bottom-left \{ content: (\"[^\"]*\");", style).group(1)
+    assert CSS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), footer[1:-1]).startswith(
+        "Pilot report P-1: " + hostile
+    )
 
 
 # --- direction of travel and time at high -----------------------------------------------------
