@@ -282,7 +282,7 @@ def _create(session: Session, ctx: Context, protocol: Protocol) -> Pilot:
     )
     session.add(_version(pilot, protocol, 1, None, False, ctx))
     _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
-    _record(session, ctx, pilot, "pilot.register", None, _snapshot(pilot, protocol), None)
+    _record(session, ctx, pilot, "pilot.register", None, pilot_snapshot(pilot, protocol), None)
     return pilot
 
 
@@ -302,7 +302,8 @@ def _version(
     )
 
 
-def _snapshot(pilot: Pilot, protocol: Protocol) -> dict[str, Any]:
+def pilot_snapshot(pilot: Pilot, protocol: Protocol) -> dict[str, Any]:
+    """Return the stored fields of a pilot, as kept in the events that register, amend or decide it."""
     return {
         "key": pilot.key,
         "title": pilot.title,
@@ -323,7 +324,7 @@ def _amend(session: Session, ctx: Context, pilot: Pilot, protocol: Protocol, rea
     old = protocol_of(pilot)
     codes = metric_codes(session, pilot)
     _check_compatible(session, pilot, old, protocol, codes)
-    before = _snapshot(pilot, old)
+    before = pilot_snapshot(pilot, old)
     after_data = has_data(session, pilot)
     number = len(protocol_versions(session, pilot)) + 1
     pilot.protocol_text, pilot.protocol_sha256, pilot.title = protocol.text, protocol.sha256, protocol.title
@@ -336,7 +337,7 @@ def _amend(session: Session, ctx: Context, pilot: Pilot, protocol: Protocol, rea
     session.flush()
     session.add(_version(pilot, protocol, number, reason, after_data, ctx))
     _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
-    after = {**_snapshot(pilot, protocol), "amendment": number - 1, "after_data": after_data}
+    after = {**pilot_snapshot(pilot, protocol), "amendment": number - 1, "after_data": after_data}
     _record(session, ctx, pilot, "pilot.amend", before, after, reason)
     return Registration(pilot, number - 1, after_data)
 
@@ -440,7 +441,7 @@ def record_gate(
     """Record a gate decision (checked by gate_pilot) at the end of the pilot's current stage and move it on."""
     protocol = protocol_of(pilot)
     decided_at = pilot.stage_index
-    before = _snapshot(pilot, protocol)
+    before = pilot_snapshot(pilot, protocol)
     snapshot = {"stage": protocol.stages[decided_at].name, "counts": data_counts(session, pilot, decided_at)}
     if analysis is not None:
         snapshot["analysis"] = analysis
@@ -460,7 +461,7 @@ def record_gate(
     session.add(row)
     session.flush()
     after = {
-        **_snapshot(pilot, protocol),
+        **pilot_snapshot(pilot, protocol),
         "decision": decision,
         "decided_stage": snapshot["stage"],
         "override": override,

@@ -299,7 +299,8 @@ def snapshot(risk: Risk) -> dict[str, Any]:
     return {name: getattr(risk, name) for name in SNAPSHOT_FIELDS}
 
 
-def _control_snapshot(control: Control) -> dict[str, Any]:
+def control_snapshot(control: Control) -> dict[str, Any]:
+    """Return the stored fields of a control, as kept in events."""
     return {
         "risk": f"R-{control.risk_id}",
         "description": control.description,
@@ -611,7 +612,7 @@ def update_control(
     changes = {k: v for k, v in changes.items() if getattr(control, k) != v}
     if not changes:
         raise InvalidInput(f"{control.ref}: nothing to change (the values given are the current ones)")
-    before = _control_snapshot(control)
+    before = control_snapshot(control)
     for name, value in changes.items():
         setattr(control, name, value)
     control.updated_at, control.updated_by = ctx.now, ctx.actor
@@ -629,7 +630,7 @@ def _record_control(
         action,
         control.ref,
         before,
-        _control_snapshot(control),
+        control_snapshot(control),
         reason,
         scope=f"R-{control.risk_id}",
     )

@@ -141,3 +141,9 @@ class Riskreg:
 def rr(runner: CliRunner, db_url: str) -> Riskreg:
     """riskreg on a fresh database of the backend under test."""
     return Riskreg(runner, db_url)
+
+
+def intact(events: int, risks: int = 0, controls: int = 0, pilots: int = 0) -> dict[str, object]:
+    """What `audit verify --json` prints for an intact chain and a register that matches it."""
+    state = {"ok": True, "risks": risks, "controls": controls, "pilots": pilots, "mismatches": []}
+    return {"events": events, "ok": True, "broken_at": None, "problem": None, "state": state}

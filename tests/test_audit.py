@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import create_engine, text
+
+from tests.pilot_fixtures import registered
 
 
 def make_three_events(rr) -> None:
@@ -86,3 +90,85 @@ def test_verify_json_reports_the_break(rr, db_url):
     result = rr("audit", "verify", "--json")
     assert result.exit_code == 1
     assert '"broken_at": 1' in result.stdout
+
+
+# --- the register against its trail --------------------------------------------------------------
+
+
+def make_register(rr, tmp_path) -> None:
+    """Three events on R-1 (add, rescore, close), a control on a second risk, and a pilot."""
+    make_three_events(rr)
+    rr(
+        "risk",
+        "add",
+        "B",
+        "--side",
+        "professional",
+        "--mode",
+        "delivery",
+        "--likelihood",
+        "3",
+        "--impact",
+        "3",
+    )
+    rr("control", "add", "R-2", "Weekly supervision", "--owner", "Team lead")
+    registered(rr, tmp_path)
+
+
+def test_a_register_changed_only_by_riskreg_matches_its_trail(rr, tmp_path):
+    make_register(rr, tmp_path)
+    result = rr("audit", "verify")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "audit chain intact: 6 events\nregister matches the trail: 2 risks, 1 control, 1 pilot\n",
+    )
+
+
+def test_fields_edited_behind_riskregs_back_are_each_named(rr, db_url, tmp_path):
+    make_register(rr, tmp_path)
+    tamper(db_url, "UPDATE risks SET likelihood = 5, owner = 'Mallory' WHERE id = 1")
+    tamper(db_url, "UPDATE controls SET status = 'in-place' WHERE id = 1")
+    tamper(db_url, "UPDATE pilots SET status = 'completed' WHERE id = 1")
+    result = rr("audit", "verify")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "audit chain intact: 6 events\n"
+        "R-1: likelihood is 5 in the register, but 3 in its last recorded state (event 3)\n"
+        'R-1: owner is "Mallory" in the register, but null in its last recorded state (event 3)\n'
+        'C-1: status is "in-place" in the register, but "planned" in its last recorded state (event 5)\n'
+        'P-1: status is "completed" in the register, but "active" in its last recorded state (event 6)\n',
+        "Error: the register was edited outside riskreg: 4 differences from the audit trail\n",
+    )
+
+
+def test_rows_no_event_created_and_recorded_rows_deleted_are_found(rr, db_url, tmp_path):
+    make_register(rr, tmp_path)
+    tamper(
+        db_url,
+        "INSERT INTO controls (id, risk_id, description, owner, status, citizen, version, created_at, created_by, "
+        "updated_at, updated_by) SELECT 2, risk_id, 'Forged', owner, status, citizen, 1, created_at, created_by, "
+        "updated_at, updated_by FROM controls WHERE id = 1",
+    )
+    tamper(db_url, "DELETE FROM risks WHERE id = 1")
+    result = rr("audit", "verify", "--json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert (document["ok"], document["broken_at"]) == (False, None)  # the chain itself is intact
+    assert document["state"] == {
+        "ok": False,
+        "risks": 1,
+        "controls": 2,
+        "pilots": 1,
+        "mismatches": [
+            {"subject": "R-1", "problem": "recorded by events 1 to 3, but missing from the register"},
+            {"subject": "C-2", "problem": "in the register, but no event records it"},
+        ],
+    }
+
+
+def test_a_restored_edit_matches_again(rr, db_url, tmp_path):
+    make_register(rr, tmp_path)
+    tamper(db_url, "UPDATE risks SET impact = 5 WHERE id = 2")
+    assert rr("audit", "verify").exit_code == 1
+    tamper(db_url, "UPDATE risks SET impact = 3 WHERE id = 2")
+    assert rr("audit", "verify").exit_code == 0

@@ -63,7 +63,10 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
         "--impact",
         "2",
     ).startswith("added R-1")
-    assert run("audit", "verify") == "audit chain intact: 1 events\n"
+    assert (
+        run("audit", "verify")
+        == "audit chain intact: 1 event\nregister matches the trail: 1 risk, 0 controls, 0 pilots\n"
+    )
     _run_demo_from_the_wheel(env_dir, tmp_path)
     probe = "import importlib.resources as r, riskreg; print(r.files('riskreg.templates').joinpath('base.html.j2').is_file(), riskreg.__file__)"
     out = subprocess.run(

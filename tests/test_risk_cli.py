@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.conftest import intact
 from tests.risk_fixtures import risk_add
 
 RISK_KEYS = {
@@ -184,8 +185,11 @@ def test_audit_verify_passes_on_untouched_chain(rr):
     add(rr)
     rr("risk", "rescore", "R-1", "--likelihood", "1", "--impact", "1", "--reason", "x")
     result = rr("audit", "verify")
-    assert (result.exit_code, result.stdout) == (0, "audit chain intact: 2 events\n")
-    assert rr.json("audit", "verify") == {"events": 2, "ok": True, "broken_at": None, "problem": None}
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "audit chain intact: 2 events\nregister matches the trail: 1 risk, 0 controls, 0 pilots\n",
+    )
+    assert rr.json("audit", "verify") == intact(2, risks=1)
 
 
 def test_json_is_one_document(rr):

@@ -73,22 +73,44 @@ def audit_group() -> None:
 @json_option
 @click.pass_obj
 def audit_verify(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Recompute the hash chain of every event; exit 1 at the first broken link.
+    """Check the hash chain of every event, and that the register holds what the events say.
+
+    Exit 1 at the first broken link of the chain, or if a risk, control or pilot differs
+    from the last state its events recorded (a field changed, a row no event created, a
+    recorded row gone): the register was edited outside riskreg.
 
     \b
     Example:
       riskreg audit verify
     """
-    from riskreg import audit
+    from riskreg import audit, trail
 
     with app.database().read() as session:
-        check = audit.verify(session)
+        chain = audit.verify(session)
+        state = trail.check_state(session)
     if as_json:
-        emit(check.to_dict(), True, str)
-    elif check.ok:
-        click.echo(f"audit chain intact: {check.events} events")
-    if not check.ok:
-        raise click.ClickException(f"audit chain broken at event {check.broken_at}: {check.problem}")
+        emit({**chain.to_dict(), "ok": chain.ok and state.ok, "state": state.to_dict()}, True, str)
+    else:
+        if chain.ok:
+            click.echo(f"audit chain intact: {_count(chain.events, 'event')}")
+        if state.ok:
+            click.echo(
+                f"register matches the trail: {_count(state.risks, 'risk')}, "
+                f"{_count(state.controls, 'control')}, {_count(state.pilots, 'pilot')}"
+            )
+        for mismatch in state.mismatches:
+            click.echo(mismatch.text())
+    if not chain.ok:
+        raise click.ClickException(f"audit chain broken at event {chain.broken_at}: {chain.problem}")
+    if not state.ok:
+        differences = _count(len(state.mismatches), "difference")
+        raise click.ClickException(
+            f"the register was edited outside riskreg: {differences} from the audit trail"
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 COMMANDS = (db_group, audit_group)
