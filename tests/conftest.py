@@ -143,7 +143,10 @@ def rr(runner: CliRunner, db_url: str) -> Riskreg:
     return Riskreg(runner, db_url)
 
 
-def intact(events: int, risks: int = 0, controls: int = 0, pilots: int = 0) -> dict[str, object]:
+def intact(
+    events: int, risks: int = 0, controls: int = 0, pilots: int = 0, data_files: int = 0
+) -> dict[str, object]:
     """What `audit verify --json` prints for an intact chain and a register that matches it."""
-    state = {"ok": True, "risks": risks, "controls": controls, "pilots": pilots, "mismatches": []}
+    counts = {"risks": risks, "controls": controls, "pilots": pilots, "data_files": data_files}
+    state = {"ok": True, **counts, "mismatches": []}
     return {"events": events, "ok": True, "broken_at": None, "problem": None, "state": state}

@@ -6,7 +6,8 @@ import json
 
 from sqlalchemy import create_engine, text
 
-from tests.pilot_fixtures import registered
+from tests.conftest import intact
+from tests.pilot_fixtures import LONG, registered, write
 
 
 def make_three_events(rr) -> None:
@@ -120,7 +121,7 @@ def test_a_register_changed_only_by_riskreg_matches_its_trail(rr, tmp_path):
     result = rr("audit", "verify")
     assert (result.exit_code, result.stdout) == (
         0,
-        "audit chain intact: 6 events\nregister matches the trail: 2 risks, 1 control, 1 pilot\n",
+        "audit chain intact: 6 events\nregister matches the trail: 2 risks, 1 control, 1 pilot, 0 data files\n",
     )
 
 
@@ -159,6 +160,7 @@ def test_rows_no_event_created_and_recorded_rows_deleted_are_found(rr, db_url, t
         "risks": 1,
         "controls": 2,
         "pilots": 1,
+        "data_files": 0,
         "mismatches": [
             {"subject": "R-1", "problem": "recorded by events 1 to 3, but missing from the register"},
             {"subject": "C-2", "problem": "in the register, but no event records it"},
@@ -172,3 +174,74 @@ def test_a_restored_edit_matches_again(rr, db_url, tmp_path):
     assert rr("audit", "verify").exit_code == 1
     tamper(db_url, "UPDATE risks SET impact = 3 WHERE id = 2")
     assert rr("audit", "verify").exit_code == 0
+
+
+# --- data files against their events --------------------------------------------------------------
+
+COSTS = "stage,side,kind,hours,amount\nfeasibility,public,staff_time,10,300\nfeasibility,citizen,volunteer_time,20,\n"
+WELLBEING_AGAIN = "unit_id,arm,metric,value\nu1,comparison,wellbeing,41\nu2,pilot,wellbeing,45\n"
+
+
+def make_data(rr, tmp_path) -> None:
+    """P-1 with an outcome file, a --replace of its wellbeing rows, and a resources file (4 events)."""
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
+    rr(
+        "pilot",
+        "data",
+        "P-1",
+        write(tmp_path, "w.csv", WELLBEING_AGAIN),
+        "--stage",
+        "feasibility",
+        "--replace",
+    )
+    rr("pilot", "resources", "P-1", write(tmp_path, "costs.csv", COSTS))
+
+
+def test_data_files_replaced_as_riskreg_replaces_them_match_their_events(rr, tmp_path):
+    make_data(rr, tmp_path)
+    assert rr.json("audit", "verify") == intact(4, pilots=1, data_files=3)
+
+
+def test_edited_counts_and_import_records_are_named(rr, db_url, tmp_path):
+    make_data(rr, tmp_path)
+    tamper(db_url, "UPDATE import_counts SET n = n + 5 WHERE import_id = 1 AND metric = 1 AND arm = 1")
+    tamper(db_url, "UPDATE data_imports SET source = 'other.csv' WHERE id = 2")
+    tamper(db_url, "UPDATE resources SET amount = 3000 WHERE amount = 300")
+    result = rr("audit", "verify")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1:] == [
+        'P-1: outcomes file \'d.csv\': readmitted in arm pilot counts {"missing": 0, "n": 7} in the register,'
+        ' but {"missing": 0, "n": 2} in event 2',
+        'P-1: outcomes file \'other.csv\': file "other.csv" in the register, but "w.csv" in event 3',
+        "P-1: resources file 'costs.csv': public cash 3000.0 in the register, but 300.0 in event 4",
+    ]
+    assert (
+        result.stderr
+        == "Error: the register was edited outside riskreg: 3 differences from the audit trail\n"
+    )
+
+
+def test_a_deleted_import_and_an_unrecorded_one_are_found(rr, db_url, tmp_path):
+    make_data(rr, tmp_path)
+    tamper(db_url, "DELETE FROM resources WHERE import_id = 3")
+    tamper(db_url, "DELETE FROM data_imports WHERE id = 3")
+    tamper(
+        db_url,
+        "INSERT INTO data_imports (id, pilot_id, stage_index, kind, source, rows, missing, replaced, at, actor) "
+        "SELECT 9, pilot_id, stage_index, kind, 'forged.csv', rows, missing, replaced, at, actor "
+        "FROM data_imports WHERE id = 1",
+    )
+    result = rr("audit", "verify", "--json")
+    assert result.exit_code == 1
+    mismatches = json.loads(result.stdout)["state"]["mismatches"]
+    assert mismatches == [
+        {
+            "subject": "P-1",
+            "problem": "outcomes file 'forged.csv' (import 9) is in the register, but no event records it",
+        },
+        {
+            "subject": "P-1",
+            "problem": "event 4 records resources file 'costs.csv', but the register has no such import",
+        },
+    ]

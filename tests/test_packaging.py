@@ -65,7 +65,7 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
     ).startswith("added R-1")
     assert (
         run("audit", "verify")
-        == "audit chain intact: 1 event\nregister matches the trail: 1 risk, 0 controls, 0 pilots\n"
+        == "audit chain intact: 1 event\nregister matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files\n"
     )
     _run_demo_from_the_wheel(env_dir, tmp_path)
     probe = "import importlib.resources as r, riskreg; print(r.files('riskreg.templates').joinpath('base.html.j2').is_file(), riskreg.__file__)"

@@ -166,7 +166,7 @@ def test_every_pilot_change_is_in_the_audit_chain(rr, tmp_path):
     registered(rr, tmp_path)
     rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
     rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "ok", "--override")
-    assert rr.json("audit", "verify") == intact(3, pilots=1)
+    assert rr.json("audit", "verify") == intact(3, pilots=1, data_files=1)
 
 
 def test_unknown_pilot(rr):

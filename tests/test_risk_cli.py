@@ -187,7 +187,7 @@ def test_audit_verify_passes_on_untouched_chain(rr):
     result = rr("audit", "verify")
     assert (result.exit_code, result.stdout) == (
         0,
-        "audit chain intact: 2 events\nregister matches the trail: 1 risk, 0 controls, 0 pilots\n",
+        "audit chain intact: 2 events\nregister matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files\n",
     )
     assert rr.json("audit", "verify") == intact(2, risks=1)
 

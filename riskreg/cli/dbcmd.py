@@ -75,9 +75,9 @@ def audit_group() -> None:
 def audit_verify(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Check the hash chain of every event, and that the register holds what the events say.
 
-    Exit 1 at the first broken link of the chain, or if a risk, control or pilot differs
-    from the last state its events recorded (a field changed, a row no event created, a
-    recorded row gone): the register was edited outside riskreg.
+    Exit 1 at the first broken link of the chain, or if a risk, control, pilot or data file
+    differs from the last state its events recorded (a field changed, a row no event
+    created, a recorded row gone): the register was edited outside riskreg.
 
     \b
     Example:
@@ -96,7 +96,8 @@ def audit_verify(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
         if state.ok:
             click.echo(
                 f"register matches the trail: {_count(state.risks, 'risk')}, "
-                f"{_count(state.controls, 'control')}, {_count(state.pilots, 'pilot')}"
+                f"{_count(state.controls, 'control')}, {_count(state.pilots, 'pilot')}, "
+                f"{_count(state.data_files, 'data file')}"
             )
         for mismatch in state.mismatches:
             click.echo(mismatch.text())
