@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from riskreg import audit
+from riskreg import audit, trail
 from riskreg.config import Config
 from riskreg.errors import ConfigError
 from riskreg.models import DataImport, Decision, Event, Pilot, PilotRisk, ProtocolVersion, Resource, Risk
@@ -62,6 +62,7 @@ class Facts:
     amendments: list[ProtocolVersion]
     resources: dict[int, list[Resource]]
     chain: audit.ChainCheck
+    state: trail.StateCheck
 
 
 def gather(session: Session, config: Config, today: dt.date) -> Facts:
@@ -101,6 +102,7 @@ def gather(session: Session, config: Config, today: dt.date) -> Facts:
         ),
         resources=resources,
         chain=audit.verify(session),
+        state=trail.check_state(session),
     )
 
 
@@ -406,6 +408,18 @@ def audit_chain_broken(facts: Facts) -> Iterator[Finding]:
             f"event {facts.chain.broken_at}",
             facts.chain.problem or "broken",
             "restore the database from a backup and find out who changed it",
+        )
+
+
+@rule("register-edited", "error")
+def register_edited(facts: Facts) -> Iterator[Finding]:
+    """Risks, controls, pilots or data files that differ from what the audit trail recorded."""
+    for mismatch in facts.state.mismatches:
+        yield _finding(
+            "register-edited",
+            mismatch.subject,
+            mismatch.problem,
+            "the database was changed outside riskreg: restore it from a backup and find out who changed it",
         )
 
 

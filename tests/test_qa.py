@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from sqlalchemy import create_engine, text
@@ -250,6 +251,21 @@ def test_audit_chain_broken(rr, db_url):
         connection.execute(text("UPDATE events SET actor = 'mallory' WHERE seq = 1"))
     engine.dispose()
     assert findings(rr, "audit-chain-broken") == ["event 1"]
+
+
+def test_register_edited(rr, db_url):
+    add(rr, "one")
+    assert findings(rr, "register-edited") == []
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE risks SET impact = 1 WHERE id = 1"))
+    engine.dispose()
+    result = rr("check", "--json")
+    assert result.exit_code == 1  # an error finding
+    found = [f for f in json.loads(result.stdout) if f["rule"] == "register-edited"]
+    assert [(f["severity"], f["subject"], f["message"]) for f in found] == [
+        ("error", "R-1", "impact is 1 in the register, but 2 in its last recorded state (event 1)")
+    ]
 
 
 def test_severity_comes_from_the_configuration(runner, tmp_path):
