@@ -50,7 +50,7 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class StateCheck:
-    """How many risks, controls and pilots were compared with the trail, and where they differ."""
+    """How many risks, controls, pilots and data files were compared with the trail, and where they differ."""
 
     risks: int
     controls: int
