@@ -171,21 +171,28 @@ class _DataFiles:
                 self.events[event.entity_id, FILE_EVENTS[event.action]].append(
                     (event, json.loads(event.after))
                 )
-        self.compared = 0
+        self.imports: dict[tuple[int, str], list[DataImport]] = defaultdict(list)
+        for record in session.scalars(select(DataImport).order_by(DataImport.id)):
+            self.imports[record.pilot_id, record.kind].append(record)
+
+    @property
+    def compared(self) -> int:
+        return sum(map(len, self.imports.values()))
 
     def mismatches(self) -> list[Mismatch]:
         found: list[Mismatch] = []
-        pilots = {pilot.id: pilot for pilot in self.session.scalars(select(Pilot))}
-        imports: dict[tuple[int, str], list[DataImport]] = defaultdict(list)
-        for record in self.session.scalars(select(DataImport).order_by(DataImport.id)):
-            imports[record.pilot_id, record.kind].append(record)
-        for pilot in sorted(pilots.values(), key=lambda p: p.id):
-            outcomes, resources = imports[pilot.id, "outcomes"], imports[pilot.id, "resources"]
-            self.compared += len(outcomes) + len(resources)
-            found += self._outcomes(pilot, outcomes, self.events.pop((pilot.ref, "outcomes"), []))
-            found += self._resources(pilot, resources, self.events.pop((pilot.ref, "resources"), []))
+        refs = set()
+        for pilot in self.session.scalars(select(Pilot).order_by(Pilot.id)):
+            refs.add(pilot.ref)
+            found += self._outcomes(
+                pilot, self.imports[pilot.id, "outcomes"], self.events[pilot.ref, "outcomes"]
+            )
+            found += self._resources(
+                pilot, self.imports[pilot.id, "resources"], self.events[pilot.ref, "resources"]
+            )
         for (ref, kind), orphans in sorted(self.events.items()):  # events of a pilot whose row is gone
-            found += [_file_missing(ref, kind, event, after) for event, after in orphans]
+            if ref not in refs:
+                found += [_file_missing(ref, kind, event, after) for event, after in orphans]
         return found
 
     def _outcomes(
