@@ -150,3 +150,11 @@ def intact(
     counts = {"risks": risks, "controls": controls, "pilots": pilots, "data_files": data_files}
     state = {"ok": True, **counts, "mismatches": []}
     return {"events": events, "ok": True, "broken_at": None, "problem": None, "state": state}
+
+
+def tamper(url: str, sql: str) -> None:
+    """Change the database behind riskreg's back, as someone with SQL access could."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(sql))
+    engine.dispose()

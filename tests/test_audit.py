@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import create_engine, text
-
-from tests.conftest import intact
+from tests.conftest import intact, tamper
 from tests.pilot_fixtures import LONG, registered, write
+from tests.risk_fixtures import risk_add
 
 
 def make_three_events(rr) -> None:
     rr("risk", "add", "A", "--side", "citizen", "--mode", "design", "--likelihood", "2", "--impact", "2")
     rr("risk", "rescore", "R-1", "--likelihood", "3", "--impact", "2", "--reason", "worse")
     rr("risk", "close", "R-1", "--reason", "done")
-
-
-def tamper(url: str, sql: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(sql))
-    engine.dispose()
 
 
 def test_every_change_writes_an_event_with_actor_and_reason(rr):
@@ -99,19 +91,7 @@ def test_verify_json_reports_the_break(rr, db_url):
 def make_register(rr, tmp_path) -> None:
     """Three events on R-1 (add, rescore, close), a control on a second risk, and a pilot."""
     make_three_events(rr)
-    rr(
-        "risk",
-        "add",
-        "B",
-        "--side",
-        "professional",
-        "--mode",
-        "delivery",
-        "--likelihood",
-        "3",
-        "--impact",
-        "3",
-    )
+    rr(*risk_add("B", side="professional", mode="delivery", likelihood="3", impact="3"))
     rr("control", "add", "R-2", "Weekly supervision", "--owner", "Team lead")
     registered(rr, tmp_path)
 

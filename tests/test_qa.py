@@ -6,10 +6,9 @@ import datetime as dt
 import json
 import re
 
-from sqlalchemy import create_engine, text
-
 from riskreg.db import open_database
 from riskreg.register import Context, add_risk
+from tests.conftest import tamper
 from tests.pilot_fixtures import LONG, PROTOCOL, registered, write
 from tests.risk_fixtures import risk_add
 
@@ -246,20 +245,14 @@ def test_audit_chain_broken(rr, db_url):
     add(rr, "one")
     add(rr, "two")
     assert findings(rr, "audit-chain-broken") == []
-    engine = create_engine(db_url)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE events SET actor = 'mallory' WHERE seq = 1"))
-    engine.dispose()
+    tamper(db_url, "UPDATE events SET actor = 'mallory' WHERE seq = 1")
     assert findings(rr, "audit-chain-broken") == ["event 1"]
 
 
 def test_register_edited(rr, db_url):
     add(rr, "one")
     assert findings(rr, "register-edited") == []
-    engine = create_engine(db_url)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE risks SET impact = 1 WHERE id = 1"))
-    engine.dispose()
+    tamper(db_url, "UPDATE risks SET impact = 1 WHERE id = 1")
     result = rr("check", "--json")
     assert result.exit_code == 1  # an error finding
     found = [f for f in json.loads(result.stdout) if f["rule"] == "register-edited"]

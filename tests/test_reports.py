@@ -280,13 +280,17 @@ def toml_basic_string(text: str) -> str:
 CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6}) ?")
 
 
+def css_text(inside: str) -> str:
+    """What a CSS parser reads from a string's inside: each escape, with the one space that ends it, is its character."""
+    return CSS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), inside)
+
+
 @given(st.text())
 def test_css_string_reads_back_as_the_text_and_cannot_leave_its_string_or_style(text):
     quoted = str(rc.css_string(text))
     assert quoted[0] == quoted[-1] == '"'
     inside = quoted[1:-1]
-    # what a CSS parser reads: each escape, with the one space that ends it, is its character
-    assert CSS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), inside) == text
+    assert css_text(inside) == text
     assert not set(inside) & set("\"<>&'\n\r\f;{}")
     assert "\\" not in CSS_ESCAPE.sub("", inside)  # every backslash starts an escape
 
@@ -303,9 +307,7 @@ def test_a_pilot_title_reaches_the_print_footer_escaped(db_url, tmp_path):
     run(db_url, "report", "pilot", "P-1", "-o", str(path), "--as-of", AS_OF)
     style = path.read_text(encoding="utf-8").split("<style>", 1)[1].split("</style>", 1)[0]
     footer = re.search(r"@bottom-left \{ content: (\"[^\"]*\");", style).group(1)
-    assert CSS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), footer[1:-1]).startswith(
-        "Pilot report P-1: " + hostile
-    )
+    assert css_text(footer[1:-1]).startswith("Pilot report P-1: " + hostile)
 
 
 # --- direction of travel and time at high -----------------------------------------------------
