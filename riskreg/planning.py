@@ -1,13 +1,26 @@
-"""`plan size`: units a stage needs, and the power and minimum detectable effect a size gives."""
+"""`plan size`: units a stage needs, and the power and minimum detectable effect a size gives.
+
+Also the planned power of a registered protocol (``protocol_power``, ``power_warning``):
+does the last stage's planned n give the protocol's stated power for its primary metric?
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riskreg.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from riskreg.protocol import Protocol
+
 KINDS = ("continuous", "binary", "count")
+TESTS = ("superiority", "non-inferiority")
+BETTER = ("higher", "lower")
+# Most looks `plan size` accepts: beyond any staged pilot, and the boundaries stay quick.
+MAX_LOOKS = 20
 
 
 @dataclass(frozen=True)
@@ -22,33 +35,106 @@ class PlanRequest:
     alpha: float = 0.05
     power: float = 0.8
     ratio: float = 1.0  # pilot units per comparison unit
-    margin: float = 0.0  # non-inferiority margin (continuous)
+    # non-inferiority margin: a difference (continuous, binary) or a rate ratio > 1 (count); 0 = none
+    margin: float = 0.0
     n: int | None = None  # units per arm already planned or recruited
+    test: str | None = None  # superiority or non-inferiority; None: non-inferiority when margin > 0
+    better: str = "higher"  # the direction that is a gain (non-inferiority)
+    looks: int | None = None  # equally spaced looks (group-sequential); None and no fractions: 1
+    fractions: tuple[float, ...] | None = None  # information fractions of the looks, the last 1
 
 
 def plan(request: PlanRequest) -> dict[str, Any]:
-    """Return the required size (when an effect is given) and, for a given n, power and MDE."""
+    """Return the required size (when an effect is given) and, for a given n, power and MDE.
+
+    With several looks the size is the fixed design's times the group-sequential inflation
+    factor: ``n_fixed``, ``inflation_factor`` and ``n`` (units per arm, comparison and pilot).
+    """
     _check(request)
     from riskreg.stats import power as p
 
+    test = _test(request)
+    fractions = _fractions(request)
     result: dict[str, Any] = {
         "kind": request.kind,
         "request": {k: v for k, v in vars(request).items() if v is not None},
+        "test": test,
+        "looks": _looks(p, fractions, request.alpha),
     }
-    if request.mde is not None:
-        result["size"] = _size(p, request).to_dict()
+    effect = _effect(request, test)
+    if effect is not None:
+        size = _size(p, request, effect)
+        factor = _call(p.inflation_factor, fractions, request.alpha, request.power)
+        result["size"] = size.to_dict()
+        result["n_fixed"] = list(size.n_required)
+        result["inflation_factor"] = factor
+        result["n"] = [math.ceil(n * factor - 1e-9) for n in size.n_per_arm]
     if request.n is not None:
         n_c, n_p = request.n, max(2, round(request.n * request.ratio))
-        if request.mde is not None:
-            result["power_at_n"] = _power(p, request, n_c, n_p).to_dict()
+        if effect is not None:
+            at_n = _power(p, request, effect, n_c, n_p)
+            result["power_at_n"] = at_n.to_dict()
+            result["power_at_n_sequential"] = _call(p.sequential_power, fractions, request.alpha, at_n.power)
         result["mde_at_n"] = _mde(p, request, n_c, n_p).to_dict()
     return result
+
+
+def _test(r: PlanRequest) -> str:
+    """Return the test asked for: as given, or non-inferiority exactly when a margin is given."""
+    if r.test is not None:
+        return r.test
+    return "non-inferiority" if r.margin > 0 else "superiority"
+
+
+def _effect(r: PlanRequest, test: str) -> float | None:
+    """Return the true effect to plan for: --mde, or no difference for non-inferiority without one."""
+    if r.mde is not None or test != "non-inferiority":
+        return r.mde
+    return 1.0 if r.kind == "count" else 0.0
+
+
+def _fractions(r: PlanRequest) -> tuple[float, ...]:
+    """Return the looks' information fractions: as given, or ``looks`` equal steps (one look by default)."""
+    if r.fractions is not None:
+        return tuple(r.fractions)
+    k = r.looks or 1
+    return tuple((i + 1) / k for i in range(k))
+
+
+def _looks(p: Any, fractions: tuple[float, ...], alpha: float) -> dict[str, Any]:
+    """Return the looks and their two-sided critical values (a single look: the fixed design's)."""
+    from riskreg.stats.sequential import lan_demets_boundaries
+
+    bounds = _call(lan_demets_boundaries, fractions, alpha)
+    return {
+        "count": len(fractions),
+        "fractions": list(fractions),
+        "z": list(bounds.z),
+        "method": p.METHOD_SEQUENTIAL,
+    }
+
+
+def _call(function: Any, *args: Any) -> Any:
+    """Call a stats function, turning its ValueError into the user's InvalidInput."""
+    try:
+        return function(*args)
+    except ValueError as exc:
+        raise InvalidInput(_in_options(str(exc))) from None
 
 
 def _check(r: PlanRequest) -> None:
     if r.kind not in KINDS:
         raise InvalidInput(f"kind: expected one of {', '.join(KINDS)}, got {r.kind!r}")
-    if r.mde is None and r.n is None:
+    if r.test is not None and r.test not in TESTS:
+        raise InvalidInput(f"--test: expected one of {', '.join(TESTS)}, got {r.test!r}")
+    if r.better not in BETTER:
+        raise InvalidInput(f"--better: expected higher or lower, got {r.better!r}")
+    test = _test(r)
+    if test == "non-inferiority" and not r.margin > 0:
+        raise InvalidInput(f"non-inferiority: --margin is required ({_MARGIN_TEXT[r.kind]})")
+    if test == "superiority" and r.margin > 0:
+        raise InvalidInput("--margin applies only to --test non-inferiority")
+    if r.mde is None and r.n is None and test == "superiority":
         raise InvalidInput("give --mde (the effect to detect) for a sample size, or --n for power and MDE")
     if r.kind == "continuous" and r.sd is None:
         raise InvalidInput("continuous: --sd (the outcome's standard deviation) is required")
@@ -58,26 +144,52 @@ def _check(r: PlanRequest) -> None:
         )
     if r.kind == "binary" and r.mde is not None and not 0 < r.baseline + r.mde < 1:  # type: ignore[operator]
         raise InvalidInput(f"binary: baseline {r.baseline} + mde {r.mde} must stay between 0 and 1")
+    _check_looks(r)
 
 
-def _size(p: Any, r: PlanRequest) -> Any:
+_MARGIN_TEXT = {
+    "continuous": "the loss tolerated, in the outcome's units",
+    "binary": "the loss tolerated, as a difference in proportions",
+    "count": "the worse rate ratio tolerated, above 1",
+}
+
+
+def _check_looks(r: PlanRequest) -> None:
+    if r.looks is not None and not 1 <= r.looks <= MAX_LOOKS:
+        raise InvalidInput(f"--looks must be between 1 and {MAX_LOOKS}, got {r.looks}")
+    if r.fractions is None:
+        return
+    fractions = list(r.fractions)
+    shown = ",".join(f"{t:g}" for t in fractions)
+    if not 1 <= len(fractions) <= MAX_LOOKS:
+        raise InvalidInput(f"--fractions: give 1 to {MAX_LOOKS} information fractions, got {len(fractions)}")
+    if r.looks is not None and r.looks != len(fractions):
+        raise InvalidInput(f"--looks {r.looks} does not match the {len(fractions)} --fractions {shown}")
+    increasing = all(0 < a < b for a, b in itertools.pairwise(fractions))
+    if not (increasing and fractions[0] > 0 and fractions[-1] == 1):
+        raise InvalidInput(f"--fractions must increase from above 0 to exactly 1, got {shown}")
+
+
+def _size(p: Any, r: PlanRequest, effect: float) -> Any:
     try:
         if r.kind == "continuous":
-            return p.size_continuous(r.mde, r.sd, r.alpha, r.power, r.ratio, r.margin)
+            return p.size_continuous(effect, r.sd, r.alpha, r.power, r.ratio, r.margin, r.better)
         if r.kind == "binary":
-            return p.size_binary(r.baseline, r.baseline + r.mde, r.alpha, r.power, r.ratio)
-        return p.size_count(r.baseline, r.mde, r.exposure, r.alpha, r.power, r.ratio)
+            return p.size_binary(
+                r.baseline, r.baseline + effect, r.alpha, r.power, r.ratio, r.margin, r.better
+            )
+        return p.size_count(r.baseline, effect, r.exposure, r.alpha, r.power, r.ratio, r.margin, r.better)
     except ValueError as exc:
         raise InvalidInput(_in_options(str(exc))) from None
 
 
-def _power(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
+def _power(p: Any, r: PlanRequest, effect: float, n_c: int, n_p: int) -> Any:
     try:
         if r.kind == "continuous":
-            return p.power_continuous(n_c, n_p, r.mde, r.sd, r.alpha, r.margin)
+            return p.power_continuous(n_c, n_p, effect, r.sd, r.alpha, r.margin, r.better)
         if r.kind == "binary":
-            return p.power_binary(n_c, n_p, r.baseline, r.baseline + r.mde, r.alpha)
-        return p.power_count(n_c, n_p, r.baseline, r.mde, r.exposure, r.alpha)
+            return p.power_binary(n_c, n_p, r.baseline, r.baseline + effect, r.alpha, r.margin, r.better)
+        return p.power_count(n_c, n_p, r.baseline, effect, r.exposure, r.alpha, r.margin, r.better)
     except ValueError as exc:
         raise InvalidInput(_in_options(str(exc))) from None
 
@@ -85,11 +197,13 @@ def _power(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
 def _mde(p: Any, r: PlanRequest, n_c: int, n_p: int) -> Any:
     try:
         if r.kind == "continuous":
-            return p.mde_continuous(n_c, n_p, r.sd, r.alpha, r.power, r.margin)
+            return p.mde_continuous(n_c, n_p, r.sd, r.alpha, r.power, r.margin, r.better)
         if r.kind == "binary":
-            # the direction the user asks about (a decrease for a negative --mde)
-            return p.mde_binary(n_c, n_p, r.baseline, r.alpha, r.power, r.mde is not None and r.mde < 0)
-        return p.mde_count(n_c, n_p, r.baseline, r.exposure, r.alpha, r.power)
+            # the direction the user asks about (a decrease for a negative --mde), or for
+            # non-inferiority the direction that is better
+            down = r.better == "lower" if r.margin > 0 else r.mde is not None and r.mde < 0
+            return p.mde_binary(n_c, n_p, r.baseline, r.alpha, r.power, down, r.margin)
+        return p.mde_count(n_c, n_p, r.baseline, r.exposure, r.alpha, r.power, r.margin, r.better)
     except ValueError as exc:
         raise InvalidInput(_in_options(str(exc))) from None
 
@@ -104,6 +218,8 @@ OPTION_OF = {
     "exposure_per_unit": "--exposure",
     "sd": "--sd",
     "margin": "--margin",
+    "better": "--better",
+    "fractions": "--fractions",
     "n_comparison": "--n",
     "n_pilot": "--n times --ratio",
 }
@@ -118,24 +234,167 @@ def _in_options(message: str) -> str:
 def plan_text(result: dict[str, Any]) -> str:
     """Return a plan as a few readable lines."""
     lines = []
+    ni = result.get("test") == "non-inferiority"
+    count = result["kind"] == "count"
+    looks = result.get("looks", {"count": 1})
     if "size" in result:
         size = result["size"]
         n_c, n_p = size["n_required"]
         lines.append(
             f"units needed: {n_c} comparison + {n_p} pilot (exact {size['n_per_arm'][0]:.2f} + {size['n_per_arm'][1]:.2f})"
         )
-        lines.append(
-            f"  to detect {'a rate ratio of' if result['kind'] == 'count' else 'an effect of'} {size['effect']:g} with power {size['power']:.0%} at two-sided alpha {size['alpha']:g}"
-        )
+        if ni:
+            assumptions = size["assumptions"]
+            lines.append(
+                f"  to show non-inferiority (margin {assumptions['margin']:g}{' as a rate ratio' if count else ''}, "
+                f"{assumptions['better']} is better) with power {size['power']:.0%} if the true "
+                f"{'rate ratio' if count else 'difference'} is {size['effect']:g}, "
+                f"one-sided alpha {size['alpha'] / 2:g} (two-sided {size['alpha']:g})"
+            )
+        else:
+            lines.append(
+                f"  to detect {'a rate ratio of' if count else 'an effect of'} {size['effect']:g} with power {size['power']:.0%} at two-sided alpha {size['alpha']:g}"
+            )
         lines.append(f"  method: {size['method']}")
+        if looks["count"] > 1:
+            n_c, n_p = result["n"]
+            lines.append(
+                f"with {looks['count']} looks at information {', '.join(f'{t:.3g}' for t in looks['fractions'])}: "
+                f"{n_c} comparison + {n_p} pilot (inflation factor {result['inflation_factor']:.4f})"
+            )
+            lines.append(
+                f"  boundaries |z| >= {', '.join(f'{z:.4f}' for z in looks['z'])}; {looks['method']}"
+            )
     if "power_at_n" in result:
         lines.append(
             f"power with {result['request']['n']} units per arm: {result['power_at_n']['power']:.1%}"
         )
+        if looks["count"] > 1:
+            lines.append(f"  with {looks['count']} looks: {result['power_at_n_sequential']:.1%}")
     if "mde_at_n" in result:
         mde = result["mde_at_n"]
-        what = "smallest detectable rate ratio" if result["kind"] == "count" else "minimum detectable effect"
+        if ni:
+            what = f"true {'rate ratio' if count else 'difference'} at which non-inferiority is shown"
+        else:
+            what = "smallest detectable rate ratio" if count else "minimum detectable effect"
         lines.append(
             f"{what} with {result['request']['n']} units per arm (power {mde['power']:.0%}): {mde['effect']:.4g}"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- a protocol's planned power
+
+
+def _arm_sizes(n: int, allocation: tuple[float, float]) -> tuple[int, int]:
+    """Return (comparison, pilot) units when the smaller arm has n (planned_n is per arm, smallest arm)."""
+    a_c, a_p = allocation
+    small = min(a_c, a_p)
+    return (round(n * a_c / small), round(n * a_p / small))
+
+
+def protocol_power(protocol: Protocol, exposure_per_unit: float | None = None) -> dict[str, Any] | None:
+    """Return the power the planned final n gives the primary metric under the protocol's own assumptions.
+
+    The last stage's ``planned_n`` units per arm (the smaller arm when the allocation is
+    unequal), analysed at every stage's planned n against the two-sided Lan–DeMets
+    O'Brien–Fleming boundaries, as ``pilot analyse`` does.  Only a non-inferiority
+    primary metric states everything a power needs: its margin, its sd (continuous) or
+    baseline (binary, count), and a true difference of 0 (rate ratio 1).  None when the
+    protocol does not say enough: superiority or equivalence (no effect is assumed), a
+    missing sd or baseline, or a count metric without ``exposure_per_unit`` (protocols
+    give a rate per unit of exposure, not the exposure each unit has).
+
+    The result has the power at the planned n (``power``; ``power_fixed`` for a single
+    analysis at the end), the stated target, and the units per arm ``plan size`` suggests
+    for the target with the same looks (``n_suggested``).
+    """
+    metric, design = protocol.primary, protocol.design
+    final = protocol.stages[-1].planned_n
+    n_c, n_p = _arm_sizes(final, design.allocation)
+    exposure = exposure_per_unit
+    # What the protocol states, checked before scipy loads: a protocol that cannot be
+    # powered (the usual superiority primary) costs `pilot register` no scipy import.
+    stated = {
+        "continuous": metric.sd is not None and min(n_c, n_p) >= 2,
+        "binary": metric.baseline is not None,
+        "count": metric.baseline is not None and exposure is not None,
+    }[metric.kind]
+    if metric.test != "non-inferiority" or metric.margin is None or not stated:
+        return None
+    from riskreg.stats import power as p
+
+    fractions = [stage.planned_n / final for stage in protocol.stages]
+    fractions[-1] = 1.0  # exactly, whatever the division gave
+    ratio = n_p / n_c
+    alpha, target, margin, better = design.alpha, design.power, metric.margin, metric.better
+    assumptions: dict[str, Any] = {"margin": margin, "better": better}
+    b = metric.baseline
+    try:
+        if metric.kind == "continuous":
+            fixed = p.power_continuous(n_c, n_p, 0.0, metric.sd, alpha, margin, better)
+            size = p.size_continuous(0.0, metric.sd, alpha, target, ratio, margin, better)
+            assumptions |= {"sd": metric.sd, "difference": 0.0}
+        elif metric.kind == "binary":
+            fixed = p.power_binary(n_c, n_p, b, b, alpha, margin, better)
+            size = p.size_binary(b, b, alpha, target, ratio, margin, better)
+            assumptions |= {"baseline": b, "difference": 0.0}
+        else:
+            fixed = p.power_count(n_c, n_p, b, 1.0, exposure, alpha, margin, better)
+            size = p.size_count(b, 1.0, exposure, alpha, target, ratio, margin, better)
+            assumptions |= {"baseline": b, "exposure_per_unit": exposure, "rate_ratio": 1.0}
+        achieved = p.sequential_power(fractions, alpha, fixed.power)
+        factor = p.inflation_factor(fractions, alpha, target)
+    except ValueError:
+        return None  # a protocol the planning formulas cannot take (e.g. a power of 1)
+    suggested = [math.ceil(n * factor - 1e-9) for n in size.n_per_arm]
+    return {
+        "metric": metric.name,
+        "kind": metric.kind,
+        "test": metric.test,
+        "assumptions": assumptions,
+        "stages": [stage.name for stage in protocol.stages],
+        "fractions": fractions,
+        "n_per_arm": [n_c, n_p],
+        "alpha": alpha,
+        "target": target,
+        "power": achieved,
+        "power_fixed": fixed.power,
+        "inflation_factor": factor,
+        "n_suggested": suggested,
+        "method": fixed.method,
+    }
+
+
+def power_warning(protocol: Protocol, exposure_per_unit: float | None = None) -> str | None:
+    """Return a one-line warning when the planned final n gives less than the protocol's stated power.
+
+    None when the power reaches the target or cannot be computed (see ``protocol_power``).
+    """
+    result = protocol_power(protocol, exposure_per_unit)
+    if result is None or result["power"] >= result["target"]:
+        return None
+    a = result["assumptions"]
+    n_c, n_p = result["n_per_arm"]
+    s_c, s_p = result["n_suggested"]
+    planned = f"{n_c} per arm" if n_c == n_p else f"{n_c} comparison + {n_p} pilot"
+    suggested = f"{s_c} per arm" if s_c == s_p else f"{s_c} comparison + {s_p} pilot"
+    if result["kind"] == "continuous":
+        given = f"margin {a['margin']:g} and sd {a['sd']:g}"
+    elif result["kind"] == "binary":
+        given = f"margin {a['margin']:g} and baseline {a['baseline']:g}"
+    else:
+        given = f"rate-ratio margin {a['margin']:g}, baseline rate {a['baseline']:g} and exposure {a['exposure_per_unit']:g} per unit"
+    looks = len(result["fractions"])
+    at = f" with {looks} looks" if looks > 1 else ""
+    return (
+        f"the planned final n of {planned} gives {_percent(result['power'])} power{at} "
+        f"(below the stated {_percent(result['target'])}) to show non-inferiority of {result['metric']} "
+        f"with {given}; plan size suggests {suggested}"
+    )
+
+
+def _percent(value: float) -> str:
+    """Return a power as a whole percentage, rounded down so a shortfall never shows as the target."""
+    # the 1e-9 absorbs binary fractions: 0.29 * 100 is 28.999999999999996
+    return f"{math.floor(value * 100 + 1e-9)}%"

@@ -62,10 +62,33 @@ def plan_group() -> None:
     help="Pilot units per comparison unit.",
 )
 @click.option(
+    "--test",
+    type=click.Choice(("superiority", "non-inferiority")),
+    help="The test the size is for [default: non-inferiority with --margin, else superiority].",
+)
+@click.option(
     "--margin",
     type=click.FloatRange(0),
     default=0.0,
-    help="Non-inferiority margin (continuous), in the outcome's units.",
+    help="Non-inferiority margin: the loss tolerated, in the outcome's units (continuous), as a "
+    "difference in proportions (binary), or as a rate ratio above 1 (count).",
+)
+@click.option(
+    "--better",
+    type=click.Choice(("higher", "lower")),
+    default="higher",
+    show_default=True,
+    help="Which direction of the outcome is a gain (non-inferiority).",
+)
+@click.option(
+    "--looks",
+    type=click.IntRange(1, 20),
+    help="Equally spaced analyses, the last at the full size (group-sequential) [default: 1].",
+)
+@click.option(
+    "--fractions",
+    callback=lambda _ctx, _param, value: _fractions(value),
+    help="Information fractions of the analyses, comma-separated, ending at 1 (e.g. 0.3,1).",
 )
 @click.option(
     "--n",
@@ -76,16 +99,33 @@ def plan_group() -> None:
 def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
     """Compute units per arm for an effect, or the power and MDE of a given size.
 
+    With --looks or --fractions the size is inflated for the Lan-DeMets O'Brien-Fleming
+    boundaries that `pilot analyse` tests a staged pilot against.  Non-inferiority
+    (--margin) without --mde assumes no true difference.
+
     \b
     Example:
       riskreg plan size --kind continuous --mde 1 --sd 1 --power 0.9
       riskreg plan size --kind binary --baseline 0.18 --mde -0.06
       riskreg plan size --kind continuous --sd 8 --n 60
+      riskreg plan size --kind continuous --sd 8 --margin 3 --fractions 0.3,1
+      riskreg plan size --kind binary --baseline 0.72 --margin 0.1 --looks 2
+      riskreg plan size --kind count --baseline 0.02 --exposure 8 --margin 1.5 --better lower
     """
     from riskreg.planning import PlanRequest, plan, plan_text
 
     request = PlanRequest(kind=options.pop("kind").lower(), **options)
     emit(plan(request), as_json, plan_text)
+
+
+def _fractions(value: str | None) -> tuple[float, ...] | None:
+    """Return the comma-separated information fractions as numbers (checked by the planner)."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, like 0.3,1; got {value!r}") from None
 
 
 COMMANDS = (plan_group,)
