@@ -154,11 +154,15 @@ class CountSummary:
     """Number of units, total event count and total exposure (e.g. person-days) in one arm.
 
     Exposure must be > 0, except for an empty arm, which is ``n=0, events=0, exposure=0``.
+    ``sum_y2_over_t`` is Σ y²/t over the arm's units (y a unit's events, t its exposure): with
+    the totals it gives the Pearson dispersion of the counts, so overdispersion can be allowed
+    for.  None when it is unknown (e.g. data summarised before it was kept).
     """
 
     n: int
     events: int
     exposure: float
+    sum_y2_over_t: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", checks.integer("n", self.n))
@@ -169,6 +173,29 @@ class CountSummary:
                 raise ValueError("an empty arm (n=0) must have events=0 and exposure=0")
         elif self.exposure <= 0:
             raise ValueError(f"exposure must be > 0, got {self.exposure}")
+        if self.sum_y2_over_t is not None:
+            self._check_sum_y2_over_t()
+
+    def _check_sum_y2_over_t(self) -> None:
+        """Validate Σ y²/t: finite, >= 0, 0 without events, and at least events² / exposure."""
+        value = checks.number("sum_y2_over_t", self.sum_y2_over_t)  # finite; no bools or strings
+        object.__setattr__(self, "sum_y2_over_t", value)
+        if value < 0:
+            raise ValueError(f"sum_y2_over_t must be >= 0, got {value}")
+        if self.events == 0:
+            if value != 0.0:
+                # Every unit has y = 0 (also when n = 0), so every term is 0.
+                raise ValueError(f"sum_y2_over_t must be 0 when there are no events, got {value}")
+            return
+        # Cauchy–Schwarz: Σ y²/t >= (Σ y)² / Σ t, with equality when all units share one rate.
+        # A smaller value cannot come from any per-unit data (e.g. Σ y/t passed by mistake);
+        # the relative slack allows for rounding in summed aggregates.
+        floor = self.events * (self.events / self.exposure)
+        if value < floor * (1.0 - 1e-9):
+            raise ValueError(
+                f"sum_y2_over_t ({value}) cannot be below events**2 / exposure ({floor}): "
+                "it must be the sum over units of events**2 / exposure"
+            )
 
     @property
     def rate(self) -> float | None:
@@ -177,4 +204,10 @@ class CountSummary:
 
     def to_dict(self) -> dict:
         """Return JSON-ready plain values, including the rate."""
-        return {"n": self.n, "events": self.events, "exposure": self.exposure, "rate": self.rate}
+        return {
+            "n": self.n,
+            "events": self.events,
+            "exposure": self.exposure,
+            "rate": self.rate,
+            "sum_y2_over_t": self.sum_y2_over_t,
+        }
