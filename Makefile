@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: install demo test test-postgres lint bench clean
+.PHONY: install demo test test-postgres lint bench simulate clean
 
 install: $(STAMP)
 
@@ -33,5 +33,8 @@ bench: install
 	$(BIN)/python -m compileall -q riskreg templates > /dev/null
 	$(BIN)/python bench/run.py
 
+simulate: install
+	$(BIN)/python bench/simulate.py
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info pilots/riskreg.db*
+	rm -rf $(VENV) build dist *.egg-info pilots/riskreg.db* pilots/riskreg.toml

@@ -6,9 +6,11 @@ so raw values never leave the database and neither time nor memory grows with th
 of observations (only distinct units across several imports are counted from them). It
 compares the pilot arm with the comparison arm for every metric, applies the
 pre-registered tests, Holm's adjustment for secondary metrics and the Lan–DeMets
-O'Brien–Fleming-type boundary for the primary metric, checks the sample ratio and the
-progression criteria, totals the costs, and recommends ``proceed``, ``continue`` or
-``stop`` with the reasons that decided it.
+O'Brien–Fleming-type boundary for the primary metric at this look (``riskreg.looks``: the
+gate decisions are the looks), checks the sample ratio and the progression criteria,
+computes the primary's conditional power (futility), totals the costs, and recommends
+``proceed``, ``adapt``, ``continue`` or ``stop`` by the rule in ``riskreg.recommend``.
+``judge_look`` is everything after the database: the simulation test calls it directly.
 
 Choices worth knowing (each is also stated in the output's ``method`` strings):
 
@@ -22,11 +24,17 @@ Choices worth knowing (each is also stated in the output's ``method`` strings):
   p-values.  A verdict that rests on a p-value no longer below α after Holm is flagged in
   ``warnings``.  Safety metrics are unadjusted (``p_adjusted`` = ``p_value``).
 * Harm (for ``stop``) is a CI entirely on the worse side: verdict ``harm`` or ``inferior``.
-* Units: distinct ``unit_id`` per arm with any observation up to the stage.  Planned n is
-  compared with the smallest arm's number of units with a non-missing primary outcome.
-* When an arm has no units yet, the criteria are ``no-data`` (not red) and the
-  recommendation is ``continue``; a safety metric with no data in an arm also blocks
-  ``proceed`` (no data is not evidence of no harm), while one with no events does not.
+* Units: distinct ``unit_id`` per arm with any observation up to the stage.  A stage's
+  planned n is compared with the smaller arm's units (recruited); the information fraction
+  uses the units with a primary outcome (their harmonic mean over the arms).
+* A unit is counted once per metric: imports refuse a repeat from an earlier stage; data
+  imported before that check that hold a unit twice are summarised from the observations,
+  each unit's first value counting (``_summaries_once``).
+* Futility is the conditional power under the drift the planned final n was sized for
+  (not the current trend, which at a first look stops too many pilots that work: README).
+* When an arm has no units yet, the criteria are ``no-data`` (not red); a safety metric
+  with no data in an arm blocks an interim ``proceed`` (no data is not evidence of no
+  harm), while one with no events does not.
 * Costs are cumulative over stages up to the analysed stage.  Rows with an arm are costed
   per arm; rows without one (whole-pilot inputs such as co-design workshops) are reported
   under ``unallocated`` and are not spread over the arms; ``overall`` sums everything.
@@ -36,7 +44,6 @@ Choices worth knowing (each is also stated in the output's ``method`` strings):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -48,15 +55,18 @@ from sqlalchemy.orm import Session
 
 from riskreg.config import Config
 from riskreg.errors import InvalidInput
-from riskreg.models import ImportCount, ImportUnits, Pilot, Resource, observations
+from riskreg.looks import Look, LookPlan, look_plan, previous_looks
+from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
+from riskreg.recommend import ESTIMATE_NAMES, Recommendation, recommend, test_words
 from riskreg.report_context import level_text
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
-from riskreg.stats.sequential import lan_demets_boundaries
+from riskreg.stats.sequential import conditional_power, lan_demets_boundaries, stagewise_inference
 from riskreg.stats.srm import sample_ratio_check
 from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSummary
 from riskreg.stats.verdicts import holm, judge
+from riskreg.units import double_counted
 
 __all__ = [
     "Analysis",
@@ -66,18 +76,7 @@ __all__ = [
     "analyse_pilot",
 ]
 
-RECOMMENDATIONS = ("proceed", "continue", "stop")
-HARM_VERDICTS = ("harm", "inferior")
-WANTED = {
-    "superiority": ("superior",),
-    "non-inferiority": ("non-inferior", "superior"),
-    "equivalence": ("equivalent",),
-}
-ESTIMATE_NAMES = {
-    "continuous": "difference in means",
-    "binary": "difference in proportions",
-    "count": "rate ratio",
-}
+RECOMMENDATIONS = ("proceed", "adapt", "continue", "stop")
 SUMMARY_NAMES = {"continuous": "mean", "binary": "proportion", "count": "rate"}
 
 Summary = ContinuousSummary | BinarySummary | CountSummary
@@ -116,6 +115,8 @@ class MetricResult:
     nominal: dict[str, Any] | None
     power: dict[str, Any] | None
     warnings: tuple[str, ...] = ()
+    stagewise: dict[str, Any] | None = None  # the primary's inference after an early crossing
+    dispersion: float | None = None  # counts: the Pearson dispersion φ̂ from per-unit data
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metric as DESIGN §3's analysis metric object (plus extras)."""
@@ -146,6 +147,8 @@ class MetricResult:
             "equivalence_ci": None if self.equivalence_ci is None else list(self.equivalence_ci),
             "nominal": None if self.nominal is None else dict(self.nominal),
             "power": None if self.power is None else dict(self.power),
+            "stagewise": None if self.stagewise is None else _plain(self.stagewise),
+            "dispersion": self.dispersion,
             "warnings": list(self.warnings),
         }
 
@@ -198,6 +201,9 @@ class Analysis:
     criteria: tuple[CriterionResult, ...]
     costs: dict[str, Any]
     primary_meets_boundary: bool
+    information: dict[str, Any] = field(default_factory=dict)
+    futility: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
     def metric(self, name: str) -> MetricResult:
@@ -218,6 +224,7 @@ class Analysis:
             "stages_included": list(self.stages_included),
             "recommendation": self.recommendation,
             "reasons": list(self.reasons),
+            "notes": list(self.notes),
             "warnings": list(self.warnings),
             "alpha": self.alpha,
             "arms": list(self.arms),
@@ -227,6 +234,8 @@ class Analysis:
             "primary_units": dict(self.primary_units),
             "planned_n": self.planned_n,
             "information_fraction": self.information_fraction,
+            "information": _plain(self.information),
+            "futility": _plain(self.futility),
             "boundaries": _plain(self.boundaries),
             "srm": _plain(self.srm),
             "metrics": [m.to_dict() for m in self.metrics],
@@ -267,66 +276,23 @@ def analyse(
     primary = protocol.primary
 
     imports = outcome_imports(session, pilot, k)  # the observations of stages 0..k
-    summaries, missing, holding = _summaries(session, imports, protocol, codes)
+    if _counted_twice(session, pilot, imports):
+        summaries, missing, holding = _summaries_once(session, imports, protocol, codes)
+    else:
+        summaries, missing, holding = _summaries(session, imports, protocol, codes)
     units, primary_units = _units(session, imports, holding, arms, codes[primary.name][0])
 
-    # Sequential boundary of the primary at this look (looks 1..k+1, t = planned n ratio).
-    final_n = protocol.stages[-1].planned_n
-    fractions = [s.planned_n / final_n for s in protocol.stages[: k + 1]]
-    schedule = lan_demets_boundaries([s.planned_n / final_n for s in protocol.stages], alpha)
-    # a look's boundary depends only on the looks before it: this look's are the schedule's first k+1
-    looks = dataclasses.replace(
-        schedule,
-        fractions=schedule.fractions[: k + 1],
-        z=schedule.z[: k + 1],
-        alpha_spent=schedule.alpha_spent[: k + 1],
-    )
-    boundary = looks.z[-1]
-
-    results = [
-        _analyse_metric(
-            metric,
-            summaries[metric.name],
-            missing[metric.name],
-            protocol.design,
-            boundary,
-            k,
-            fractions,
-            with_power,
-        )
-        for metric in protocol.metrics
-    ]
-    results = _adjust(results, alpha)
-
-    srm_check = sample_ratio_check([units[a] for a in arms], protocol.design.allocation)
-    srm = {**srm_check.to_dict(), "units": dict(units), "allocation": list(protocol.design.allocation)}
-
-    criteria = _criteria(stage.criteria, units, primary_units, arms)
+    # The primary's boundary at this look: looks are the gate decisions (riskreg.looks).
+    previous = previous_looks(session, pilot, protocol, k)
+    look = judge_look(protocol, k, summaries, missing, units, primary_units, previous, config, with_power)
+    looks, results, rule = look.looks, look.results, look.rule
     primary_result = next(r for r in results if r.role == "primary")
     costs = _costs(session, pilot, protocol, k, units, primary_result, summaries[primary.name], config)
+    srm_check, criteria, futility = look.srm, look.criteria, look.futility
+    srm = {**srm_check.to_dict(), "units": dict(units), "allocation": list(protocol.design.allocation)}
+    warnings = [*looks.warnings, *_warnings(srm_check, arms, protocol.design.allocation, results)]
 
-    recommendation, reasons, meets = _recommend(
-        protocol, stage.planned_n, results, criteria, units, primary_units
-    )
-    warnings = _warnings(srm_check, arms, protocol.design.allocation, results)
-
-    boundaries = {
-        "stages": [s.name for s in protocol.stages[: k + 1]],
-        "fractions": list(looks.fractions),
-        "z": list(looks.z),
-        "alpha_spent": list(looks.alpha_spent),
-        "look": k + 1,
-        "boundary": boundary,
-        "nominal_alpha": _boundary_alpha(boundary),
-        "alpha": looks.alpha,
-        "method": looks.method,
-        "planned": {
-            "stages": [s.name for s in protocol.stages],
-            "fractions": list(schedule.fractions),
-            "z": list(schedule.z),
-            "alpha_spent": list(schedule.alpha_spent),
-        },
-    }
+    boundaries = _boundaries_dict(protocol, looks)
     return Analysis(
         pilot=pilot.ref,
         key=pilot.key,
@@ -334,23 +300,87 @@ def analyse(
         stage=stage.name,
         stage_index=k,
         stages_included=tuple(s.name for s in protocol.stages[: k + 1]),
-        recommendation=recommendation,
-        reasons=tuple(reasons),
+        recommendation=rule.recommendation,
+        reasons=rule.reasons,
+        notes=rule.notes,
         alpha=alpha,
         arms=arms,
         primary=primary.name,
         units=units,
         primary_units=primary_units,
         planned_n=stage.planned_n,
-        information_fraction=fractions[-1],
+        information_fraction=looks.current.fraction,
+        information={
+            "effective_n": looks.current.effective_n,
+            "fraction": looks.current.fraction,
+            "final_n": protocol.stages[-1].planned_n,
+            "look": looks.number,
+            "final": looks.current.final,
+        },
+        futility=futility,
         boundaries=boundaries,
         srm=srm,
         metrics=tuple(results),
         criteria=tuple(criteria),
         costs=costs,
-        primary_meets_boundary=meets,
+        primary_meets_boundary=rule.primary_meets,
         warnings=tuple(warnings),
     )
+
+
+@dataclass(frozen=True)
+class JudgedLook:
+    """What one look concludes from per-arm summaries: metric results, boundaries, criteria and the rule's verdict."""
+
+    looks: LookPlan
+    results: list[MetricResult]
+    criteria: list[CriterionResult]
+    srm: Any
+    futility: dict[str, Any] | None
+    rule: Recommendation
+
+
+def judge_look(
+    protocol: Protocol,
+    k: int,
+    summaries: dict[str, tuple[Summary, Summary]],
+    missing: dict[str, dict[str, int]],
+    units: dict[str, int],
+    primary_units: dict[str, int],
+    previous: tuple[Look, ...],
+    config: Config,
+    with_power: bool = True,
+) -> JudgedLook:
+    """Judge one look from sufficient statistics and the looks before it: the analysis without the database.
+
+    ``analyse`` gathers its inputs from the register; the simulation test calls this
+    directly, so that what it measures is the rule users get.
+    """
+    arms, alpha = protocol.design.arms, protocol.design.alpha
+    looks = look_plan(protocol, k, previous, units, primary_units)
+    results = [
+        _analyse_metric(
+            metric, summaries[metric.name], missing[metric.name], protocol.design, looks, with_power
+        )
+        for metric in protocol.metrics
+    ]
+    results = _adjust(results, alpha)
+    srm_check = sample_ratio_check([units[a] for a in arms], protocol.design.allocation, config.srm_threshold)
+    criteria = _criteria(protocol.stages[k].criteria, units, primary_units, arms)
+    primary_result = next(r for r in results if r.role == "primary")
+    futility = _futility(protocol.design, primary_result, looks)
+    rule = recommend(
+        last_stage=k == len(protocol.stages) - 1,
+        exhausted=looks.exhausted,
+        planned_n=protocol.stages[k].planned_n,
+        results=results,
+        criteria=criteria,
+        units=units,
+        futility=futility,
+    )
+    if rule.early_evidence:
+        results = [_with_stagewise(r, looks, alpha) if r.role == "primary" else r for r in results]
+    return JudgedLook(looks, results, criteria, srm_check, futility, rule)
 
 
 def analyse_pilot(
@@ -381,19 +411,34 @@ def _summaries(
     """
     c = ImportCount
     rows = session.execute(
-        select(c.import_id, c.metric, c.arm, c.n, c.missing, c.total, c.exposure, c.shift, c.sum_d, c.sum_d2)
+        select(
+            c.import_id,
+            c.metric,
+            c.arm,
+            c.n,
+            c.missing,
+            c.total,
+            c.exposure,
+            c.shift,
+            c.sum_d,
+            c.sum_d2,
+            c.sum_y2_t,
+        )
         .where(c.import_id.in_(imports))
         .order_by(c.import_id, c.metric, c.arm)
     ).all()
     groups: dict[tuple[int, int], list[Any]] = {}
-    for _import_id, code, arm, n, n_missing, total, exposure, shift, sum_d, sum_d2 in rows:
-        group = groups.setdefault((code, arm), [0, 0, 0.0, 0.0, ContinuousSummary.empty()])
+    for _import_id, code, arm, n, n_missing, total, exposure, shift, sum_d, sum_d2, sum_y2_t in rows:
+        group = groups.setdefault((code, arm), [0, 0, 0.0, 0.0, ContinuousSummary.empty(), 0.0])
         group[0] += n
         group[1] += n_missing
         group[2] += total
         group[3] += exposure
         if shift is not None and n:
             group[4] = group[4].combine(_continuous(n, shift, sum_d, sum_d2, code, protocol, codes))
+        if n:
+            # Σy²/t for the dispersion of counts; unknown (None) once any import lacks it
+            group[5] = None if sum_y2_t is None or group[5] is None else group[5] + sum_y2_t
 
     summaries: dict[str, tuple[Summary, Summary]] = {}
     missing: dict[str, dict[str, int]] = {}
@@ -402,8 +447,8 @@ def _summaries(
         per_arm: list[Summary] = []
         missing[metric.name] = {}
         for arm_index, arm in enumerate(protocol.design.arms):
-            n, n_missing, total, exposure, continuous = groups.get(
-                (code, arm_index), (0, 0, 0.0, 0.0, ContinuousSummary.empty())
+            n, n_missing, total, exposure, continuous, sum_y2_t = groups.get(
+                (code, arm_index), (0, 0, 0.0, 0.0, ContinuousSummary.empty(), None)
             )
             missing[metric.name][arm] = n_missing
             if metric.kind == "continuous":
@@ -411,12 +456,84 @@ def _summaries(
             elif metric.kind == "binary":
                 per_arm.append(BinarySummary(n, round(total)))
             else:
-                per_arm.append(
-                    CountSummary(n, round(total), float(exposure)) if n else CountSummary(0, 0, 0.0)
-                )
+                per_arm.append(_count_summary(n, total, exposure, sum_y2_t))
         summaries[metric.name] = (per_arm[0], per_arm[1])
     holding = {import_id for import_id, _code, _arm, n, n_missing, *_ in rows if n + n_missing}
     return summaries, missing, holding
+
+
+def _counted_twice(session: Session, pilot: Pilot, imports: list[int]) -> bool:
+    """True if these imports hold a unit twice for a metric (possible only in data imported before riskreg refused it)."""
+    unchecked = select(func.count()).where(
+        DataImport.id.in_(imports), DataImport.stage_index > 0, DataImport.units_checked.is_(False)
+    )
+    if not session.scalar(unchecked):
+        return False
+    return any(double_counted(session, pilot, imports).values())
+
+
+def _summaries_once(
+    session: Session, imports: list[int], protocol: Protocol, codes: dict[str, tuple[int, str]]
+) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]], set[int]]:
+    """Return what ``_summaries`` does, from the observations, counting each unit once per metric.
+
+    Only for legacy data that holds a unit twice: its earliest value counts (the stage
+    that measured it first), and a unit missing in one stage and present in another is
+    present. The observations are read row by row, so this is for the small registers
+    that such data come from.
+    """
+    t = observations.c
+    stage_of = dict(
+        session.execute(select(DataImport.id, DataImport.stage_index).where(DataImport.id.in_(imports))).all()
+    )
+    rows = session.execute(
+        select(t.import_id, t.metric, t.arm, t.unit_id, t.value, t.exposure).where(t.import_id.in_(imports))
+    ).all()
+    rows.sort(key=lambda row: (stage_of[row[0]], row[0]))
+    first: dict[tuple[int, str], tuple[int, float | None, float | None]] = {}
+    for _import_id, code, arm, unit, value, exposure in rows:
+        known = first.get((code, unit))
+        if known is None or (known[1] is None and value is not None):
+            first[(code, unit)] = (arm, value, exposure)
+    summaries: dict[str, tuple[Summary, Summary]] = {}
+    missing: dict[str, dict[str, int]] = {}
+    for metric in protocol.metrics:
+        code = codes[metric.name][0]
+        per_arm: list[Summary] = []
+        missing[metric.name] = {}
+        for arm_index, arm in enumerate(protocol.design.arms):
+            kept = [(v, e) for (c, _u), (a, v, e) in first.items() if c == code and a == arm_index]
+            present = [(v, e) for v, e in kept if v is not None]
+            missing[metric.name][arm] = len(kept) - len(present)
+            per_arm.append(_summary_of(metric.kind, present))
+        summaries[metric.name] = (per_arm[0], per_arm[1])
+    return summaries, missing, {row[0] for row in rows}
+
+
+def _summary_of(kind: str, present: list[tuple[float, float | None]]) -> Summary:
+    """Return one arm's summary of present (value, exposure) pairs."""
+    if kind == "continuous":
+        return ContinuousSummary.from_values(v for v, _e in present)
+    if kind == "binary":
+        return BinarySummary(len(present), round(math.fsum(v for v, _e in present)))
+    if not present:
+        return CountSummary(0, 0, 0.0)
+    return CountSummary(
+        len(present),
+        round(math.fsum(v for v, _e in present)),
+        math.fsum(e or 0.0 for _v, e in present),
+        sum_y2_over_t=math.fsum(v * v / e for v, e in present) if all(e for _v, e in present) else None,
+    )
+
+
+def _count_summary(n: int, total: float, exposure: float, sum_y2_t: float | None) -> CountSummary:
+    """Return one arm's count summary; a Σy²/t that rounding left below its bound y²/t is left out."""
+    if not n:
+        return CountSummary(0, 0, 0.0)
+    events = round(total)
+    if sum_y2_t is not None and sum_y2_t < events * events / exposure * (1.0 - 1e-9):
+        sum_y2_t = None  # cannot be: not the sum of these units' y²/t (data imported before it was kept)
+    return CountSummary(n, events, float(exposure), sum_y2_over_t=sum_y2_t)
 
 
 def _continuous(
@@ -521,6 +638,7 @@ def _safe_compare(kind: str, comparison: Summary, pilot: Summary, alpha: float) 
             effect_size=result.effect_size,
             se=result.se,
             warnings=(*result.warnings, "ci-level-too-extreme"),
+            dispersion=result.dispersion,
         )
 
 
@@ -553,12 +671,11 @@ def _analyse_metric(
     arms_summaries: tuple[Summary, Summary],
     missing: dict[str, int],
     design: Design,
-    boundary: float,
-    k: int,
-    fractions: list[float],
+    looks: LookPlan,
     with_power: bool = True,
 ) -> MetricResult:
-    arms, alpha = design.arms, design.alpha
+    """Compare one metric; the primary's CI is at this look's boundary, the others' at 1 − α."""
+    arms, alpha, boundary = design.arms, design.alpha, looks.boundary
     comparison_summary, pilot_summary = arms_summaries
     is_primary = metric.role == "primary"
     level_alpha = _boundary_alpha(boundary) if is_primary else alpha
@@ -591,7 +708,7 @@ def _analyse_metric(
     summary_values = {arm: _summary_value(s) for arm, s in zip(arms, arms_summaries, strict=True)}
     detail = {arm: _plain(s.to_dict()) for arm, s in zip(arms, arms_summaries, strict=True)}
 
-    method = _method(metric, result, tost, boundary, level_alpha, k, fractions)
+    method = _method(metric, result, tost, looks, level_alpha)
     return MetricResult(
         name=metric.name,
         kind=metric.kind,
@@ -619,6 +736,7 @@ def _analyse_metric(
         nominal=nominal,
         power=_power(metric, comparison_summary, pilot_summary, alpha, design.power) if with_power else None,
         warnings=tuple(warnings),
+        dispersion=result.dispersion,
     )
 
 
@@ -634,10 +752,8 @@ def _method(
     metric: Metric,
     result: Comparison,
     tost: Comparison | None,
-    boundary: float,
+    looks: LookPlan,
     level_alpha: float,
-    k: int,
-    fractions: list[float],
 ) -> str:
     margin = ""
     if metric.margin is not None:
@@ -648,10 +764,13 @@ def _method(
     )
     parts = [test, result.method]
     if metric.role == "primary":
+        look = looks.current
+        which = "final look, spending the α left" if look.final else f"look {looks.number}"
         parts.append(
             f"two-sided {level_text(1.0 - level_alpha)} CI for the {estimate} at the O'Brien–Fleming-type boundary "
-            f"|z| = {boundary:.2f} (Lan–DeMets, gsDesign sfLDOF; look {k + 1}, information fraction "
-            f"t = {fractions[-1]:.3g} = planned n ratio); nominal α′ = 2(1 − Φ(|z|)) = {level_alpha:.3g}"
+            f"|z| = {looks.boundary:.2f} (Lan–DeMets, gsDesign sfLDOF; {which}, information fraction "
+            f"t = {look.fraction:.3g} = effective primary n {look.effective_n:.4g} / planned final n); "
+            f"nominal α′ = 2(1 − Φ(|z|)) = {level_alpha:.3g}"
         )
         if tost is not None:
             parts.append(f"equivalence by TOST on the {level_text(tost.ci_level)} CI (1 − 2α′)")
@@ -923,120 +1042,151 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3g}"
+# --- the primary across looks: futility, inference after an early crossing, boundaries ---------
 
 
-def _effect_text(result: MetricResult) -> str:
-    low, high = result.ci
-    if low is None:
-        ci = "CI not available"
-    else:
-        upper = "infinity" if high is None and result.kind == "count" else _fmt(high)
-        ci = f"{level_text(result.ci_level)} CI {_fmt(low)} to {upper}"
-    return f"{ESTIMATE_NAMES[result.kind]} {_fmt(result.estimate)}, {ci}"
+def _test_z(result: MetricResult) -> tuple[float, ...] | None:
+    """Return the primary's test statistics in the wanted direction (normal approximation), or None.
+
+    Superiority: the estimate over its standard error, signed so that better is positive;
+    non-inferiority: the distance from the margin; equivalence: the distances from both
+    margins (the two one-sided tests). Rate ratios are on the log scale.
+    """
+    if result.estimate is None or result.se is None or result.se <= 0.0:
+        return None
+    estimate, margin = result.estimate, result.margin
+    if result.kind == "count":
+        if estimate <= 0.0:
+            return None
+        estimate = math.log(estimate)
+        margin = None if margin is None else math.log(margin)
+    sign = 1.0 if result.better == "higher" else -1.0
+    if result.test == "superiority":
+        return (sign * estimate / result.se,)
+    if margin is None:
+        return None
+    if result.test == "non-inferiority":
+        return ((sign * estimate + margin) / result.se,)
+    return ((estimate + margin) / result.se, (margin - estimate) / result.se)
 
 
-def _empty_arms(result: MetricResult, arms: tuple[str, str]) -> list[str]:
-    return [arm for arm in arms if result.n[arm] == 0]
+def _futility(design: Design, primary: MetricResult, looks: LookPlan) -> dict[str, Any] | None:
+    """Return the primary's conditional power at the final look if the rest of the pilot went as planned.
+
+    "As planned" is the drift the planned final n was sized for, z₁₋α/₂ + z_power (the
+    design's α and power): the chance of meeting the test at the final boundary given the
+    data so far. Equivalence needs both one-sided tests, so its chance is
+    P(lower) + P(upper) − 1 (the same final estimate decides both). Below the protocol's
+    ``[design] futility`` the primary is futile (a non-binding rule: it spends no α).
+    None at the final look, where there is nothing left to plan, or while the statistic
+    is undefined.
+    """
+    zs = _test_z(primary)
+    t = looks.current.fraction
+    if zs is None or looks.final_boundary is None or t >= 1.0:
+        return None
+    drift = float(-special.ndtri(design.alpha / 2.0) + special.ndtri(design.power))
+    sides = [conditional_power(z, t, looks.final_boundary, drift=drift) for z in zs]
+    power = max(0.0, sum(sides) - (len(sides) - 1))
+    futile = power < design.futility
+    text = (
+        f"the chance of showing {test_words(primary)}, if the rest of the pilot went as planned, "
+        f"is {_percent(power)}"
+        + (f" (below the protocol's {_percent(design.futility)}: futile)" if futile else "")
+    )
+    return {
+        "conditional_power": power,
+        "threshold": design.futility,
+        "futile": futile,
+        "z": list(zs),
+        "drift": drift,
+        "final_boundary": looks.final_boundary,
+        "text": text,
+        "method": (
+            "conditional power at the final boundary under the drift the planned final n was sized for "
+            "(z₁₋α/₂ + z_power), given the B-value so far (Lan & Wittes 1988); non-binding"
+        ),
+    }
 
 
-def _recommend(
-    protocol: Protocol,
-    planned_n: int,
-    results: list[MetricResult],
-    criteria: list[CriterionResult],
-    units: dict[str, int],
-    primary_units: dict[str, int],
-) -> tuple[str, list[str], bool]:
-    arms = protocol.design.arms
-    primary = next(r for r in results if r.role == "primary")
-    stop: list[str] = []
-    for r in results:
-        if r.role == "safety" and r.verdict in HARM_VERDICTS:
-            stop.append(f"safety: {r.name} shows harm ({_effect_text(r)})")
-    if primary.verdict in HARM_VERDICTS:
-        what = "shows harm" if primary.verdict == "harm" else "is inferior (worse than the margin)"
-        stop.append(
-            f"the primary {primary.name} {what} at the stage boundary (|z| ≥ {primary.boundary:.3g}; "
-            f"{_effect_text(primary)})"
+def _percent(value: float) -> str:
+    percent = 100.0 * value
+    return f"{percent:.0f} %" if percent >= 1.0 or percent == 0.0 else "below 1 %"
+
+
+def _with_stagewise(result: MetricResult, looks: LookPlan, alpha: float) -> MetricResult:
+    """Add the stage-wise-ordering p-value and median-unbiased estimate to a primary that crossed early.
+
+    The ordering is by the primary's own test statistic (for non-inferiority, the distance
+    from the margin), and the estimates are mapped back to the estimate's scale. None for
+    equivalence, whose two one-sided tests have no single ordering.
+    """
+    zs = _test_z(result)
+    if looks.boundaries is None or zs is None or len(zs) != 1 or result.se is None:
+        return result
+    log_scale = result.kind == "count"
+    sign = 1.0 if result.better == "higher" else -1.0
+    margin = 0.0
+    if result.test == "non-inferiority" and result.margin is not None:
+        margin = math.log(result.margin) if log_scale else result.margin
+    try:
+        inference = stagewise_inference(
+            looks.boundaries.fractions, looks.boundaries.z, len(looks.boundaries.z), zs[0], result.se, alpha
         )
-    for c in criteria:
-        if c.status == "red":
-            stop.append(f"criterion {c.name} is red ({_criterion_value(c)} < {_criterion_number(c, c.red)})")
-    meets = primary.verdict in WANTED[primary.test]
-    if stop:
-        return "stop", stop, meets
+    except ValueError:
+        return result  # the statistic did not cross this look's boundary after all (a CI at its rounding edge)
 
-    met: list[str] = []
-    pending: list[str] = []
-    if sum(units.values()) == 0:
-        pending.append("no outcome data yet")
-    for arm in _empty_arms(primary, arms):
-        pending.append(f"{primary.name}: no data yet in the {arm} arm")
-    boundary = f"|z| ≥ {primary.boundary:.3g}"
-    if meets:
-        met.append(f"the primary {primary.name} met {primary.test} at the stage boundary ({boundary})")
-    else:
-        pending.append(
-            f"the primary {primary.name} did not meet {primary.test} at the stage boundary ({boundary}): "
-            f"{primary.verdict} ({_effect_text(primary)})"
-        )
-    smallest = min(primary_units[a] for a in arms)
-    if smallest >= planned_n:
-        met.append(f"planned n reached: {smallest} of {planned_n} per arm")
-    else:
-        pending.append(f"planned n not reached: {smallest} of {planned_n} per arm")
-    if criteria and all(c.status == "green" for c in criteria):
-        met.append("every progression criterion is green")
-    elif not criteria:
-        met.append("no progression criteria are set for this stage")
-    for c in criteria:
-        if c.status == "amber":
-            pending.append(
-                f"criterion {c.name} is amber ({_criterion_value(c)}: green at "
-                f"{_criterion_number(c, c.green)} or more, red below {_criterion_number(c, c.red)})"
-            )
-        elif c.status == "no-data" and all(units[a] > 0 for a in arms):
-            pending.append(f"criterion {c.name} cannot be assessed yet")
-    safety = [r for r in results if r.role == "safety"]
-    gaps = [(r.name, arm) for r in safety for arm in _empty_arms(r, arms) if units[arm] > 0]
-    for name, arm in gaps:
-        pending.append(f"safety: {name} has no data yet in the {arm} arm, so harm cannot be ruled out")
-    if safety and not gaps:
-        met.append("no safety metric shows harm")
-    elif not safety:
-        met.append("the primary shows no harm (no safety metrics are set)")
-    if pending:
-        return "continue", _unique(pending), meets
-    return "proceed", met, meets
+    def back(value: float) -> float:
+        # value estimates sign·δ + margin on the test's scale; δ on the estimate's scale
+        delta = sign * (value - margin)
+        return math.exp(delta) if log_scale else delta
+
+    low, high = sorted(back(v) for v in inference.ci)
+    return replace(
+        result,
+        stagewise={
+            "p_value": inference.p_value,
+            "p_value_against": "the margin" if margin else "no difference",
+            "median_unbiased": back(inference.median_unbiased),
+            "ci": [low, high],
+            "ci_level": 1.0 - alpha,
+            "naive": {"estimate": result.estimate, "p_value": result.p_value},
+            "method": inference.method,
+            "note": (
+                "the naive estimate overstates an effect that crossed early; the median-unbiased estimate "
+                "and stage-wise-ordering p-value allow for the looks"
+            ),
+        },
+    )
 
 
-def _unique(items: list[str]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
-
-
-def _criterion_number(c: CriterionResult, value: float, digits: int = 3) -> str:
-    return f"{value:.{digits}g}" if c.name == "retention" else f"{value:g}"
-
-
-def _criterion_value(c: CriterionResult) -> str:
-    """Return the observed value, with more digits if rounding would make it equal a threshold."""
-    if c.value is None:
-        return "n/a"
-    text = _criterion_number(c, float(c.value))
-    if text in (_criterion_number(c, c.green), _criterion_number(c, c.red)) and c.value not in (
-        c.green,
-        c.red,
-    ):
-        text = _criterion_number(c, float(c.value), 6)
-    return text
+def _boundaries_dict(protocol: Protocol, looks: LookPlan) -> dict[str, Any]:
+    """Return the looks taken and their boundaries, and the planned schedule for comparison."""
+    final_n = protocol.stages[-1].planned_n
+    planned = lan_demets_boundaries([s.planned_n / final_n for s in protocol.stages], protocol.design.alpha)
+    all_looks = [*looks.previous, looks.current]
+    spent = looks.boundaries
+    return {
+        "looks": [look.to_dict(protocol) for look in all_looks],
+        "stages": [protocol.stages[look.stage_index].name for look in all_looks],
+        "fractions": [look.fraction for look in all_looks],
+        "z": list(spent.z) if spent is not None else None,
+        "alpha_spent": list(spent.alpha_spent) if spent is not None else None,
+        "look": looks.number,
+        "final": looks.current.final,
+        "exhausted": looks.exhausted,
+        "boundary": looks.boundary,
+        "final_boundary": looks.final_boundary,
+        "nominal_alpha": _boundary_alpha(looks.boundary),
+        "alpha": protocol.design.alpha,
+        "method": planned.method + "; at the observed information of the looks taken (the gate decisions)",
+        "planned": {
+            "stages": [s.name for s in protocol.stages],
+            "fractions": list(planned.fractions),
+            "z": list(planned.z),
+            "alpha_spent": list(planned.alpha_spent),
+        },
+    }
 
 
 def _warnings(
@@ -1047,8 +1197,9 @@ def _warnings(
         counts = " vs ".join(f"{n} {arm}" for n, arm in zip(check.counts, arms, strict=True))
         ratio = ":".join(f"{a:g}" for a in allocation)
         warnings.append(
-            f"sample ratio mismatch: {counts} units against a {ratio} allocation (p = {check.p_value:.3g}); "
-            "check the assignment and the data extraction before trusting the comparisons"
+            f"sample ratio mismatch: {counts} units against a {ratio} allocation (p = {check.p_value:.3g}, "
+            f"below {check.threshold:g}); check the assignment, losses after randomisation and the data "
+            "extraction before trusting the comparisons"
         )
     for r in results:
         if "not-significant-after-holm" in r.warnings:

@@ -1,4 +1,4 @@
-"""Gate decisions informed by the stage's analysis: a proceed against the evidence needs an override."""
+"""Gate decisions informed by the stage's analysis: any decision against the recommendation needs an override."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ def decide(
     pilot = gate_pilot(session, ref, decision, reason)  # before analysing: bad input needs no analysis
     analysis = analyse(session, pilot, None, ctx.config).to_dict()
     recommended = analysis["recommendation"]
-    against = decision == "proceed" and recommended != "proceed"
+    against = decision != recommended
     if against and not override:
         why = "; ".join(analysis["reasons"])
         raise InvalidInput(
             f"{pilot.ref}: the analysis recommends '{recommended}' ({why}); "
-            "to proceed anyway add --override (it will be flagged in QA and board reports)"
+            f"to record '{decision}' anyway add --override (it will be flagged in QA and board reports)"
         )
     if override and not against:
         raise InvalidInput(
-            f"--override is only for proceeding against the recommendation; the analysis recommends '{recommended}'"
+            f"--override is only for a decision against the recommendation; the analysis recommends '{recommended}'"
         )
     return record_gate(
         session,

@@ -55,7 +55,7 @@ def test_analyse_json_has_the_design_shape(rr_here):
     assert (analysis["pilot"], analysis["stage"], analysis["recommendation"]) == (
         "P-1",
         "feasibility",
-        "continue",
+        "proceed",
     )
     assert set(analysis["srm"]) >= {"p_value", "ok"}
     for metric in analysis["metrics"]:
@@ -64,41 +64,34 @@ def test_analyse_json_has_the_design_shape(rr_here):
     assert [m["boundary"] is not None for m in analysis["metrics"]] == [True, False, False, False]
 
 
-def test_proceed_against_the_recommendation_needs_override(rr_here):
-    befriending(rr_here)
-    refused = rr_here("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Board says go")
+def test_a_decision_against_the_recommendation_needs_override(rr_here):
+    befriending(rr_here)  # feasibility recommends proceed: planned n in, criteria green, no harm
+    refused = rr_here("pilot", "gate", "P-1", "--decision", "continue", "--reason", "Board wants more")
     assert refused.exit_code == 1
     assert refused.stderr.startswith(
-        "Error: P-1: the analysis recommends 'continue' (the primary wellbeing did not meet non-inferiority"
+        "Error: P-1: the analysis recommends 'proceed' (the stage reached its planned n: 62 of 60 units"
     )
-    assert rr_here.json("pilot", "show", "P-1")["stage"] == "feasibility"
+    assert rr_here.json("pilot", "show", "P-1")["decisions"] == []
     gate = rr_here.json(
-        "pilot",
-        "gate",
-        "P-1",
-        "--decision",
-        "proceed",
-        "--reason",
-        "Feasibility criteria green",
-        "--override",
+        "pilot", "gate", "P-1", "--decision", "continue", "--reason", "Board wants more", "--override"
     )
     assert (gate["decision"], gate["recommendation"], gate["override"], gate["now_stage"]) == (
-        "proceed",
         "continue",
+        "proceed",
         True,
-        "extended",
+        "feasibility",
     )
-    assert gate["snapshot"]["analysis"]["recommendation"] == "continue"
+    assert gate["snapshot"]["analysis"]["recommendation"] == "proceed"
     history = rr_here.json("audit", "verify")
     assert history["ok"] is True
 
 
 def test_override_is_refused_when_not_needed(rr_here):
     befriending(rr_here)
-    result = rr_here("pilot", "gate", "P-1", "--decision", "continue", "--reason", "x", "--override")
+    result = rr_here("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override")
     assert (result.exit_code, result.stderr) == (
         1,
-        "Error: --override is only for proceeding against the recommendation; the analysis recommends 'continue'\n",
+        "Error: --override is only for a decision against the recommendation; the analysis recommends 'proceed'\n",
     )
 
 
@@ -114,7 +107,7 @@ def test_continue_and_stop_need_no_override(rr, tmp_path):
 def test_analyse_text_and_unknown_stage(rr_here):
     befriending(rr_here)
     out = rr_here("pilot", "analyse", "P-1").stdout
-    assert "recommendation: CONTINUE" in out
+    assert "recommendation: PROCEED" in out
     assert rr_here("pilot", "analyse", "P-1", "--stage", "scale").stderr.startswith(
         "Error: pilot hospital-befriending has no stage 'scale'"
     )

@@ -13,7 +13,7 @@ from riskreg.analysis import analyse, analyse_pilot
 from riskreg.cli.analysis_text import analysis_text
 from riskreg.errors import InvalidInput, NotFound
 from riskreg.pilots import get_pilot
-from riskreg.stats.sequential import lan_demets_boundaries
+from riskreg.stats.sequential import lan_demets_boundaries, observed_boundaries
 from riskreg.stats.verdicts import holm
 from tests.analysis_fixtures import (
     EXAMPLES,
@@ -199,7 +199,7 @@ def test_boundaries_follow_planned_n_and_data_are_cumulative(rr, tmp_path):
         analysed(rr.url, stage_index=2)
 
 
-def test_continue_at_early_look_then_proceed_at_final(rr, tmp_path):
+def test_proceed_at_the_early_look_without_efficacy_then_proceed_at_the_final_look(rr, tmp_path):
     criteria = {"recruited": (20, 10), "retention": (0.8, 0.6)}
     stages = [stage("first", 20, **criteria), stage("final", 80, recruited=(80, 60), retention=(0.8, 0.6))]
     register(rr, tmp_path, protocol_text([PRIMARY_NI, SAFETY], stages))
@@ -213,13 +213,15 @@ def test_continue_at_early_look_then_proceed_at_final(rr, tmp_path):
     primary = early.metric("wellbeing")
     assert primary.nominal["verdict"] == "non-inferior"  # would pass at a fixed 95 %...
     assert primary.verdict == "inconclusive"  # ...but not at the first-look boundary
-    assert early.recommendation == "continue"
+    assert early.recommendation == "proceed"  # efficacy is for the final look: never required early
     assert [c.status for c in early.criteria] == ["green", "green"]
-    assert early.reasons[0].startswith(
-        "the primary wellbeing did not meet non-inferiority at the stage boundary"
+    assert early.reasons[:3] == (
+        "the stage reached its planned n: 20 of 20 units in the smaller arm",
+        "every progression criterion is green",
+        "no safety metric shows harm",
     )
 
-    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
+    assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x").exit_code == 0
     more = arm_rows("wellbeing", "comparison", exact(3, 60, 50, 3), prefix="x") + arm_rows(
         "wellbeing", "pilot", exact(4, 60, 50, 3), prefix="x"
     )
@@ -230,11 +232,12 @@ def test_continue_at_early_look_then_proceed_at_final(rr, tmp_path):
     assert final.metric("wellbeing").verdict == "non-inferior"
     assert final.recommendation == "proceed"
     assert final.primary_meets_boundary
-    assert final.reasons[:2] == (
-        f"the primary wellbeing met non-inferiority at the stage boundary (|z| ≥ {final.metric('wellbeing').boundary:.3g})",
-        "planned n reached: 80 of 80 per arm",
+    assert final.boundaries["final"] is True
+    assert final.reasons[0].startswith(
+        "the primary met its test at the final look: wellbeing is non-inferior (difference in means"
     )
-    assert "every progression criterion is green" in final.reasons
+    assert final.reasons[0].endswith(f"boundary |z| ≥ {final.metric('wellbeing').boundary:.3g})")
+    assert final.reasons[1:] == ("no safety metric shows harm",)
 
 
 def test_safety_harm_stops(rr, tmp_path):
@@ -278,7 +281,7 @@ def test_red_criterion_stops(rr, tmp_path):
     assert analysis.metric("wellbeing").missing == {"comparison": 10, "pilot": 10}
     assert analysis.criteria[0].value == 0.5
     assert analysis.recommendation == "stop"
-    assert analysis.reasons == ("criterion retention is red (0.5 < 0.6)",)
+    assert analysis.reasons == ("progression criterion retention is red: 0.5, below 0.6",)
 
 
 def test_degenerate_data_continue_without_crashing(rr, tmp_path):
@@ -290,10 +293,9 @@ def test_degenerate_data_continue_without_crashing(rr, tmp_path):
     empty = analysed(rr.url)
     data = no_nan(empty)
     assert data["recommendation"] == "continue"
-    assert data["reasons"][:3] == [
+    assert data["reasons"] == [
         "no outcome data yet",
-        "wellbeing: no data yet in the comparison arm",
-        "wellbeing: no data yet in the pilot arm",
+        "the stage's planned n is not in yet: 0 of 10 units in the smaller arm",
     ]
     assert [c["status"] for c in data["criteria"]] == ["no-data", "no-data"]
     assert data["metrics"][0]["ci"] == [None, None] and data["metrics"][0]["verdict"] == "inconclusive"
@@ -303,7 +305,7 @@ def test_degenerate_data_continue_without_crashing(rr, tmp_path):
     load(rr, tmp_path, arm_rows("wellbeing", "comparison", [5.0] * 12), "only", name="a")
     one_arm = no_nan(analysed(rr.url))
     assert one_arm["recommendation"] == "continue"
-    assert one_arm["reasons"][0] == "wellbeing: no data yet in the pilot arm"
+    assert one_arm["reasons"] == ["the stage's planned n is not in yet: 0 of 10 units in the smaller arm"]
     assert [c["status"] for c in one_arm["criteria"]] == ["no-data", "no-data"]  # not red
 
     # zero variance in both arms
@@ -314,8 +316,9 @@ def test_degenerate_data_continue_without_crashing(rr, tmp_path):
     primary = flat.metric("wellbeing")
     assert primary.estimate == 0.0 and "zero-variance" in primary.warnings
     assert primary.verdict == "inconclusive"
-    assert flat.recommendation == "continue"
-    assert "safety: incidents has no data yet in the pilot arm, so harm cannot be ruled out" in flat.reasons
+    # the only stage at its planned n is the final look: not shown, never continue
+    assert flat.recommendation == "stop"
+    assert flat.reasons[0].startswith("not shown: the primary wellbeing did not meet its non-inferiority test")
 
 
 def test_sample_ratio_mismatch_flagged(rr, tmp_path):
@@ -354,7 +357,7 @@ def test_memory_does_not_grow_with_observations(rr, tmp_path):
 # --- the example pilots --------------------------------------------------------------------------
 
 
-def test_hospital_befriending_continue_then_proceed(rr, tmp_path):
+def test_hospital_befriending_proceed_then_proceed(rr, tmp_path):
     data = EXAMPLES / "data"
     assert rr("pilot", "register", str(EXAMPLES / "hospital-befriending.toml")).exit_code == 0
     for args in (
@@ -365,13 +368,12 @@ def test_hospital_befriending_continue_then_proceed(rr, tmp_path):
         assert result.exit_code == 0, result.output
     feasibility = analysed(rr.url)
     assert feasibility.stage == "feasibility"
-    assert feasibility.recommendation == "continue"
-    assert feasibility.metric("wellbeing").boundary == lan_demets_boundaries([0.3]).z[0]
+    assert feasibility.recommendation == "proceed"
+    # the look is at the observed information: 58 and 57 units with wellbeing, of 200 planned
+    assert feasibility.information_fraction == pytest.approx(2 * 58 * 57 / 115 / 200)
+    assert feasibility.metric("wellbeing").boundary == observed_boundaries([2 * 58 * 57 / 115 / 200]).z[0]
     assert feasibility.metric("wellbeing").verdict == "inconclusive"
-    assert feasibility.reasons[0].startswith(
-        "the primary wellbeing did not meet non-inferiority at the stage boundary (|z| ≥ 3.93)"
-    )
-    assert "planned n not reached: 57 of 60 per arm" in feasibility.reasons
+    assert feasibility.reasons[0] == "the stage reached its planned n: 62 of 60 units in the smaller arm"
     assert {c.name: c.status for c in feasibility.criteria} == {"recruited": "green", "retention": "green"}
     costs = feasibility.to_dict()["costs"]
     assert costs["comparison"]["public"] == 5859.0 and costs["comparison"]["citizen"] == 0.0
@@ -387,7 +389,7 @@ def test_hospital_befriending_continue_then_proceed(rr, tmp_path):
         incremental["per_unit_public_only"] / feasibility.metric("wellbeing").estimate, abs=0.02
     )
 
-    result = rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override")
+    result = rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x")
     assert result.exit_code == 0, result.output
     result = rr(
         "pilot", "data", "P-1", str(data / "hospital-befriending-extended.csv"), "--stage", "extended"
@@ -398,7 +400,7 @@ def test_hospital_befriending_continue_then_proceed(rr, tmp_path):
     assert extended.metric("wellbeing").verdict == "non-inferior"
     assert extended.metric("safeguarding_incidents").verdict == "inconclusive"
     assert extended.recommendation == "proceed"
-    assert extended.reasons[0].startswith("the primary wellbeing met non-inferiority at the stage boundary")
+    assert extended.reasons[0].startswith("the primary met its test at the final look: wellbeing is non-inferior")
     assert extended.to_dict()["costs"]["comparison"]["public"] == 5859.0 + 15120.0  # cumulative
 
 
@@ -412,7 +414,7 @@ def test_housing_repairs_stop_and_reproducible(rr, tmp_path):
     analysis = analysed(rr.url)
     assert analysis.recommendation == "stop"
     assert analysis.reasons[0] == "safety: complaints shows harm (rate ratio 6.45, 95% CI 1.41 to 59.9)"
-    assert analysis.reasons[1].startswith("criterion retention is red (0.535 < 0.6")
+    assert analysis.reasons[1] == "progression criterion retention is red: 0.535, below 0.6"
     assert {c.name: c.status for c in analysis.criteria} == {"recruited": "amber", "retention": "red"}
     assert analysis.units == {"comparison": 80, "pilot": 64} and analysis.srm["ok"] is True
 
@@ -447,12 +449,13 @@ def test_units_are_counted_once_whichever_way_they_are_counted(rr, tmp_path):
         {"comparison": 1, "pilot": 1},
     )
     assert rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "x", "--override").exit_code == 0
-    later = "unit_id,arm,metric,value\nu3,pilot,wellbeing,45\nu4,comparison,wellbeing,41\n"
+    # u3's incidents were missing at feasibility: a later value is its first
+    later = "unit_id,arm,metric,value,exposure\nu3,pilot,incidents,1,7\nu4,comparison,wellbeing,41,\n"
     assert (
         rr("pilot", "data", "P-1", write(tmp_path, "later.csv", later), "--stage", "extended").exit_code == 0
     )
     both = rr.json("pilot", "analyse", "P-1")
-    # u3 has a primary outcome in both stages: one unit, not two
+    # u3 has data in both stages: one unit, not two
     assert (both["units"], both["primary_units"]) == (
         {"comparison": 2, "pilot": 2},
         {"comparison": 2, "pilot": 1},

@@ -62,12 +62,14 @@ def test_python_dash_m_riskreg_works():
 
 
 def test_register_and_pilot_bookkeeping_commands_import_neither_scipy_nor_jinja2(tmp_path):
+    # a superiority protocol: registering a non-inferiority one checks its power, which needs scipy
+    protocol = PROTOCOL.parent / "housing-repairs.toml"
     script = (
         "import sys\n"
         "from riskreg.cli import main\n"
-        "for args in (['risk', 'add', 'A', '--side', 'citizen', '--mode', 'design', '--likelihood', '2', '--impact', '2'],\n"
+        "for args in (['init'], ['risk', 'add', 'A', '--side', 'citizen', '--mode', 'design', '--likelihood', '2', '--impact', '2'],\n"
         "             ['risk', 'list', '--json'], ['risk', 'show', 'R-1'], ['risk', 'history', 'R-1'], ['audit', 'verify'],\n"
-        f"             ['pilot', 'register', '{PROTOCOL}'], ['pilot', 'list'], ['pilot', 'show', 'P-1'], ['pilot', 'link', 'P-1', 'R-1']):\n"
+        f"             ['pilot', 'register', '{protocol}'], ['pilot', 'list'], ['pilot', 'show', 'P-1'], ['pilot', 'link', 'P-1', 'R-1']):\n"
         f"    try:\n        main(['--db', 'sqlite:///{tmp_path}/r.db', *args])\n"
         "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'jinja2', 'numpy'))\n"

@@ -45,6 +45,7 @@ def start_big_import(url: str, folder: Path) -> subprocess.Popen[str]:
 def test_sqlite_lock_held_beyond_the_busy_timeout_is_a_clear_error(tmp_path):
     path = tmp_path / "locked.db"
     rr = Riskreg(CliRunner(), f"sqlite:///{path}")
+    rr("init")
     rr(*risk_add("Before", likelihood="2", impact="2"))
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -72,11 +73,12 @@ def test_sqlite_lock_held_beyond_the_busy_timeout_is_a_clear_error(tmp_path):
 def test_sigkill_while_a_gate_decision_waits_leaves_the_database_consistent(tmp_path):
     path = tmp_path / "gate.db"
     rr = Riskreg(CliRunner(), f"sqlite:///{path}")
+    rr("init")
     registered(rr, tmp_path)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     process = subprocess.Popen(
-        riskreg(f"sqlite:///{path}", "pilot", "gate", "P-1", "--decision", "stop", "--reason", "x"),
+        riskreg(f"sqlite:///{path}", "pilot", "gate", "P-1", "--decision", "continue", "--reason", "x"),
         env=env(),
         stderr=subprocess.DEVNULL,
     )
@@ -88,7 +90,8 @@ def test_sigkill_while_a_gate_decision_waits_leaves_the_database_consistent(tmp_
     holder.close()
     assert rr.json("pilot", "show", "P-1")["status"] == "active"
     assert rr.json("audit", "verify") == intact(1, pilots=1)
-    assert rr.json("pilot", "gate", "P-1", "--decision", "stop", "--reason", "now")["status"] == "stopped"
+    stopped = rr.json("pilot", "gate", "P-1", "--decision", "stop", "--reason", "now", "--override")
+    assert stopped["status"] == "stopped"
 
 
 @pytest.mark.postgres
@@ -97,6 +100,7 @@ def test_postgresql_connection_killed_mid_import_is_a_clear_error_with_no_partia
 ):
     url = _create_pg_database(pg_admin_url, f"riskreg_fault_{os.getpid()}")
     rr = Riskreg(CliRunner(), url)
+    rr("init")
     registered(rr, tmp_path)
     process = start_big_import(url, tmp_path)
     admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
@@ -141,6 +145,7 @@ def test_postgresql_server_stopped_mid_import(tmp_path, pg_admin_url):
     try:
         url = _create_pg_database(cluster.admin_url, "stopped")
         rr = Riskreg(CliRunner(), url)
+        rr("init")
         registered(rr, tmp_path)
         process = start_big_import(url, tmp_path)
         watcher = create_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")

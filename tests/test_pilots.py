@@ -144,7 +144,9 @@ def test_gates_move_through_stages_and_record_counts(rr, tmp_path):
 
 def test_stop_ends_the_pilot_and_refuses_data(rr, tmp_path):
     registered(rr, tmp_path)
-    rr("pilot", "gate", "P-1", "--decision", "stop", "--reason", "Safeguarding concern")
+    # no data yet (the analysis says continue): stopping anyway is an override
+    assert rr("pilot", "gate", "P-1", "--decision", "stop", "--reason", "Safeguarding concern").exit_code == 1
+    rr("pilot", "gate", "P-1", "--decision", "stop", "--reason", "Safeguarding concern", "--override")
     result = rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
     assert (result.exit_code, result.stderr) == (
         1,
@@ -159,14 +161,16 @@ def test_adapt_requires_an_amendment(rr, tmp_path):
     assert result.stderr.startswith("Error: P-1: 'adapt' needs an amendment first")
     write(tmp_path, "befriending.toml", PROTOCOL.replace("planned_n = 8", "planned_n = 12"))
     rr("pilot", "register", path, "--amend", "--reason", "Longer extended stage")
-    assert rr.json("pilot", "gate", "P-1", "--decision", "adapt", "--reason", "Adapted")["status"] == "active"
+    # no data yet, so the analysis says continue: adapting now is against it
+    adapted = rr.json("pilot", "gate", "P-1", "--decision", "adapt", "--reason", "Adapted", "--override")
+    assert (adapted["status"], adapted["now_stage"]) == ("active", "extended")  # adapt opens the next stage
 
 
 def test_every_pilot_change_is_in_the_audit_chain(rr, tmp_path):
     registered(rr, tmp_path)
     rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility")
     rr("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "ok", "--override")
-    assert rr.json("audit", "verify") == intact(3, pilots=1, data_files=1)
+    assert rr.json("audit", "verify") == intact(3, pilots=1, data_files=1, decisions=1)
 
 
 def test_unknown_pilot(rr):

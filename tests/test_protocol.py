@@ -245,7 +245,7 @@ CASES = {
     ),
     "unknown key, no close match": (
         edited(MINIMAL, ("design", "blinding"), True),
-        "pilots/x.toml: design.blinding: unknown key 'blinding' (known keys: arms, allocation, alpha, power)",
+        "pilots/x.toml: design.blinding: unknown key 'blinding' (known keys: arms, allocation, alpha, power, futility)",
     ),
     "unknown top-level key": (
         edited(MINIMAL, ("pilots",), {"key": "x"}),

@@ -81,8 +81,8 @@ def analysis_text(analysis: dict[str, Any]) -> str:
     out.append(
         "sample ratio: "
         + ", ".join(f"{a} {n}" for a, n in units.items())
-        + f"; chi-squared p = {_p(srm.get('p_value'))}; "
-        + ("ok" if srm.get("ok", True) else "MISMATCH (p < 0.001)")
+        + f"; {_srm_test(srm)} p = {_p(srm.get('p_value'))}; "
+        + ("ok" if srm.get("ok", True) else f"MISMATCH (p < {srm.get('threshold', 0.01):g})")
     )
     if analysis.get("criteria"):
         out.append("")
@@ -140,3 +140,8 @@ def analysis_text(analysis: dict[str, Any]) -> str:
 
 def _money_text(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
+
+
+def _srm_test(srm: dict[str, Any]) -> str:
+    """Return the sample-ratio test's short name: exact binomial for two arms (older analyses: chi-squared)."""
+    return "exact binomial" if "binomial" in str(srm.get("method", "")) else "chi-squared"

@@ -55,7 +55,7 @@ class TestWelchCoverage:
         assert 0.88 <= coverage(intervals, 0.0) <= 0.92
 
 
-class TestNewcombeCoverage:
+class TestScoreIntervalCoverage:
     def test_moderate_proportions(self):
         rng = np.random.default_rng(20240612)
         intervals = []
