@@ -107,13 +107,16 @@ def _document(s: _Spelling, config: Config) -> ColumnElement[Any]:
         ("appetite", _appetite(config)),
         ("review_days", _T.review_days),
         ("last_reviewed", s.day(_T.last_reviewed)),
-        ("next_review", _next_review(s, config)),
+        # a closed risk is not reviewed again; sorting by review still uses the date
+        ("next_review", case((_T.status == "closed", null()), else_=_next_review(s, config))),
         ("version", _T.version),
         ("created_at", s.timestamp(_T.created_at)),
         ("created_by", _T.created_by),
         ("updated_at", s.timestamp(_T.updated_at)),
         ("updated_by", _T.updated_by),
         ("closed_at", case((_T.closed_at.is_(None), null()), else_=s.timestamp(_T.closed_at))),
+        ("gaps_in_control", _T.gaps_in_control),
+        ("gaps_in_assurance", _T.gaps_in_assurance),
     )
 
 

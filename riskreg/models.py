@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,6 +61,17 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def _choice(name: str, values: tuple[str, ...]) -> Enum:
     """Return a portable enumerated string type checked by a named constraint."""
     return Enum(*values, name=name, native_enum=False, create_constraint=True, length=16)
+
+
+# the assurance framework's words (NHS board assurance framework / Orange Book); stored as written
+CONTROL_EFFECTIVENESS = ("effective", "partially effective", "ineffective", "not assessed")
+ASSURANCE_LINES = ("first", "second", "third")  # management, oversight functions, independent
+ACTION_STATUSES = ("open", "done", "cancelled")
+
+
+def _words(name: str, values: tuple[str, ...]) -> Enum:
+    """Return a portable enumerated string type for values longer than ``_choice`` allows."""
+    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=20)
 
 
 def _score_range(column: str) -> CheckConstraint:
@@ -116,6 +128,9 @@ class Risk(Base):
     updated_by: Mapped[str] = mapped_column(String(200))
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer)
+    # the assurance framework: what is missing from the controls, and from the assurance on them
+    gaps_in_control: Mapped[str | None] = mapped_column(Text)
+    gaps_in_assurance: Mapped[str | None] = mapped_column(Text)
 
     controls: Mapped[list[Control]] = relationship(back_populates="risk", order_by="Control.id")
 
@@ -158,6 +173,14 @@ class Control(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
+    # how well the control works, and who says so (the three lines of assurance)
+    effectiveness: Mapped[str] = mapped_column(
+        _words("control_effectiveness", CONTROL_EFFECTIVENESS),
+        default="not assessed",
+        server_default="not assessed",
+    )
+    assurance: Mapped[str | None] = mapped_column(Text)
+    assurance_line: Mapped[str | None] = mapped_column(_choice("assurance_line", ASSURANCE_LINES))
 
     risk: Mapped[Risk] = relationship(back_populates="controls")
 
@@ -291,6 +314,9 @@ class DataImport(Base):
     actor: Mapped[str] = mapped_column(String(200))
     # the file's SHA-256, kept for resources: the same file twice would count its costs twice
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # True for outcome imports checked against earlier stages (a unit is counted once per
+    # metric); imports made before that check read False, and QA looks at them
+    units_checked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ImportCount(Base):
@@ -301,7 +327,9 @@ class ImportCount(Base):
     ``total`` is the sum of the present values (events for binary and count metrics) and
     ``exposure`` the exposure beside them; for continuous metrics ``sum_d`` and ``sum_d2``
     are the sums of d = value − ``shift`` and d², where ``shift`` is one of the group's own
-    values, so the variance never comes from a raw sum of squares.
+    values, so the variance never comes from a raw sum of squares. For count metrics
+    ``sum_y2_t`` is the sum of value²/exposure (with ``total`` and ``exposure``, what a
+    quasi-Poisson dispersion needs); it is None for other kinds.
     """
 
     __tablename__ = "import_counts"
@@ -316,6 +344,7 @@ class ImportCount(Base):
     shift: Mapped[float | None] = mapped_column(Float)
     sum_d: Mapped[float | None] = mapped_column(Float)
     sum_d2: Mapped[float | None] = mapped_column(Float)
+    sum_y2_t: Mapped[float | None] = mapped_column(Float)
 
 
 class ImportUnits(Base):
@@ -406,3 +435,27 @@ class Evidence(Base):
     n_comparison: Mapped[int] = mapped_column(Integer)
     n_pilot: Mapped[int] = mapped_column(Integer)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Action(Base):
+    """A step planned to treat a risk: who does what by when, versioned like a risk."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(200))
+    due: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(_choice("action_status", ACTION_STATUSES), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+    @property
+    def ref(self) -> str:
+        return f"A-{self.id}"

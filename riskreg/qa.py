@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -19,9 +19,20 @@ from sqlalchemy.orm import Session, selectinload
 from riskreg import audit, trail
 from riskreg.config import Config
 from riskreg.errors import ConfigError
-from riskreg.models import DataImport, Decision, Event, Pilot, PilotRisk, ProtocolVersion, Resource, Risk
+from riskreg.models import (
+    Action,
+    DataImport,
+    Decision,
+    Event,
+    Pilot,
+    PilotRisk,
+    ProtocolVersion,
+    Resource,
+    Risk,
+)
 from riskreg.pilots import protocol_of
 from riskreg.register import next_review
+from riskreg.units import CountedTwice, counted_twice
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 CO_PRODUCING_MODES = ("design", "delivery")
@@ -63,6 +74,11 @@ class Facts:
     resources: dict[int, list[Resource]]
     chain: audit.ChainCheck
     state: trail.StateCheck
+    # pilot id -> units counted twice per metric (data imported before riskreg refused it)
+    counted_twice: dict[int, list[CountedTwice]] = field(default_factory=dict)
+    # the assurance framework: actions, and each risk's reviews and re-scores in order
+    actions: list[Action] = field(default_factory=list)
+    score_events: dict[int, list[Event]] = field(default_factory=dict)  # risk id -> rescore and review events
 
 
 def gather(session: Session, config: Config, today: dt.date) -> Facts:
@@ -103,7 +119,29 @@ def gather(session: Session, config: Config, today: dt.date) -> Facts:
         resources=resources,
         chain=audit.verify(session),
         state=trail.check_state(session),
+        counted_twice=_counted_twice(session),
+        actions=list(session.scalars(select(Action).order_by(Action.id))),
+        score_events=_score_events(session),
     )
+
+
+def _score_events(session: Session) -> dict[int, list[Event]]:
+    """Each risk's ``risk.rescore`` and ``risk.review`` events, oldest first."""
+    found: dict[int, list[Event]] = {}
+    query = select(Event).where(Event.action.in_(("risk.rescore", "risk.review"))).order_by(Event.seq)
+    for event in session.scalars(query):
+        found.setdefault(int(event.entity_id.removeprefix("R-")), []).append(event)
+    return found
+
+
+def _counted_twice(session: Session) -> dict[int, list[CountedTwice]]:
+    """Each pilot's units counted twice; a pilot without unchecked imports after its first stage costs one small query."""
+    found = {}
+    for pilot in session.scalars(select(Pilot).order_by(Pilot.id)):
+        twice = counted_twice(session, pilot)
+        if twice:
+            found[pilot.id] = twice
+    return found
 
 
 Rule = Callable[[Facts], Iterator[Finding]]
@@ -322,16 +360,20 @@ def amended_after_data(facts: Facts) -> Iterator[Finding]:
 
 @rule("gate-override", "warning")
 def gate_override(facts: Facts) -> Iterator[Finding]:
-    """Gates decided 'proceed' against the analysis' recommendation."""
+    """Gates decided against the analysis' recommendation; going on against a 'stop' is an error."""
     for pilot in facts.pilots:
         for decision in facts.decisions.get(pilot.id, []):
             if decision.override:
                 stage = protocol_of(pilot).stages[decision.stage_index].name
+                went_on = decision.recommendation == "stop" and decision.decision != "stop"
                 yield _finding(
                     "gate-override",
                     pilot.ref,
-                    f"'{decision.decision}' at {stage} by {decision.actor} against the recommendation '{decision.recommendation}': {decision.reason}",
-                    "the board should see why the evidence was overridden",
+                    f"'{decision.decision}' at {stage} by {decision.actor} against the recommendation "
+                    f"'{decision.recommendation}': {decision.reason}",
+                    "the board should ratify it, knowing why the evidence was overridden"
+                    + (": the analysis said stop (harm, a red criterion, futility or not shown)" if went_on else ""),
+                    "error" if went_on else None,
                 )
 
 
@@ -356,18 +398,24 @@ def sample_ratio_mismatch(facts: Facts) -> Iterator[Finding]:
 
 @rule("decided-below-planned-size", "warning")
 def decided_below_planned_size(facts: Facts) -> Iterator[Finding]:
-    """Proceed decisions taken before the stage reached its planned size."""
+    """Proceed decisions taken before the stage recruited its planned size."""
     for pilot in facts.pilots:
         protocol = protocol_of(pilot)
         for decision in facts.decisions.get(pilot.id, []):
-            counts = json.loads(decision.snapshot).get("counts", {}).get(protocol.primary.name, {})
-            smallest = min((c.get("n", 0) for c in counts.values()), default=0)
+            snapshot = json.loads(decision.snapshot)
+            # the units recruited, as the recommendation judges them (older analyses: the primary's counts)
+            units = (snapshot.get("analysis") or {}).get("units")
+            if not units:
+                counts = snapshot.get("counts", {}).get(protocol.primary.name, {})
+                units = {arm: c.get("n", 0) for arm, c in counts.items()}
+            smallest = min(units.values(), default=0)
             planned = protocol.stages[decision.stage_index].planned_n
-            if decision.decision == "proceed" and smallest < planned:
+            if decision.decision in ("proceed", "adapt") and smallest < planned:
                 yield _finding(
                     "decided-below-planned-size",
                     pilot.ref,
-                    f"'proceed' at {protocol.stages[decision.stage_index].name} with {smallest} of {planned} planned units per arm",
+                    f"'{decision.decision}' at {protocol.stages[decision.stage_index].name} with {smallest} of "
+                    f"{planned} planned units per arm",
                     "say why the stage ended early, or collect to the planned size",
                 )
 
@@ -413,7 +461,11 @@ def audit_chain_broken(facts: Facts) -> Iterator[Finding]:
 
 @rule("register-edited", "error")
 def register_edited(facts: Facts) -> Iterator[Finding]:
-    """Risks, controls, pilots or data files that differ from what the audit trail recorded."""
+    """Register rows that differ from what the audit trail recorded (see `audit verify`).
+
+    Risks, controls, pilots, data files, protocol texts, pilot-risk links, gate decisions,
+    reviews and evidence: each is held to the events that made it (riskreg.trail).
+    """
     for mismatch in facts.state.mismatches:
         yield _finding(
             "register-edited",
@@ -421,6 +473,138 @@ def register_edited(facts: Facts) -> Iterator[Finding]:
             mismatch.problem,
             "the database was changed outside riskreg: restore it from a backup and find out who changed it",
         )
+
+
+@rule("units-counted-twice", "error")
+def units_counted_twice(facts: Facts) -> Iterator[Finding]:
+    """Units with a value for the same metric in more than one stage: data imported before riskreg refused them."""
+    for pilot in facts.pilots:
+        protocol = protocol_of(pilot)
+        for found in facts.counted_twice.get(pilot.id, []):
+            held = "; ".join(f"{protocol.stages[r.stage_index].name}: {r.source}" for r in found.imports)
+            latest = found.latest
+            stage = protocol.stages[latest.stage_index].name
+            if pilot.status == "active" and latest.stage_index == pilot.stage_index:
+                advice = (
+                    f"import the stage's file again without them: riskreg pilot data {pilot.ref} "
+                    f"{latest.source} --stage {stage} --replace --new-units-only"
+                )
+            else:
+                advice = (
+                    f"stage '{stage}' is closed: note it for the board (a gate decided on data "
+                    "that counted these units twice)"
+                )
+            yield _finding(
+                "units-counted-twice",
+                pilot.ref,
+                f"{found.units} unit{' has' if found.units == 1 else 's have'} a value for {found.metric} in "
+                f"more than one stage ({held}); a unit is counted once per metric",
+                advice,
+            )
+
+
+# --- assurance: controls, actions and re-scores --------------------------------------------------
+
+
+@rule("action-overdue", "warning")
+def action_overdue(facts: Facts) -> Iterator[Finding]:
+    """Open actions past their due date."""
+    for action in facts.actions:
+        late = (facts.today - action.due).days
+        if action.status == "open" and late > 0:
+            yield _finding(
+                "action-overdue",
+                action.ref,
+                f"'{action.title}' on R-{action.risk_id}, owned by {action.owner}, was due {action.due} "
+                f"({late} day{'s' if late != 1 else ''} overdue)",
+                f"finish it (riskreg action update {action.ref} --status done) or re-plan it: "
+                f"riskreg action update {action.ref} --due DATE --reason ...",
+            )
+
+
+@rule("control-ineffective-but-relied-on", "warning")
+def control_ineffective_but_relied_on(facts: Facts) -> Iterator[Finding]:
+    """Open risks scored below their inherent level while resting on a control rated ineffective."""
+    for risk in _open(facts):
+        ineffective = [
+            c.ref for c in risk.controls if c.status == "in-place" and c.effectiveness == "ineffective"
+        ]
+        if ineffective and risk.score < risk.inherent_score:
+            yield _finding(
+                "control-ineffective-but-relied-on",
+                risk.ref,
+                f"current score {risk.score} is below the inherent {risk.inherent_score} while resting on "
+                f"{', '.join(ineffective)}, rated ineffective",
+                f"re-score to what the working controls support (riskreg risk rescore {risk.ref} ...), "
+                "or fix the control and record its effectiveness",
+            )
+
+
+def _score_of(snapshot: dict[str, Any]) -> int | None:
+    likelihood, impact = snapshot.get("likelihood"), snapshot.get("impact")
+    return likelihood * impact if isinstance(likelihood, int) and isinstance(impact, int) else None
+
+
+@rule("rescore-on-inconclusive-evidence", "warning")
+def rescore_on_inconclusive_evidence(facts: Facts) -> Iterator[Finding]:
+    """Re-scores down that cited a pilot result whose verdict was inconclusive, while the lower score stands."""
+    for risk in _open(facts):
+        for event in facts.rescores.get(risk.id, []):
+            before, after = json.loads(event.before or "{}"), json.loads(event.after or "{}")
+            evidence = after.get("evidence")
+            old, new = _score_of(before), _score_of(after)
+            if not isinstance(evidence, dict) or evidence.get("verdict") != "inconclusive":
+                continue
+            # a later re-score back up (to the old score or above) settles it
+            if old is None or new is None or new >= old or risk.score >= old:
+                continue
+            yield _finding(
+                "rescore-on-inconclusive-evidence",
+                risk.ref,
+                f"re-scored down from {old} to {new} on {event.at:%Y-%m-%d} by {event.actor} on "
+                f"{evidence.get('pilot')}'s {evidence.get('metric')} result, which was inconclusive",
+                "an inconclusive result does not show the risk is lower: restore the earlier score "
+                "until the pilot shows it, or record what else justified the change",
+            )
+
+
+@rule("review-rescored-without-rescore", "warning")
+def review_rescored_without_rescore(facts: Facts) -> Iterator[Finding]:
+    """Reviews recorded as 'rescored' with no re-score of the risk since the review before.
+
+    riskreg refuses such a review when it is recorded; this finds those recorded before it did.
+    """
+    for risk in facts.risks:
+        rescored = False
+        for event in facts.score_events.get(risk.id, []):
+            if event.action == "risk.rescore":
+                rescored = True
+                continue
+            review = json.loads(event.after or "{}").get("review") or {}
+            if review.get("outcome") == "rescored" and not rescored:
+                yield _finding(
+                    "review-rescored-without-rescore",
+                    risk.ref,
+                    f"review on {event.at:%Y-%m-%d} by {event.actor} says 'rescored', but the risk was "
+                    "not re-scored since the review before",
+                    f"re-score it (riskreg risk rescore {risk.ref} ...) or treat the review as confirmed",
+                )
+            rescored = False
+
+
+@rule("target-above-appetite", "warning")
+def target_above_appetite(facts: Facts) -> Iterator[Finding]:
+    """Open risks whose target score is above their category's appetite."""
+    for risk in _open(facts):
+        appetite = facts.config.appetite_for(risk.category)
+        if risk.target_score is not None and risk.target_score > appetite:
+            yield _finding(
+                "target-above-appetite",
+                risk.ref,
+                f"target score {risk.target_score} is above the {risk.category} appetite of {appetite}",
+                "plan treatment that brings the target within appetite, or record the board's "
+                "acceptance of a risk above appetite",
+            )
 
 
 # --- running -------------------------------------------------------------------------------------

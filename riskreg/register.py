@@ -16,6 +16,8 @@ from riskreg import audit
 from riskreg.config import RATINGS, Config
 from riskreg.errors import InvalidInput, NotFound, StaleVersion
 from riskreg.models import (
+    ASSURANCE_LINES,
+    CONTROL_EFFECTIVENESS,
     CONTROL_STATUSES,
     MODES,
     SIDES,
@@ -46,6 +48,8 @@ SNAPSHOT_FIELDS = (
     "target_impact",
     "review_days",
     "version",
+    "gaps_in_control",
+    "gaps_in_assurance",
 )
 UPDATABLE_FIELDS = (
     "title",
@@ -60,7 +64,11 @@ UPDATABLE_FIELDS = (
     "target_likelihood",
     "target_impact",
     "review_days",
+    "gaps_in_control",
+    "gaps_in_assurance",
 )
+# fields that an empty value clears (the others keep their value when given none)
+CLEARABLE_FIELDS = ("description", "owner", "gaps_in_control", "gaps_in_assurance")
 SORTS = ("id", "score", "review")
 
 
@@ -92,7 +100,7 @@ def parse_ref(text: str, prefix: str) -> int:
     return int(match.group(2))
 
 
-_KIND = {"R": "risk", "C": "control", "P": "pilot"}
+_KIND = {"R": "risk", "C": "control", "P": "pilot", "A": "action"}
 
 
 def allocate_id(session: Session, series: str, at_least: int = 1) -> int:
@@ -183,6 +191,8 @@ _VALIDATORS = {
     "target_likelihood": lambda v: _score("target_likelihood", v, optional=True),
     "target_impact": lambda v: _score("target_impact", v, optional=True),
     "review_days": _positive_days,
+    "gaps_in_control": lambda v: _text("gaps_in_control", v, limit=5000),
+    "gaps_in_assurance": lambda v: _text("gaps_in_assurance", v, limit=5000),
 }
 
 
@@ -259,13 +269,18 @@ def risk_to_dict(risk: Any, config: Config, with_controls: bool = False) -> dict
         "appetite": appetite,
         "review_days": f["review_days"],
         "last_reviewed": f["last_reviewed"].isoformat(),
-        "next_review": (f["last_reviewed"] + dt.timedelta(days=days)).isoformat(),
+        # a closed risk is not reviewed again (`review due` and QA skip it)
+        "next_review": (
+            None if f["status"] == "closed" else (f["last_reviewed"] + dt.timedelta(days=days)).isoformat()
+        ),
         "version": f["version"],
         "created_at": iso_utc(f["created_at"]),
         "created_by": f["created_by"],
         "updated_at": iso_utc(f["updated_at"]),
         "updated_by": f["updated_by"],
         "closed_at": iso_utc(f["closed_at"]),
+        "gaps_in_control": f["gaps_in_control"],
+        "gaps_in_assurance": f["gaps_in_assurance"],
     }
     if with_controls:
         data["controls"] = [control_to_dict(c) for c in risk.controls]
@@ -282,6 +297,9 @@ def control_to_dict(control: Control) -> dict[str, Any]:
         "status": control.status,
         "due": control.due.isoformat() if control.due else None,
         "citizen": control.citizen,
+        "effectiveness": control.effectiveness,
+        "assurance": control.assurance,
+        "assurance_line": control.assurance_line,
         "version": control.version,
         "updated_at": iso_utc(control.updated_at),
         "updated_by": control.updated_by,
@@ -309,6 +327,9 @@ def control_snapshot(control: Control) -> dict[str, Any]:
         "due": control.due.isoformat() if control.due else None,
         "citizen": control.citizen,
         "version": control.version,
+        "effectiveness": control.effectiveness,
+        "assurance": control.assurance,
+        "assurance_line": control.assurance_line,
     }
 
 
@@ -494,9 +515,7 @@ def update_risk(
     if unknown:
         raise InvalidInput(f"cannot update {', '.join(unknown)} (use rescore for likelihood and impact)")
     risk = _open_risk(session, ref, expect_version)
-    changes = {
-        k: v for k, v in validate_fields(values).items() if v is not None or k in ("description", "owner")
-    }
+    changes = {k: v for k, v in validate_fields(values).items() if v is not None or k in CLEARABLE_FIELDS}
     changes = {k: v for k, v in changes.items() if getattr(risk, k) != v}
     if not changes:
         raise InvalidInput(f"{risk.ref}: nothing to change (the values given are the current ones)")
@@ -557,6 +576,34 @@ def get_control(session: Session, ref: str) -> Control:
     return control
 
 
+def normalise_effectiveness(value: Any) -> str:
+    """Return a control effectiveness from user text (``partially-effective`` means ``partially effective``)."""
+    text = " ".join(str(value or "").strip().lower().replace("-", " ").replace("_", " ").split())
+    if text not in CONTROL_EFFECTIVENESS:
+        raise InvalidInput(
+            f"effectiveness: expected one of {', '.join(CONTROL_EFFECTIVENESS)}, got {value!r}"
+        )
+    return text
+
+
+def _check_assurance(assurance: str | None, line: str | None) -> None:
+    # a line of assurance says who gives the assurance: without its source it says nothing
+    if line is not None and assurance is None:
+        raise InvalidInput("line: an assurance line needs its source; give --assurance TEXT too")
+
+
+_CONTROL_CHECKS: dict[str, Any] = {
+    "status": lambda v: _choice("status", v, CONTROL_STATUSES),
+    "owner": lambda v: _text("owner", v, limit=200),
+    "due": lambda v: parse_date("due", v),
+    "description": lambda v: _text("description", v, optional=False),
+    "citizen": bool,
+    "effectiveness": normalise_effectiveness,
+    "assurance": lambda v: _text("assurance", v, limit=5000),
+    "assurance_line": lambda v: _choice("line", v, ASSURANCE_LINES, optional=True),
+}
+
+
 def add_control(
     session: Session,
     ctx: Context,
@@ -566,14 +613,22 @@ def add_control(
     status: str = "planned",
     due: str | dt.date | None = None,
     citizen: bool = False,
+    effectiveness: str = "not assessed",
+    assurance: str | None = None,
+    assurance_line: str | None = None,
 ) -> Control:
-    """Add a control (a measure in place or planned) to an open risk."""
+    """Add a control (a measure in place or planned) to an open risk, with how well it works and who assures it."""
     text = _text("description", description, optional=False)
-    fields = {
-        "owner": _text("owner", owner, limit=200),
-        "status": _choice("status", status, CONTROL_STATUSES),
-        "due": parse_date("due", due),
+    given = {
+        "owner": owner,
+        "status": status,
+        "due": due,
+        "effectiveness": effectiveness,
+        "assurance": assurance,
+        "assurance_line": assurance_line,
     }
+    fields = {name: _CONTROL_CHECKS[name](value) for name, value in given.items()}
+    _check_assurance(fields["assurance"], fields["assurance_line"])
     risk = _open_risk(session, risk_ref, None)
     control = Control(
         id=allocate_id(session, "C"),
@@ -599,25 +654,28 @@ def update_control(
     values: Mapping[str, Any],
     reason: str | None = None,
 ) -> Control:
-    """Change a control's status, owner, due date or description."""
+    """Change a control's status, owner, due date, description, effectiveness or assurance.
+
+    An empty ``assurance`` or ``assurance_line`` clears it.
+    """
     control = get_control(session, ref)
-    checks = {
-        "status": lambda v: _choice("status", v, CONTROL_STATUSES),
-        "owner": lambda v: _text("owner", v, limit=200),
-        "due": lambda v: parse_date("due", v),
-        "description": lambda v: _text("description", v, optional=False),
-        "citizen": bool,
-    }
-    changes = {k: checks[k](v) for k, v in values.items() if v is not None}
+    unknown = sorted(set(values) - set(_CONTROL_CHECKS))
+    if unknown:
+        raise InvalidInput(f"cannot update {', '.join(unknown)} of a control")
+    changes = {k: _CONTROL_CHECKS[k](v) for k, v in values.items() if v is not None}
     changes = {k: v for k, v in changes.items() if getattr(control, k) != v}
     if not changes:
         raise InvalidInput(f"{control.ref}: nothing to change (the values given are the current ones)")
+    _check_assurance(
+        changes.get("assurance", control.assurance), changes.get("assurance_line", control.assurance_line)
+    )
+    reason = _text("reason", reason)
     before = control_snapshot(control)
     for name, value in changes.items():
         setattr(control, name, value)
     control.updated_at, control.updated_by = ctx.now, ctx.actor
     session.flush()
-    _record_control(session, ctx, control, "control.update", before, _text("reason", reason))
+    _record_control(session, ctx, control, "control.update", before, reason)
     return control
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskreg.errors import InvalidInput
-from riskreg.models import REVIEW_OUTCOMES, Review, Risk
+from riskreg.models import REVIEW_OUTCOMES, Event, Review, Risk
 from riskreg.register import (
     Context,
     RiskFilter,
@@ -63,17 +63,42 @@ def record_review(
         raise InvalidInput(
             f"{ctx.actor} owns {risk.ref}; a review must be recorded by someone other than the owner"
         )
+    if outcome == "rescored":
+        _require_rescore_since_last_review(session, risk)
     review = Review(
         risk_id=risk.id, reviewer=ctx.actor, outcome=outcome, note=note.strip(), reviewed_at=ctx.now
     )
     session.add(review)
+    session.flush()  # numbers the review, so its event can name it
     changes: dict[str, Any] = {"last_reviewed": ctx.today}
     if outcome == "closed":
         changes["status"] = "closed"
         risk.closed_at = ctx.now
-    extra = {"review": {"outcome": outcome, "reviewer": ctx.actor}}
+    # the note is the event's reason; the id lets `audit verify` hold this row to this event
+    extra = {"review": {"id": review.id, "outcome": outcome, "reviewer": ctx.actor}}
     apply_change(session, ctx, risk, changes, "risk.review", note.strip(), extra)
     return risk, review
+
+
+def _require_rescore_since_last_review(session: Session, risk: Risk) -> None:
+    """Refuse a ``rescored`` outcome unless the risk was re-scored since its last review (or since it was added).
+
+    The outcome says the review changed the current score; with no re-score in between it
+    would tell the board a score moved that did not, so it cannot be recorded.
+    """
+    latest = session.execute(
+        select(Event.action, Event.at)
+        .where(Event.entity_id == risk.ref, Event.action.in_(("risk.rescore", "risk.review")))
+        .order_by(Event.seq.desc())
+        .limit(1)
+    ).first()
+    if latest is not None and latest.action == "risk.rescore":
+        return
+    since = f"its last review on {latest.at:%Y-%m-%d}" if latest is not None else "it was added"
+    raise InvalidInput(
+        f"{risk.ref} has not been re-scored since {since}; re-score it first "
+        f"(riskreg risk rescore {risk.ref} --likelihood L --impact I --reason ...) or record another outcome"
+    )
 
 
 def review_to_dict(review: Review) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Each (metric, arm) group of an import gets a ``GroupTally``: present and missing counts,
 the sum of the present values (events, for binary and count metrics), the exposure beside
-them, and for continuous metrics the sums of d = value − shift and d², shifted by the
+them, for count metrics the sum of value²/exposure (for a quasi-Poisson dispersion), and
+for continuous metrics the sums of d = value − shift and d², shifted by the
 group's first present value so that the variance never comes from a raw sum of squares.
 Values wait in a short list and are folded into exact partial sums (``math.fsum``) a
 batch at a time, so memory stays flat and the same file always gives the same numbers.
@@ -34,6 +35,7 @@ class GroupTally:
     exposures: list[float | None] = field(default_factory=list, repr=False)
     _totals: list[float] = field(default_factory=list, repr=False)
     _spans: list[float] = field(default_factory=list, repr=False)
+    _y2t: list[float] = field(default_factory=list, repr=False)
     _d: list[float] = field(default_factory=list, repr=False)
     _d2: list[float] = field(default_factory=list, repr=False)
 
@@ -65,6 +67,7 @@ class GroupTally:
         if self.count:
             # every present count has its exposure (the import checks that)
             self._spans.append(math.fsum(exposures))
+            self._y2t.append(_sum(map(operator.truediv, map(operator.mul, present, present), exposures)))
         if self.continuous:
             if self.shift is None:
                 self.shift = present[0]
@@ -84,7 +87,20 @@ class GroupTally:
             "shift": self.shift,
             "sum_d": math.fsum(self._d) if continuous else None,
             "sum_d2": math.fsum(self._d2) if continuous else None,
+            "sum_y2_t": _sum(self._y2t) if self.count else None,
         }
+
+
+def _sum(values: Any) -> float:
+    """``math.fsum``, but infinite rather than an error when the exact sum is beyond a double.
+
+    Counts and exposures are at most 1e15, yet value²/exposure has no bound when the
+    exposure is tiny; the analysis says so rather than the import failing here.
+    """
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
 
 
 def tally_chunk(

@@ -94,6 +94,10 @@ def test_a_chunk_handed_over_at_once_tallies_as_its_values_one_by_one(observatio
     for group in (4, 5):
         present = [(v, e) for g, v, e in observations if g == group and v is not None]
         assert one_by_one[group].columns()["exposure"] == math.fsum(e for _v, e in present)
+        # Σ y²/t, for a quasi-Poisson dispersion: each fold's exact sum, added exactly
+        y2_t = math.fsum(v * v / e for v, e in present)
+        assert one_by_one[group].columns()["sum_y2_t"] == pytest.approx(y2_t, rel=1e-15, abs=0)
+    assert [one_by_one[group].columns()["sum_y2_t"] for group in range(4)] == [None] * 4
 
 
 units_rows = st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3", "u4"]), st.integers(0, 1)), max_size=40)

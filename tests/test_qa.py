@@ -135,7 +135,7 @@ def test_pilot_ended_without_rescore(rr, tmp_path):
     add(rr, "Tested", "citizen", "2", "2", "--treatment", "test")
     registered(rr, tmp_path)
     rr("pilot", "link", "P-1", "R-5", "R-3")
-    rr("pilot", "gate", "P-1", "--decision", "stop", "--reason", "ended")
+    rr("pilot", "gate", "P-1", "--decision", "stop", "--reason", "ended", "--override")
     assert findings(rr, "test-not-rescored") == ["R-5"]
     rr(
         "risk",
@@ -230,6 +230,7 @@ def test_unvalued_citizen_hours(runner, tmp_path):
 
     (tmp_path / "riskreg.toml").write_text("citizen_hour_value = 0\n")
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
     registered(rr, tmp_path)
     rr(
         "pilot",
@@ -266,6 +267,7 @@ def test_severity_comes_from_the_configuration(runner, tmp_path):
 
     (tmp_path / "riskreg.toml").write_text('[check.severity]\nno-owner = "error"\n')
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
     rr(*risk_add("Unowned"))
     result = rr("check")
     assert result.exit_code == 1
@@ -276,7 +278,9 @@ def test_unknown_rule_in_configuration(runner, tmp_path):
     from tests.conftest import Riskreg
 
     (tmp_path / "riskreg.toml").write_text('[check.severity]\nno-owners = "error"\n')
-    result = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")("check")
+    rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
+    result = rr("check")
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"Error: {tmp_path / 'riskreg.toml'}: check.severity: unknown rule no-owners (rules: review-overdue, "

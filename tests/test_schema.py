@@ -1,4 +1,4 @@
-"""The database: created on first use, migrations equal to the models, schema status and upgrade."""
+"""The database: created by `riskreg init`, migrations equal to the models, schema status and upgrade."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from riskreg.db import SCHEMA_HEAD, alembic_config, open_database
+from riskreg.db import SCHEMA_HEAD, alembic_config, init_register, open_database
 from riskreg.models import Base
 
 
@@ -23,10 +23,11 @@ def test_migrated_schema_equals_the_models(db_url):
     engine.dispose()
 
 
-def test_a_new_database_is_created_at_head_on_first_use(runner, empty_db_url):
+def test_a_new_database_is_created_at_head_by_init(runner, empty_db_url):
     from tests.conftest import Riskreg
 
     rr = Riskreg(runner, empty_db_url)
+    assert rr.json("init")["schema"] == SCHEMA_HEAD
     assert rr.json("risk", "list") == []
     status = rr.json("db", "status")
     assert (status["revision"], status["head"], status["up_to_date"]) == (SCHEMA_HEAD, SCHEMA_HEAD, True)
@@ -40,6 +41,7 @@ def test_db_upgrade_on_current_schema_changes_nothing(rr):
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
+    init_register(f"sqlite:///{tmp_path / 'w.db'}")
     database = open_database(f"sqlite:///{tmp_path / 'w.db'}")
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -93,7 +93,7 @@ def review_record(app, risk_id: str, outcome: str, note: str, as_json: bool) -> 
         data,
         as_json,
         lambda d: (
-            f"recorded review of {d['risk']} by {d['reviewer']}: {d['outcome']}; next review {d['next_review']}"
+            f"recorded review of {d['risk']} by {d['reviewer']}: {d['outcome']}; next review {d['next_review'] or '-'}"
         ),
     )
 
