@@ -107,6 +107,7 @@ def build_database(folder: Path, rows: int, env: dict[str, str]) -> Path:
     database = folder / f"analyse-{_label(rows)}.db"
     csv = write_csv(folder / f"scores-{_label(rows)}.csv", rows)
     url = f"sqlite:///{database}"
+    measure([*RISKREG, "--db", url, "init"], env)
     measure([*RISKREG, "--db", url, "pilot", "register", str(protocol)], env)
     measure([*RISKREG, "--db", url, "pilot", "data", "P-1", str(csv), "--stage", STAGE], env)
     csv.unlink()

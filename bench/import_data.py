@@ -208,7 +208,8 @@ def _import_command(url: str, csv: Path) -> list[str]:
 
 
 def _register(url: str, env: dict[str, str]) -> None:
-    """Register the example protocol (as P-1) in the database at `url`."""
+    """Create a register at `url` and register the example protocol in it (as P-1)."""
+    measure([*RISKREG, "--db", url, "init"], env)
     measure([*RISKREG, "--db", url, "pilot", "register", str(PROTOCOL)], env)
 
 

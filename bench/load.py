@@ -20,7 +20,7 @@ def _row(backend: str, result: LoadResult) -> str:
 
 
 def main(seconds: float = 30.0) -> list[str]:
-    from riskreg.db import open_database
+    from riskreg.db import init_register
     from tests.conftest import _create_pg_database
     from tests.pgserver import start_cluster
 
@@ -28,12 +28,12 @@ def main(seconds: float = 30.0) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="riskreg-load-") as name:
         folder = Path(name)
         url = f"sqlite:///{folder / 'load.db'}"
-        open_database(url).dispose()
+        init_register(url)
         rows.append(_row("SQLite", run(url, 16, seconds, folder)))
         cluster = start_cluster()
         try:
             pg = _create_pg_database(cluster.admin_url, "load")
-            open_database(pg).dispose()
+            init_register(pg)
             rows.append(_row("PostgreSQL", run(pg, 16, seconds, folder)))
         finally:
             cluster.stop()

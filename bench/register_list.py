@@ -16,11 +16,12 @@ RISKS = 5000
 
 def build_register(path: Path, count: int = RISKS) -> str:
     """Create a SQLite register of `count` risks (through the library, with their events)."""
-    from riskreg.db import open_database
+    from riskreg.db import init_register, open_database
     from riskreg.models import MODES, SIDES
     from riskreg.register import Context, add_risk
 
     url = f"sqlite:///{path}"
+    init_register(url)
     database = open_database(url)
     rng = random.Random(5000)
     with database.write() as session:

@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner, Result
@@ -14,7 +15,7 @@ from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from riskreg.cli import cli
-from riskreg.db import open_database
+from riskreg.db import init_register
 from tests.pgserver import start_cluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -69,7 +70,7 @@ def pg_template(pg_admin_url: str) -> str:
     """Name of a database migrated once to the newest schema, copied for each test."""
     name = f"riskreg_template_{os.getpid()}"
     url = _create_pg_database(pg_admin_url, name)
-    open_database(url).dispose()
+    init_register(url)
     return name
 
 
@@ -77,7 +78,7 @@ def pg_template(pg_admin_url: str) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once to the newest schema, copied for each test."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    open_database(f"sqlite:///{path}").dispose()
+    init_register(f"sqlite:///{path}")
     return path
 
 
@@ -144,12 +145,33 @@ def rr(runner: CliRunner, db_url: str) -> Riskreg:
 
 
 def intact(
-    events: int, risks: int = 0, controls: int = 0, pilots: int = 0, data_files: int = 0
+    events: int,
+    risks: int = 0,
+    controls: int = 0,
+    pilots: int = 0,
+    data_files: int = 0,
+    protocols: int | None = None,
+    links: int = 0,
+    decisions: int = 0,
+    reviews: int = 0,
+    evidence: int = 0,
+    actions: int = 0,
 ) -> dict[str, object]:
-    """What `audit verify --json` prints for an intact chain and a register that matches it."""
-    counts = {"risks": risks, "controls": controls, "pilots": pilots, "data_files": data_files}
+    """What `audit verify --json` prints for an intact chain and a register that matches it, at any head."""
+    counts = {
+        "risks": risks,
+        "controls": controls,
+        "pilots": pilots,
+        "data_files": data_files,
+        "protocols": pilots if protocols is None else protocols,  # one text per pilot unless amended
+        "links": links,
+        "decisions": decisions,
+        "reviews": reviews,
+        "evidence": evidence,
+        "actions": actions,
+    }
     state = {"ok": True, **counts, "mismatches": []}
-    return {"events": events, "ok": True, "broken_at": None, "problem": None, "state": state}
+    return {"events": events, "ok": True, "broken_at": None, "problem": None, "head": ANY, "state": state}
 
 
 def tamper(url: str, sql: str) -> None:

@@ -37,7 +37,7 @@ def populate(rr: Riskreg) -> None:
             ("pilot", "link", "P-1", "R-1", "R-2", "R-7"),
             ("pilot", "data", "P-1", "data/hospital-befriending-feasibility.csv", "--stage", "feasibility"),
             ("pilot", "resources", "P-1", "data/hospital-befriending-resources.csv"),
-            ("pilot", "gate", "P-1", "--decision", "proceed", "--override", "--reason", "criteria green"),
+            ("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "criteria green"),
             ("pilot", "data", "P-2", "data/housing-repairs-feasibility.csv", "--stage", "feasibility"),
             (
                 "risk",
@@ -68,16 +68,19 @@ def listings(rr: Riskreg) -> list:
 def test_sqlite_to_postgresql_and_back(tmp_path, pg_admin_url):
     runner = CliRunner()
     source = Riskreg(runner, f"sqlite:///{tmp_path / 'source.db'}")
+    source("init")
     populate(source)
     exported = tmp_path / "export.json"
     assert source("export", str(exported)).exit_code == 0
     postgres = Riskreg(runner, _create_pg_database(pg_admin_url, f"riskreg_backup_{os.getpid()}"))
+    postgres("init")
     result = postgres("import", str(exported))
     assert result.exit_code == 0, result.output
     assert listings(postgres) == listings(source)
     again = tmp_path / "again.json"
     postgres("export", str(again))
     back = Riskreg(runner, f"sqlite:///{tmp_path / 'back.db'}")
+    back("init")
     assert back("import", str(again)).exit_code == 0
     assert listings(back) == listings(source)
     assert json.loads(exported.read_text())["tables"] == json.loads(again.read_text())["tables"]
@@ -139,6 +142,7 @@ def test_a_damaged_export_is_refused_in_one_line_and_nothing_is_written(
 ):
     path = _damaged_export(rr, tmp_path, damage)
     target = Riskreg(rr.runner, empty_db_url)
+    target("init")
     result = target("import", path)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {path}: ") and result.stderr.count("\n") == 1
@@ -168,6 +172,7 @@ def test_export_and_import_print_what_they_wrote_as_json_and_take_the_older_spel
     assert (exported["file"], exported["tables"]["risks"]) == (str(path), 1)
     assert exported["rows"] == sum(exported["tables"].values())
     target = Riskreg(rr.runner, empty_db_url)
+    target("init")
     # `import --json FILE`, as earlier versions spelled it, still reads FILE (and prints JSON)
     result = target("import", "--json", str(path))
     assert result.exit_code == 0, result.output

@@ -113,8 +113,9 @@ def test_update_without_fields_is_a_usage_error(rr):
 def test_malformed_config_is_one_error_line(runner, tmp_path):
     from tests.conftest import Riskreg
 
-    (tmp_path / "riskreg.toml").write_text("[ratings]\nlow = 'three'\n")
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
+    (tmp_path / "riskreg.toml").write_text("[ratings]\nlow = 'three'\n")
     result = rr("risk", "list")
     assert (result.exit_code, result.stderr) == (
         1,
@@ -125,8 +126,10 @@ def test_malformed_config_is_one_error_line(runner, tmp_path):
 def test_config_syntax_error(runner, tmp_path):
     from tests.conftest import Riskreg
 
+    rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    assert rr("init").exit_code == 0
     (tmp_path / "riskreg.toml").write_text("[appetite\n")
-    result = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")("risk", "list")
+    result = rr("risk", "list")
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"Error: {tmp_path / 'riskreg.toml'}: Expected ']' at the end of a table declaration (at line 1, column 10)"
@@ -136,7 +139,7 @@ def test_config_syntax_error(runner, tmp_path):
 def test_missing_database_folder(runner, tmp_path):
     from tests.conftest import Riskreg
 
-    result = Riskreg(runner, f"sqlite:///{tmp_path / 'nope' / 'r.db'}")("risk", "list")
+    result = Riskreg(runner, f"sqlite:///{tmp_path / 'nope' / 'r.db'}")("init")
     assert (result.exit_code, result.stderr) == (
         1,
         f"Error: cannot create database sqlite:///{tmp_path / 'nope' / 'r.db'}: folder {tmp_path / 'nope'} does not exist\n",

@@ -72,6 +72,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     os.chdir(ROOT)
     try:
         rr = Riskreg(CliRunner(), f"sqlite:///{folder / 'r.db'}")
+        rr("init")
         rr("risk", "import", "pilots/risks.csv")
         for title in PAYLOADS:
             rr(*risk_add(title, side="shared", likelihood="5", impact="5"))

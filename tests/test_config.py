@@ -30,6 +30,7 @@ def test_configuration_beside_the_database_sets_bands_appetite_and_review_days(r
         'organisation = "Anytown Council"\n[ratings]\nlow = 4\n[appetite]\ndefault = 20\nsafeguarding = 6\n[review_days]\nmedium = 10\n'
     )
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
     safe = rr.json(
         "risk",
         "add",
@@ -65,6 +66,7 @@ def test_riskreg_config_variable_names_the_file(runner, tmp_path, monkeypatch):
     path = tmp_path / "elsewhere.toml"
     path.write_text("[appetite]\ndefault = 1\n")
     rr = Riskreg(runner, f"sqlite:///{tmp_path / 'r.db'}")
+    rr("init")
     monkeypatch.setenv("RISKREG_CONFIG", str(path))
     assert (
         rr.json(
@@ -79,7 +81,7 @@ def test_riskreg_config_variable_names_the_file(runner, tmp_path, monkeypatch):
     [
         (
             "colour = 1\n",
-            "colour: unknown key; known keys: organisation, citizen_hour_value, ratings, appetite, review_days, check",
+            "colour: unknown key; known keys: organisation, citizen_hour_value, ratings, appetite, review_days, check, srm_threshold",
         ),
         ("[ratings]\nhgh = 10\n", "ratings.hgh: unknown key; did you mean 'high'?"),
         (

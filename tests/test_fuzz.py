@@ -51,6 +51,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = f"sqlite:///{folder / 'seed.db'}"
     runner = CliRunner()
     for args in (
+        ["init"],
         [
             "risk",
             "add",

@@ -64,6 +64,7 @@ def registered_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     protocol = folder / "befriending.toml"
     protocol.write_text(PROTOCOL, encoding="utf-8")
     database = folder / "registered.db"
+    CliRunner().invoke(cli, ["--db", f"sqlite:///{database}", "init"])
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{database}", "pilot", "register", str(protocol)])
     assert result.exit_code == 0, result.output
     return database

@@ -142,6 +142,7 @@ def test_concurrent_imports_equal_sequential_ones(runner, backend, request, tmp_
             else _another_empty(request, backend, tmp_path)
         )
         rr = Riskreg(runner, url)
+        rr("init")
         folder = tmp_path / mode
         folder.mkdir()
         registered(rr, folder)

@@ -48,6 +48,7 @@ def test_a_progress_bar_on_a_terminal_for_a_large_file_and_none_when_piped(tmp_p
     database = f"sqlite:///{tmp_path / 'bar.db'}"
     command = [sys.executable, "-m", "riskreg", "--db", database]
     protocol = write(tmp_path, "befriending.toml", PROTOCOL)
+    subprocess.run([*command, "init"], check=True, capture_output=True)
     subprocess.run([*command, "pilot", "register", protocol], check=True, capture_output=True)
     path = _big_file(tmp_path, 150_000)  # over the 5 MB threshold
     assert path.stat().st_size > 5_000_000

@@ -164,6 +164,7 @@ def test_export_then_import_into_an_empty_database_round_trips(rr, runner, tmp_p
     exported = rr("risk", "export", "--csv").stdout
     path = write(tmp_path, exported, "export.csv")
     other = Riskreg(runner, empty_db_url)
+    other("init")
     assert other.json("risk", "import", path)["ids"] == ["R-1", "R-2", "R-3"]
     keep = (
         "id",
@@ -210,5 +211,6 @@ def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_pa
     cells = [line.split(",")[1] for line in exported.splitlines()[1:]]
     assert cells[:4] == ['"\'=HYPERLINK(""http://x"")"', "'+44 helpline", "'-5 staff", "'@SUM(A1)"]
     other = Riskreg(runner, empty_db_url)
+    other("init")
     other("risk", "import", write(tmp_path, exported, "export.csv"))
     assert [r["title"] for r in other.json("risk", "list")] == titles

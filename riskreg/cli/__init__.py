@@ -39,7 +39,7 @@ class App:
     _database: object | None = field(default=None, repr=False)
 
     def database(self, check_schema: bool = True):  # type: ignore[no-untyped-def]
-        """Open the database once (creating it at the newest schema if new)."""
+        """Open the register once; a missing one is refused, never created (that is `riskreg init`)."""
         from riskreg.db import open_database
 
         if self._database is None:
@@ -89,6 +89,7 @@ def cli(ctx: click.Context, db_url: str | None, actor: str | None) -> None:
 
     \b
     Example:
+      riskreg init
       riskreg risk add "Volunteers miss safeguarding signs" --side citizen \\
           --mode delivery --likelihood 3 --impact 4 --category safeguarding
       riskreg risk list --sort score
@@ -105,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from riskreg.cli import backup, dbcmd, pilots, plan, qa, reports, risks
+    from riskreg.cli import actions, backup, dbcmd, init, pilots, plan, qa, reports, risks
 
-    for module in (dbcmd, risks, pilots, plan, qa, reports, backup):
+    for module in (init, dbcmd, risks, actions, pilots, plan, qa, reports, backup):
         for command in module.COMMANDS:
             cli.add_command(command)
 
