@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riskreg.errors import InvalidInput, RiskregError
 from riskreg.models import AuditHead, Event
 
 GENESIS_HASH = "0" * 64
@@ -162,3 +164,154 @@ def _walk(events: Iterable[Event]) -> tuple[int, str, tuple[int, str] | None]:
             return expected_seq - 1, prev, (event.seq, f"event {event.seq} was altered after it was written")
         expected_seq, prev = expected_seq + 1, event.hash
     return expected_seq - 1, prev, None
+
+
+# --- seals ---------------------------------------------------------------------------------------
+
+SEAL_DIGITS = 12  # hex digits of the head hash in a seal code: 48 bits
+SEAL_SHAPE = "RR-<events>-<12 hex digits>, e.g. RR-412-3f9a1c0d7e22"
+_SEAL = re.compile(r"^RR-(\d{1,10})-([0-9a-f]{12,64})$", re.IGNORECASE)
+
+
+class AuditError(RiskregError):
+    """The audit chain does not hold what was asked of it (a seal, or a chain to seal)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain's newest event: how many events there are, and that event's hash."""
+
+    events: int
+    hash: str
+
+    def seal(self, full: bool = False) -> str:
+        """Return the seal code of this head: ``RR-<events>-<first 12 hex digits>`` (all 64 with ``full``)."""
+        return f"RR-{self.events}-{self.hash if full else self.hash[:SEAL_DIGITS]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"events": self.events, "hash": self.hash, "seal": self.seal()}
+
+
+def head(session: Session) -> Head:
+    """Return the head of the chain as audit_head records it (event 0 and the genesis hash when empty)."""
+    row = session.get(AuditHead, 1)
+    return Head(0, GENESIS_HASH) if row is None else Head(row.seq, row.hash)
+
+
+@dataclass(frozen=True)
+class SealCode:
+    """A parsed seal code: the event it names and the start of that event's hash."""
+
+    events: int
+    prefix: str  # lower-case hex, 12 to 64 digits
+
+    @property
+    def code(self) -> str:
+        return f"RR-{self.events}-{self.prefix}"
+
+
+def parse_seal(code: str) -> SealCode:
+    """Read a seal code such as ``RR-412-3f9a1c0d7e22``; raise InvalidInput naming the expected shape."""
+    match = _SEAL.match((code or "").strip())
+    if match is None:
+        raise InvalidInput(f"seal: {code!r} is not a seal code; expected {SEAL_SHAPE}")
+    return SealCode(int(match.group(1)), match.group(2).lower())
+
+
+def seal(session: Session, ctx: Acting, note: str | None = None) -> tuple[Head, Event]:
+    """Seal the chain's current head and record the seal as the next event (``audit.seal``).
+
+    The code names the head *before* the seal's own event: an event cannot contain its own
+    hash, so the seal event (N + 1) records the code of event N in ``after``. Refuses a chain
+    that does not verify, since a seal would then anchor a tampered history.
+    """
+    row = session.get(AuditHead, 1, with_for_update=True)
+    sealed = Head(0, GENESIS_HASH) if row is None else Head(row.seq, row.hash)
+    chain = verify(session)
+    if not chain.ok:
+        raise AuditError(
+            f"audit chain broken at event {chain.broken_at}: {chain.problem}; "
+            "a seal would anchor a tampered history"
+        )
+    text = (note or "").strip() or None
+    after = {"seal": sealed.seal(), "events": sealed.events, "hash": sealed.hash}
+    event = record(
+        session,
+        actor=ctx.actor,
+        action="audit.seal",
+        entity="audit",
+        entity_id=f"E-{sealed.events}",  # the sealed event; the seal code is in after
+        scope="audit",
+        before=None,
+        after=after,
+        reason=text,
+        at=ctx.now,
+    )
+    session.flush()
+    return sealed, event
+
+
+@dataclass(frozen=True)
+class SealCheck:
+    """Whether the chain still holds a sealed head: event N exists, hashes to the code and verifies."""
+
+    code: str
+    events: int
+    ok: bool
+    problem: str | None = None
+    sealed_in: int | None = None  # the audit.seal event that gave this code, if it was given by riskreg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "events": self.events,
+            "ok": self.ok,
+            "problem": self.problem,
+            "sealed_in": self.sealed_in,
+        }
+
+
+def check_seal(session: Session, code: SealCode, chain: ChainCheck) -> SealCheck:
+    """Check that the chain, as verified in ``chain``, still contains the head a seal code names.
+
+    Event N must exist, its stored hash must start with the code's digits, and every link
+    from genesis to N must hold: then events 1 to N are the ones sealed, even if a forger
+    recomputed every hash after rewriting them (the rewritten event N would hash differently).
+    """
+    if code.events == 0:
+        stored: str | None = GENESIS_HASH
+    else:
+        stored = session.scalar(select(Event.hash).where(Event.seq == code.events))
+    if stored is None:
+        last = session.scalar(select(func.max(Event.seq))) or 0
+        if code.events > last:
+            problem = (
+                f"names event {code.events}, but the chain ends at event {last} "
+                "(events were deleted, or the seal is of another register)"
+            )
+        else:
+            problem = f"names event {code.events}, which is missing from the chain (deleted)"
+        return SealCheck(code.code, code.events, False, problem)
+    if not stored.startswith(code.prefix):
+        problem = (
+            f"does not match: event {code.events} now hashes to {stored[: len(code.prefix)]}, "
+            f"so the history up to event {code.events} was rewritten"
+        )
+        return SealCheck(code.code, code.events, False, problem)
+    if not chain.ok and chain.broken_at is not None and chain.broken_at <= code.events:
+        problem = f"cannot be confirmed: the chain is broken at event {chain.broken_at}, before it"
+        return SealCheck(code.code, code.events, False, problem)
+    return SealCheck(code.code, code.events, True, None, _sealed_in(session, code))
+
+
+def _sealed_in(session: Session, code: SealCode) -> int | None:
+    """Return the audit.seal event that recorded this head, if riskreg gave the seal."""
+    query = (
+        select(Event.seq, Event.after)
+        .where(Event.action == "audit.seal", Event.entity_id == f"E-{code.events}")
+        .order_by(Event.seq)
+    )
+    for seq, after in session.execute(query):
+        if json.loads(after or "{}").get("hash", "").startswith(code.prefix):
+            return int(seq)
+    return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,7 @@ class Registration:
     pilot: Pilot
     amendment: int | None
     after_data: bool
+    warnings: tuple[str, ...] = ()
 
 
 def register_pilot(
@@ -237,7 +239,7 @@ def register_pilot(
     if existing is None:
         if amend:
             raise InvalidInput(f"{path}: no pilot has key '{protocol.key}' yet; register it without --amend")
-        return Registration(_create(session, ctx, protocol), None, False)
+        return Registration(_create(session, ctx, protocol), None, False, _power_warnings(protocol))
     if existing.protocol_sha256 == protocol.sha256:
         raise InvalidInput(
             f"{path}: already registered as {existing.ref} with exactly this protocol; nothing to do"
@@ -249,7 +251,16 @@ def register_pilot(
         )
     if not reason or not reason.strip():
         raise InvalidInput("reason: an amendment needs --reason (say what changed and why)")
-    return _amend(session, ctx, existing, protocol, reason.strip())
+    registration = _amend(session, ctx, existing, protocol, reason.strip())
+    return replace(registration, warnings=_power_warnings(protocol))
+
+
+def _power_warnings(protocol: Protocol) -> tuple[str, ...]:
+    """Return a warning when the planned final n gives less than the protocol's stated power for its own assumptions."""
+    from riskreg.planning import power_warning  # loads scipy only for protocols it can power
+
+    warning = power_warning(protocol)
+    return () if warning is None else (warning,)
 
 
 def _check_risks_exist(session: Session, protocol: Protocol, source: str) -> None:
@@ -281,8 +292,10 @@ def _create(session: Session, ctx: Context, protocol: Protocol) -> Pilot:
         for i, m in enumerate(protocol.metrics)
     )
     session.add(_version(pilot, protocol, 1, None, False, ctx))
-    _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
-    _record(session, ctx, pilot, "pilot.register", None, pilot_snapshot(pilot, protocol), None)
+    linked = _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
+    # the links it made, so `audit verify` can hold the pilot_risks rows to this event
+    after = {**pilot_snapshot(pilot, protocol), "risks": linked}
+    _record(session, ctx, pilot, "pilot.register", None, after, None)
     return pilot
 
 
@@ -336,8 +349,13 @@ def _amend(session: Session, ctx: Context, pilot: Pilot, protocol: Protocol, rea
             next_code += 1
     session.flush()
     session.add(_version(pilot, protocol, number, reason, after_data, ctx))
-    _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
-    after = {**pilot_snapshot(pilot, protocol), "amendment": number - 1, "after_data": after_data}
+    linked = _link(session, pilot, [get_risk(session, ref) for ref in protocol.risks])
+    after = {
+        **pilot_snapshot(pilot, protocol),
+        "amendment": number - 1,
+        "after_data": after_data,
+        "risks": linked,  # the links it made (audit verify holds pilot_risks to them)
+    }
     _record(session, ctx, pilot, "pilot.amend", before, after, reason)
     return Registration(pilot, number - 1, after_data)
 
@@ -467,6 +485,10 @@ def record_gate(
         "override": override,
         "recommendation": recommendation,
         "counts": snapshot["counts"],
+        # the decisions row and a digest of its whole snapshot (analysis included), so that
+        # `audit verify` finds the row flipped, re-reasoned or its data rewritten
+        "decision_id": row.id,
+        "snapshot_sha256": hashlib.sha256(row.snapshot.encode("utf-8")).hexdigest(),
     }
     _record(session, ctx, pilot, "pilot.gate", before, after, reason.strip())
     return GateResult(row, pilot, protocol.stages[min(pilot.stage_index, len(protocol.stages) - 1)].name)
@@ -481,9 +503,10 @@ def active_pilot(session: Session, ref: str) -> Pilot:
 
 
 def _move(pilot: Pilot, decision: str, stage_count: int) -> None:
+    """Move the pilot on: stop ends it; proceed, or adapt (proceed on an amended protocol), opens the next stage."""
     if decision == "stop":
         pilot.status = "stopped"
-    elif decision == "proceed":
+    elif decision in ("proceed", "adapt"):
         if pilot.stage_index + 1 >= stage_count:
             pilot.status = "completed"
         else:

@@ -25,6 +25,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from riskreg import __version__
+from riskreg.audit import head
 from riskreg.config import RATINGS, Config
 from riskreg.db import Database, safe_url
 from riskreg.errors import InvalidInput
@@ -98,6 +99,7 @@ from riskreg.report_context import (
     heat_map,
     hours,
     label,
+    level_text,
     margin_text,
     money,
     num,
@@ -199,7 +201,7 @@ def _when(value: dt.datetime | None) -> str:
     return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page(kind: str, title: str, config: Config, url: str, when: Clock) -> Page:
+def _page(kind: str, title: str, config: Config, url: str, when: Clock, seal: str = "") -> Page:
     return Page(
         kind=kind,
         title=title,
@@ -208,6 +210,7 @@ def _page(kind: str, title: str, config: Config, url: str, when: Clock) -> Page:
         version=__version__,
         generated=when.generated,
         as_of=when.as_of.isoformat(),
+        seal=seal,
     )
 
 
@@ -244,7 +247,8 @@ def board_context(
     pipeline, forest_entries, note = _pipeline(session, config, pilots, decided, amended)
     totals = resource_totals(session, config)
     return BoardContext(
-        page=_page("board", "Board report: risks and pilots", config, url, when),
+        # the head as rendered: the same data give the same seal, so the same bytes
+        page=_page("board", "Board report: risks and pilots", config, url, when, head(session).seal()),
         since=start.isoformat(),
         headline=_headline(open_rows, len(rows) - len(open_rows), config, above, overdue, escalated, pilots),
         heatmaps=_heatmaps(open_rows, config),
@@ -836,6 +840,17 @@ def _result_line(m: dict[str, Any], arms: Sequence[str], unit: str | None) -> Re
     )
 
 
+def _stagewise_text(metric: dict[str, Any]) -> str:
+    """Return the primary's estimate allowing for the looks, after an early crossing, in words."""
+    s = metric["stagewise"]
+    low, high = s["ci"]
+    return (
+        f"Allowing for the looks taken, the median-unbiased estimate of {metric['name']} is {num(s['median_unbiased'])} "
+        f"({level_text(s['ci_level'])} CI {num(low)} to {num(high)}; stage-wise-ordering p = {p_text(s['p_value'])}); "
+        f"the naive estimate {num(s['naive']['estimate'])} in the table does not allow for them."
+    )
+
+
 def _stage_analysis(
     a: dict[str, Any], units: dict[str, str | None], earlier: dict[str, int] | None
 ) -> StageAnalysis:
@@ -848,6 +863,8 @@ def _stage_analysis(
     srm = a["srm"]
     counts = ", ".join(f"{n:,} {arm}" for arm, n in srm.get("units", {}).items())
     ok = bool(srm.get("ok", True))
+    futility = (a.get("futility") or {}).get("text", "")
+    stagewise = next((_stagewise_text(m) for m in a["metrics"] if m.get("stagewise")), "")
     return StageAnalysis(
         stage=a["stage"],
         index=a["stage_index"],
@@ -860,8 +877,12 @@ def _stage_analysis(
         information_fraction=num(a["information_fraction"]),
         boundary=num(a["boundaries"]["boundary"], 4),
         srm=f"{counts} against allocation {':'.join(f'{x:g}' for x in srm.get('allocation', []))}; "
-        f"χ² p = {p_text(srm.get('p_value'))}: {'no mismatch' if ok else 'MISMATCH (p < 0.001)'}",
+        f"{'exact binomial' if 'binomial' in str(srm.get('method', '')) else 'χ²'} p = {p_text(srm.get('p_value'))}: "
+        f"{'no mismatch' if ok else 'MISMATCH (p < ' + format(srm.get('threshold', 0.01), 'g') + ')'}",
         srm_ok=ok,
+        notes=tuple(a.get("notes") or ()),
+        futility=futility,
+        stagewise=stagewise,
         criteria=tuple(
             CriterionLine(
                 c["name"],
@@ -1058,7 +1079,7 @@ def qa_context(
     query = select(Event).where(Event.at >= _start_of(start), Event.at < when.until).order_by(Event.seq)
     events = _event_lines(session.scalars(query))
     return QaContext(
-        page=_page("qa", "Quality assurance report", config, url, when),
+        page=_page("qa", "Quality assurance report", config, url, when, head(session).seal()),
         since=start.isoformat(),
         until=when.as_of.isoformat(),
         counts=tuple(

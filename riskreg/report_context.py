@@ -118,6 +118,9 @@ class Page:
     version: str  # riskreg version
     generated: str  # "2026-11-29 (as of)" with --as-of, else "2026-11-29 14:03 UTC"
     as_of: str  # ISO date the report describes
+    # the audit seal of the data shown (riskreg.audit.head(session).seal()): the head as the
+    # report was rendered, so the same data give the same bytes; "" prints no seal line
+    seal: str = ""
 
 
 @dataclass(frozen=True)
@@ -1100,6 +1103,9 @@ class StageAnalysis:
     srm_ok: bool
     criteria: tuple[CriterionLine, ...]
     results: tuple[ResultLine, ...]
+    notes: tuple[str, ...] = ()  # early evidence of effect, provisional criteria
+    futility: str = ""  # "the chance of showing ..., if the rest of the pilot went as planned, is 97 %"
+    stagewise: str = ""  # the primary's median-unbiased estimate after an early crossing
 
 
 @dataclass(frozen=True)

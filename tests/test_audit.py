@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import intact, tamper
 from tests.pilot_fixtures import LONG, registered, write
 from tests.risk_fixtures import risk_add
+
+HEAD = re.compile(r"head: RR-(\d+)-([0-9a-f]{12}) \(event \1, hash \2[0-9a-f]{52}\)")
+
+
+def verified(rr) -> dict[str, object]:
+    """`audit verify --json`, with its head checked against itself and set aside (its hash varies)."""
+    document = rr.json("audit", "verify")
+    head = document.pop("head")
+    assert head["seal"] == f"RR-{head['events']}-{head['hash'][:12]}"
+    return document
+
+
+def matching(events: int, protocols: int = 0, **counts: int) -> dict[str, object]:
+    """`intact(...)` with the counts of the rows verify holds beyond risks, controls, pilots and data files."""
+    document = intact(events, **counts)
+    document.pop("head", None)  # verified() sets the head aside
+    extra = {"protocols": protocols, "links": 0, "decisions": 0, "reviews": 0, "evidence": 0}
+    document["state"] = {**document["state"], **extra}  # type: ignore[dict-item]
+    return document
+
+
+def without_head(stdout: str) -> str:
+    """The output of `audit verify` with its head line (its second) checked and left out."""
+    lines = stdout.splitlines(keepends=True)
+    assert HEAD.fullmatch(lines[1].rstrip("\n")), lines[1]
+    return "".join(lines[:1] + lines[2:])
 
 
 def make_three_events(rr) -> None:
@@ -99,9 +126,11 @@ def make_register(rr, tmp_path) -> None:
 def test_a_register_changed_only_by_riskreg_matches_its_trail(rr, tmp_path):
     make_register(rr, tmp_path)
     result = rr("audit", "verify")
-    assert (result.exit_code, result.stdout) == (
+    assert (result.exit_code, without_head(result.stdout)) == (
         0,
-        "audit chain intact: 6 events\nregister matches the trail: 2 risks, 1 control, 1 pilot, 0 data files\n",
+        "audit chain intact: 6 events\n"
+        "register matches the trail: 2 risks, 1 control, 1 pilot, 0 data files\n"
+        "and so do 1 protocol text, 0 risk links, 0 gate decisions, 0 reviews, 0 evidence records\n",
     )
 
 
@@ -111,7 +140,7 @@ def test_fields_edited_behind_riskregs_back_are_each_named(rr, db_url, tmp_path)
     tamper(db_url, "UPDATE controls SET status = 'in-place' WHERE id = 1")
     tamper(db_url, "UPDATE pilots SET status = 'completed' WHERE id = 1")
     result = rr("audit", "verify")
-    assert (result.exit_code, result.stdout, result.stderr) == (
+    assert (result.exit_code, without_head(result.stdout), result.stderr) == (
         1,
         "audit chain intact: 6 events\n"
         "R-1: likelihood is 5 in the register, but 3 in its last recorded state (event 3)\n"
@@ -141,6 +170,12 @@ def test_rows_no_event_created_and_recorded_rows_deleted_are_found(rr, db_url, t
         "controls": 2,
         "pilots": 1,
         "data_files": 0,
+        "protocols": 1,
+        "links": 0,
+        "decisions": 0,
+        "reviews": 0,
+        "evidence": 0,
+        "actions": 0,
         "mismatches": [
             {"subject": "R-1", "problem": "recorded by events 1 to 3, but missing from the register"},
             {"subject": "C-2", "problem": "in the register, but no event records it"},
@@ -180,7 +215,7 @@ def make_data(rr, tmp_path) -> None:
 
 def test_data_files_replaced_as_riskreg_replaces_them_match_their_events(rr, tmp_path):
     make_data(rr, tmp_path)
-    assert rr.json("audit", "verify") == intact(4, pilots=1, data_files=3)
+    assert verified(rr) == matching(4, protocols=1, pilots=1, data_files=3)
 
 
 def test_edited_counts_and_import_records_are_named(rr, db_url, tmp_path):
@@ -190,7 +225,7 @@ def test_edited_counts_and_import_records_are_named(rr, db_url, tmp_path):
     tamper(db_url, "UPDATE resources SET amount = 3000 WHERE amount = 300")
     result = rr("audit", "verify")
     assert result.exit_code == 1
-    assert result.stdout.splitlines()[1:] == [
+    assert result.stdout.splitlines()[2:] == [
         'P-1: outcomes file \'d.csv\': readmitted in arm pilot counts {"missing": 0, "n": 7} in the register,'
         ' but {"missing": 0, "n": 2} in event 2',
         'P-1: outcomes file \'other.csv\': file "other.csv" in the register, but "w.csv" in event 3',

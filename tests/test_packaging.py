@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import venv
@@ -50,6 +51,7 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
         command = [str(env_dir / "bin" / "riskreg"), "--db", f"sqlite:///{tmp_path}/w.db", *args]
         return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
 
+    assert run("init").startswith("created a register at ")
     assert run(
         "risk",
         "add",
@@ -63,10 +65,13 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
         "--impact",
         "2",
     ).startswith("added R-1")
-    assert (
-        run("audit", "verify")
-        == "audit chain intact: 1 event\nregister matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files\n"
-    )
+    verified = run("audit", "verify").splitlines()
+    assert verified[0] == "audit chain intact: 1 event"
+    assert re.fullmatch(r"head: RR-1-[0-9a-f]{12} \(event 1, hash [0-9a-f]{64}\)", verified[1])
+    assert verified[2:] == [
+        "register matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files",
+        "and so do 0 protocol texts, 0 risk links, 0 gate decisions, 0 reviews, 0 evidence records",
+    ]
     _run_demo_from_the_wheel(env_dir, tmp_path)
     probe = "import importlib.resources as r, riskreg; print(r.files('riskreg.templates').joinpath('base.html.j2').is_file(), riskreg.__file__)"
     out = subprocess.run(

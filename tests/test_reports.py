@@ -56,10 +56,11 @@ def load_examples(url: str, folder: Path) -> None:
         ("pilot", "link", "P-1", "R-1", "R-2", "R-7"),
         ("pilot", "data", "P-1", data / "hospital-befriending-feasibility.csv", "--stage", "feasibility"),
         ("pilot", "resources", "P-1", data / "hospital-befriending-resources.csv"),
-        ("pilot", "gate", "P-1", "--decision", "proceed", "--override", "--reason", "Board: criteria green"),
+        ("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "Board: criteria green"),
         ("pilot", "data", "P-1", data / "hospital-befriending-extended.csv", "--stage", "extended"),
         ("pilot", "data", "P-2", data / "housing-repairs-feasibility.csv", "--stage", "feasibility"),
         ("pilot", "register", amended, "--amend", "--reason", "Clarified the follow-up check"),
+        ("pilot", "gate", "P-2", "--decision", "continue", "--override", "--reason", "Board: a month more of complaints"),
         (
             "risk",
             "rescore",
@@ -178,7 +179,7 @@ def test_board_report_shows_counts_heat_maps_pipeline_and_callouts(reports):
     html = reports["board"]
     assert html.count('class="chart heatmap"') == 3
     assert "Citizen side:</strong>" in html and "Professional side:</strong>" in html
-    assert "against the recommendation 'continue'" in html  # the override is called out
+    assert "against the recommendation 'stop'" in html  # the override is called out
     assert "Escalated by reviewers" in html and "R-7" in html
     assert re.search(r"<strong>P-2</strong> amendment 1 at feasibility.*after data arrived", html)
     assert "generated 2030-01-15 (as of)" in html
@@ -186,7 +187,7 @@ def test_board_report_shows_counts_heat_maps_pipeline_and_callouts(reports):
 
 def test_pilot_report_explains_each_result_in_plain_words(reports):
     html = reports["pilot-1"]
-    assert re.search(r"The pilot arm&#39;s wellbeing was 1\.01 WEMWBS points higher \(95\.003% CI", html)
+    assert re.search(r"The pilot arm&#39;s wellbeing was 1\.01 WEMWBS points higher \(95\.002% CI", html)
     assert "non-inferiority with margin 3 WEMWBS points was shown" in html
     assert "times the comparison rate" in html  # the count metric in ratio words
     assert "15 (very high) → 10 (high)" in html  # R-2 re-scored on the pilot's evidence
@@ -204,7 +205,7 @@ def test_pilot_report_explains_each_result_in_plain_words(reports):
 
 def test_qa_report_lists_findings_by_severity_and_the_audit_trail(reports):
     html = reports["qa"]
-    assert "gate-override" in html and "Warning" in html
+    assert "gate-override" in html and "Error" in html  # going on against a stop
     assert "risk.rescore" in html and "Board: criteria green" in html
 
 

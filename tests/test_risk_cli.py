@@ -185,9 +185,13 @@ def test_audit_verify_passes_on_untouched_chain(rr):
     add(rr)
     rr("risk", "rescore", "R-1", "--likelihood", "1", "--impact", "1", "--reason", "x")
     result = rr("audit", "verify")
+    head = rr.json("audit", "verify")["head"]
     assert (result.exit_code, result.stdout) == (
         0,
-        "audit chain intact: 2 events\nregister matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files\n",
+        "audit chain intact: 2 events\n"
+        f"head: {head['seal']} (event 2, hash {head['hash']})\n"
+        "register matches the trail: 1 risk, 0 controls, 0 pilots, 0 data files\n"
+        "and so do 0 protocol texts, 0 risk links, 0 gate decisions, 0 reviews, 0 evidence records\n",
     )
     assert rr.json("audit", "verify") == intact(2, risks=1)
 
