@@ -185,3 +185,14 @@ def test_register_warns_when_the_planned_final_n_gives_less_than_the_stated_powe
     # alternative="one.sided") gives 0.537 for the fixed design)
     assert warning.startswith("the planned final n of 60 per arm gives 5")
     assert "(below the stated 80%)" in warning
+
+
+def test_a_past_gate_decision_keeps_the_analysis_it_rested_on(rr, tmp_path):
+    two_stages(rr, tmp_path)
+    load(rr, tmp_path, rows(30, 50.0, 50.0), "first")
+    decided = rr.json("pilot", "gate", "P-1", "--decision", "proceed", "--reason", "board")
+    load(rr, tmp_path, rows(30, 50.0, 52.0, prefix="s"), "second")
+    assert analysis(rr)["stage"] == "second"  # later analyses change nothing stored
+    (kept,) = rr.json("pilot", "show", "P-1")["decisions"]
+    assert json.dumps(kept["snapshot"], sort_keys=True) == json.dumps(decided["snapshot"], sort_keys=True)
+    assert kept["snapshot"]["analysis"]["recommendation"] == "proceed"
