@@ -440,24 +440,17 @@ def _summaries(
             # Σy²/t for the dispersion of counts; unknown (None) once any import lacks it
             group[5] = None if sum_y2_t is None or group[5] is None else group[5] + sum_y2_t
 
-    summaries: dict[str, tuple[Summary, Summary]] = {}
-    missing: dict[str, dict[str, int]] = {}
-    for metric in protocol.metrics:
-        code = codes[metric.name][0]
-        per_arm: list[Summary] = []
-        missing[metric.name] = {}
-        for arm_index, arm in enumerate(protocol.design.arms):
-            n, n_missing, total, exposure, continuous, sum_y2_t = groups.get(
-                (code, arm_index), (0, 0, 0.0, 0.0, ContinuousSummary.empty(), None)
-            )
-            missing[metric.name][arm] = n_missing
-            if metric.kind == "continuous":
-                per_arm.append(continuous)
-            elif metric.kind == "binary":
-                per_arm.append(BinarySummary(n, round(total)))
-            else:
-                per_arm.append(_count_summary(n, total, exposure, sum_y2_t))
-        summaries[metric.name] = (per_arm[0], per_arm[1])
+    def arm_summary(metric: Metric, code: int, arm_index: int) -> tuple[Summary, int]:
+        n, n_missing, total, exposure, continuous, sum_y2_t = groups.get(
+            (code, arm_index), (0, 0, 0.0, 0.0, ContinuousSummary.empty(), None)
+        )
+        if metric.kind == "continuous":
+            return continuous, n_missing
+        if metric.kind == "binary":
+            return BinarySummary(n, round(total)), n_missing
+        return _count_summary(n, total, exposure, sum_y2_t), n_missing
+
+    summaries, missing = _by_metric_and_arm(protocol, codes, arm_summary)
     holding = {import_id for import_id, _code, _arm, n, n_missing, *_ in rows if n + n_missing}
     return summaries, missing, holding
 
@@ -495,19 +488,30 @@ def _summaries_once(
         known = first.get((code, unit))
         if known is None or (known[1] is None and value is not None):
             first[(code, unit)] = (arm, value, exposure)
+
+    def arm_summary(metric: Metric, code: int, arm_index: int) -> tuple[Summary, int]:
+        kept = [(v, e) for (c, _u), (a, v, e) in first.items() if c == code and a == arm_index]
+        present = [(v, e) for v, e in kept if v is not None]
+        return _summary_of(metric.kind, present), len(kept) - len(present)
+
+    summaries, missing = _by_metric_and_arm(protocol, codes, arm_summary)
+    return summaries, missing, {row[0] for row in rows}
+
+
+def _by_metric_and_arm(
+    protocol: Protocol,
+    codes: dict[str, tuple[int, str]],
+    arm_summary: Callable[[Metric, int, int], tuple[Summary, int]],
+) -> tuple[dict[str, tuple[Summary, Summary]], dict[str, dict[str, int]]]:
+    """Return {metric: (comparison, pilot) summaries} and {metric: {arm: missing}} from one arm's summariser."""
     summaries: dict[str, tuple[Summary, Summary]] = {}
     missing: dict[str, dict[str, int]] = {}
     for metric in protocol.metrics:
         code = codes[metric.name][0]
-        per_arm: list[Summary] = []
-        missing[metric.name] = {}
-        for arm_index, arm in enumerate(protocol.design.arms):
-            kept = [(v, e) for (c, _u), (a, v, e) in first.items() if c == code and a == arm_index]
-            present = [(v, e) for v, e in kept if v is not None]
-            missing[metric.name][arm] = len(kept) - len(present)
-            per_arm.append(_summary_of(metric.kind, present))
-        summaries[metric.name] = (per_arm[0], per_arm[1])
-    return summaries, missing, {row[0] for row in rows}
+        comparison, pilot = (arm_summary(metric, code, i) for i in range(len(protocol.design.arms)))
+        summaries[metric.name] = (comparison[0], pilot[0])
+        missing[metric.name] = dict(zip(protocol.design.arms, (comparison[1], pilot[1]), strict=True))
+    return summaries, missing
 
 
 def _summary_of(kind: str, present: list[tuple[float, float | None]]) -> Summary:
@@ -1134,7 +1138,9 @@ def _with_stagewise(result: MetricResult, looks: LookPlan, alpha: float) -> Metr
             looks.boundaries.fractions, looks.boundaries.z, len(looks.boundaries.z), zs[0], result.se, alpha
         )
     except ValueError:
-        return result  # the statistic did not cross this look's boundary after all (a CI at its rounding edge)
+        return (
+            result  # the statistic did not cross this look's boundary after all (a CI at its rounding edge)
+        )
 
     def back(value: float) -> float:
         # value estimates sign·δ + margin on the test's scale; δ on the estimate's scale

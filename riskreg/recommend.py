@@ -84,10 +84,10 @@ def recommend(
         )
         return Recommendation("stop", (reason,), meets, False)
     if not stage_in:
-        return _collecting(primary, results, criteria, units, recruited, planned_n, meets, last_stage)
+        return _collecting(primary, criteria, units, recruited, planned_n, meets, last_stage)
     if last_stage:
         return _final(primary, results, criteria, meets)
-    return _interim(primary, results, criteria, units, recruited, planned_n, meets, futility)
+    return _interim(primary, results, criteria, recruited, planned_n, meets, futility)
 
 
 def _stop_reasons(
@@ -114,7 +114,6 @@ def _stop_reasons(
 
 def _collecting(
     primary: Any,
-    results: list[Any],
     criteria: list[Any],
     units: dict[str, int],
     recruited: int,
@@ -167,7 +166,6 @@ def _interim(
     primary: Any,
     results: list[Any],
     criteria: list[Any],
-    units: dict[str, int],
     recruited: int,
     planned_n: int,
     meets: bool,
