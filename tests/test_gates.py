@@ -196,3 +196,17 @@ def test_a_past_gate_decision_keeps_the_analysis_it_rested_on(rr, tmp_path):
     (kept,) = rr.json("pilot", "show", "P-1")["decisions"]
     assert json.dumps(kept["snapshot"], sort_keys=True) == json.dumps(decided["snapshot"], sort_keys=True)
     assert kept["snapshot"]["analysis"]["recommendation"] == "proceed"
+
+
+def test_counts_near_the_import_limit_analyse_in_constant_memory(rr, tmp_path):
+    # 9e14 events a unit: an exact test that builds an array per event would need petabytes
+    safety = metric("incidents", "count", "safety", better="lower")
+    register(rr, tmp_path, protocol_text([NI, safety], [stage("only", 10)]))
+    data = rows(10, 50.0, 50.0)
+    data += arm_rows("incidents", "comparison", [9e14] * 10, exposure=1.0)
+    data += arm_rows("incidents", "pilot", [8.9e14] * 10, exposure=1.0)
+    load(rr, tmp_path, data, "only")
+    incidents = analysis(rr)["metrics"][1]
+    assert incidents["estimate"] == pytest.approx(8.9 / 9.0)
+    assert incidents["verdict"] == "superior"  # 1 % fewer of 9e15 events is no chance
+    assert rr("report", "pilot", "P-1", "-o", str(tmp_path / "p.html")).exit_code == 0
