@@ -8,6 +8,9 @@ export RISKREG_ACTOR="${RISKREG_ACTOR:-demo-manager}"
 
 step() { printf '\n== %s\n$ riskreg %s\n' "$1" "$2"; }
 
+step "Create a new register here (riskreg.db, and a starter riskreg.toml unless there is one)" "init"
+riskreg init
+
 step "Register the example two-sided register" "risk import risks.csv"
 riskreg risk import risks.csv
 
@@ -27,11 +30,11 @@ step "Befriending, feasibility stage: outcomes (long form) and resources" "pilot
 riskreg pilot data P-1 data/hospital-befriending-feasibility.csv --stage feasibility
 riskreg pilot resources P-1 data/hospital-befriending-resources.csv
 
-step "Analyse the feasibility stage: the first look's boundary is strict, so 'continue'" "pilot analyse P-1"
+step "Analyse the feasibility stage: planned n in, criteria green, no harm, not futile, so 'proceed'" "pilot analyse P-1"
 riskreg pilot analyse P-1
 
-step "The board proceeds on the green feasibility criteria, overriding 'continue' (QA will flag it)" "pilot gate P-1 --decision proceed --override ..."
-riskreg --actor "Board chair" pilot gate P-1 --decision proceed --override \
+step "The board proceeds to the extended stage, as recommended" "pilot gate P-1 --decision proceed ..."
+riskreg --actor "Board chair" pilot gate P-1 --decision proceed \
   --reason "Board 12 May: recruitment and retention green; efficacy is for the extended stage"
 
 step "Befriending, extended stage: non-inferiority shown at the final look, so 'proceed'" "pilot data P-1 ... --stage extended; pilot analyse P-1"
@@ -39,9 +42,9 @@ riskreg pilot data P-1 data/hospital-befriending-extended.csv --stage extended
 riskreg pilot analyse P-1
 riskreg --actor "Board chair" pilot gate P-1 --decision proceed --reason "Board 8 Sept: non-inferior wellbeing, no harm; roll out"
 
-step "Housing repairs, feasibility: wide form (semicolons, BOM) plus complaints with exposure" "pilot data P-2 ..."
+step "Housing repairs, feasibility: wide form (semicolons, BOM) plus complaints with exposure (an Excel workbook)" "pilot data P-2 ..."
 riskreg pilot data P-2 data/housing-repairs-feasibility.csv --stage feasibility
-riskreg pilot data P-2 data/housing-repairs-feasibility-complaints.csv --stage feasibility
+riskreg pilot data P-2 data/housing-repairs-feasibility-complaints.xlsx --stage feasibility
 riskreg pilot resources P-2 data/housing-repairs-resources.csv
 
 step "Analyse housing repairs: complaints show harm and retention is red, so 'stop'" "pilot analyse P-2"

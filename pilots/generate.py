@@ -237,6 +237,36 @@ def write_resources(path: Path, rows: list[tuple]) -> None:
 # --- summary -----------------------------------------------------------------------------------
 
 
+def write_workbook(source: Path, target: Path, sheet: str = "Complaints") -> None:
+    """Write a CSV file's rows as a one-sheet workbook: numbers as numbers, missing values as empty cells."""
+    import csv
+    import datetime
+
+    from openpyxl import Workbook
+
+    def cell(text: str) -> object:
+        if text in ("", "NA"):
+            return None
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    book = Workbook()
+    # fixed times, so that each run writes the same bytes
+    book.properties.created = book.properties.modified = datetime.datetime(2025, 1, 1)
+    book.active.title = sheet
+    with source.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    book.active.append(rows[0])
+    book.active.freeze_panes = "A2"
+    for row in rows[1:]:
+        book.active.append([cell(text) for text in row])
+    book.save(target)
+
+
 def fmt(value: float) -> str:
     """Numbers as written in the files: whole numbers without a decimal point."""
     return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
@@ -287,6 +317,11 @@ def main(seed: int = SEED) -> None:
     for unit, source in zip(complaints, housing, strict=True):
         unit.exposure = source.exposure
     write_long(DATA / "housing-repairs-feasibility-complaints.csv", complaints, "complaints", tokens)
+    # the same rows as an Excel workbook, which the demo imports (the CSV stays for the tests)
+    write_workbook(
+        DATA / "housing-repairs-feasibility-complaints.csv",
+        DATA / "housing-repairs-feasibility-complaints.xlsx",
+    )
     write_resources(DATA / "housing-repairs-resources.csv", housing_resources(housing))
 
     befriending = ("wellbeing", "safeguarding_incidents")

@@ -1,9 +1,11 @@
-"""Risk CSV import and export (DESIGN §4): one risk a row, atomic, with line numbers."""
+"""Risk CSV and workbook import and export (DESIGN §4): one risk a row, atomic, with line numbers."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskreg.csvfile import RowErrors, check_header, open_text, read_csv
+from riskreg.csvfile import RowErrors, check_header
 from riskreg.errors import InvalidInput, RiskregError
 from riskreg.models import Risk
 from riskreg.register import Context, add_risk, next_review, parse_ref
+from riskreg.workbook import open_table, with_sheet
 
 REQUIRED = ("title", "side", "mode", "likelihood", "impact")
 OPTIONAL = (
@@ -56,16 +59,18 @@ class ImportResult:
         return {"file": self.source, "rows": self.rows, "ids": list(self.ids), "dry_run": self.dry_run}
 
 
-def import_risks(session: Session, ctx: Context, path: str | Path, dry_run: bool = False) -> ImportResult:
-    """Add every risk of a CSV file, or none: a bad row rejects the whole file with its line number.
+def import_risks(
+    session: Session, ctx: Context, path: str | Path, dry_run: bool = False, sheet: str | None = None
+) -> ImportResult:
+    """Add every risk of a CSV file or workbook sheet, or none: a bad row rejects the whole file with its line number.
 
     The caller's transaction decides: it commits, or (for a dry run) rolls back.
     """
+    path = with_sheet(path, sheet)
     source = str(path)
     errors = RowErrors.for_file(source)
     rows: list[tuple[int, dict[str, str]]] = []
-    with open_text(path) as handle:
-        parsed = read_csv(handle, source)
+    with open_table(path, source) as parsed:
         check_header(parsed.header, source, REQUIRED, (*REQUIRED, *OPTIONAL, *ROUND_TRIP, *COMPUTED))
         width = len(parsed.header)
         for line, values in parsed.rows:
@@ -137,8 +142,9 @@ def _row(risk: Risk, config: Any) -> dict[str, Any]:
     return values
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); the
+# full-width forms too, which some spreadsheets (East Asian input) take for the ASCII ones.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def neutralise(value: Any) -> Any:
@@ -163,3 +169,48 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({k: "" if v is None else neutralise(v) for k, v in row.items()})
     return buffer.getvalue()
+
+
+# Columns the workbook export writes as numbers (the rest as text, next_review as a date).
+NUMBER_COLUMNS = frozenset(
+    (
+        "likelihood", "impact", "target_likelihood", "target_impact", "review_days",
+        "inherent_likelihood", "inherent_impact", "score", "version",
+    )
+)  # fmt: skip
+
+
+def write_xlsx(rows: list[dict[str, Any]], target: str | os.PathLike[str]) -> None:
+    """Write export rows as a one-sheet workbook that `risk import` reads back, whole or not at all.
+
+    Numbers are numbers, the review date a date, the header row frozen; text that a
+    spreadsheet would run as a formula is neutralised as in the CSV export.
+    """
+    from openpyxl import Workbook
+
+    from riskreg.outfile import replaced_whole
+
+    book = Workbook()  # a register is small: the ordinary workbook, which can freeze panes
+    sheet = book.active
+    sheet.title = "Risks"
+    sheet.append(list(EXPORT_COLUMNS))
+    sheet.freeze_panes = "A2"
+    for row in rows:
+        sheet.append([_xlsx_value(name, row.get(name)) for name in EXPORT_COLUMNS])
+    for index, name in enumerate(EXPORT_COLUMNS, start=1):
+        if name == "next_review":
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                cell.number_format = "yyyy-mm-dd"
+    with replaced_whole(target, binary=True) as out:
+        book.save(out)
+
+
+def _xlsx_value(name: str, value: Any) -> Any:
+    """A cell's value: a number, a date, or text (neutralised); None for an empty cell."""
+    if value is None or value == "":
+        return None
+    if name == "next_review":
+        return dt.date.fromisoformat(str(value))
+    if name in NUMBER_COLUMNS and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return neutralise(str(value))

@@ -44,7 +44,7 @@ def _risk_text(risk: dict[str, Any]) -> str:
                 else "(none)",
             ),
             ("appetite", f"{risk['appetite']}" + (" — ABOVE APPETITE" if risk["above_appetite"] else "")),
-            ("next review", risk["next_review"]),
+            ("next review", risk["next_review"] or "-"),
             ("changed", f"{risk['updated_at']} by {risk['updated_by']}"),
             ("description", risk["description"] or ""),
         ]
@@ -53,6 +53,9 @@ def _risk_text(risk: dict[str, Any]) -> str:
         lines += f"\nreviewed:    {review['reviewed_at'][:10]} by {review['reviewer']}: {review['outcome']} — {review['note']}"
     for ev in risk.get("evidence", []):
         lines += f"\nevidence:    {_evidence_text(ev)}"
+    # the assurance framework's two gaps, in a block of their own (their labels are longer)
+    gaps = [("gaps in control", risk["gaps_in_control"]), ("gaps in assurance", risk["gaps_in_assurance"])]
+    lines += "\n\n" + fields([(label, text or "-") for label, text in gaps])
     controls = risk.get("controls")
     if controls:
         rows = [
@@ -60,14 +63,29 @@ def _risk_text(risk: dict[str, Any]) -> str:
                 c["id"],
                 c["status"],
                 "citizen" if c["citizen"] else "public",
+                c["effectiveness"],
+                _assurance_text(c),
                 c["owner"],
                 c["due"],
                 c["description"],
             )
             for c in controls
         ]
-        lines += "\n\ncontrols:\n" + table(("ID", "STATUS", "RESOURCE", "OWNER", "DUE", "DESCRIPTION"), rows)
+        headers = ("ID", "STATUS", "RESOURCE", "EFFECTIVENESS", "ASSURANCE", "OWNER", "DUE", "DESCRIPTION")
+        lines += "\n\ncontrols:\n" + table(headers, rows)
+    actions = risk.get("actions")
+    if actions:
+        from riskreg.cli.actions import actions_table
+
+        lines += "\n\nactions:\n" + actions_table(actions)
     return lines
+
+
+def _assurance_text(control: dict[str, Any]) -> str:
+    if not control["assurance"]:
+        return "-"
+    line = f"{control['assurance_line']} line: " if control["assurance_line"] else ""
+    return line + control["assurance"]
 
 
 def _evidence_text(ev: dict[str, Any]) -> str:
@@ -91,7 +109,7 @@ def _list_text(risks: list[dict[str, Any]]) -> str:
             r["score"],
             r["rating"] + (" !" if r["above_appetite"] else ""),
             r["status"],
-            r["next_review"],
+            r["next_review"] or "-",
             r["title"],
         )
         for r in risks
@@ -186,22 +204,24 @@ def risk_list(app, as_json: bool, sort: str, above_appetite: bool, **where: Any)
 @json_option
 @click.pass_obj
 def risk_show(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Show one risk with its three tiers and its controls.
+    """Show one risk with its three tiers, gaps, controls (with their assurance) and actions.
 
     \b
     Example:
       riskreg risk show R-1
     """
+    from riskreg.actions import action_to_dict, actions_of
     from riskreg.evidence import evidence_for, evidence_to_dict
     from riskreg.register import get_risk, risk_to_dict
     from riskreg.reviews import review_to_dict, reviews_of
 
-    database = app.database()
-    with database.read() as session:
+    ctx = app.context()
+    with app.database().read() as session:
         risk = get_risk(session, risk_id, with_controls=True)
-        data = risk_to_dict(risk, database.config, with_controls=True)
+        data = risk_to_dict(risk, ctx.config, with_controls=True)
         data["reviews"] = [review_to_dict(r) for r in reviews_of(session, risk.id)]
         data["evidence"] = [evidence_to_dict(e) for e in evidence_for(session, risk.id)]
+        data["actions"] = [action_to_dict(a, ctx.today) for a in actions_of(session, risk.id)]
     emit(data, as_json, _risk_text)
 
 
@@ -231,6 +251,10 @@ def _reason(required: bool = True) -> Any:
 @click.option("--target-likelihood", type=SCORE)
 @click.option("--target-impact", type=SCORE)
 @click.option("--review-days", type=click.IntRange(1, 3660))
+@click.option("--gaps-in-control", metavar="TEXT", help="What the controls do not yet cover ('' clears it).")
+@click.option(
+    "--gaps-in-assurance", metavar="TEXT", help="Where there is no evidence the controls work ('' clears it)."
+)
 @_reason()
 @_expect_version()
 @json_option
@@ -238,11 +262,12 @@ def _reason(required: bool = True) -> Any:
 def risk_update(
     app, risk_id: str, reason: str, expect_version: int | None, as_json: bool, **values: Any
 ) -> None:  # type: ignore[no-untyped-def]
-    """Change a risk's descriptive fields (use `rescore` for its current score).
+    """Change a risk's descriptive fields and its gaps (use `rescore` for its current score).
 
     \b
     Example:
       riskreg risk update R-3 --owner "Head of Adult Services" --reason "New owner"
+      riskreg risk update R-3 --gaps-in-assurance "No audit of visit logs yet" --reason "Board review"
     """
     from riskreg.register import risk_to_dict, update_risk
 
@@ -374,23 +399,26 @@ def risk_history(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-u
 @risk_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
+@click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
 @json_option
 @click.pass_obj
-def risk_import(app, file: str, dry_run: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Add the risks of a CSV file, all or none.
+def risk_import(app, file: str, dry_run: bool, sheet: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Add the risks of a CSV file or .xlsx workbook, all or none.
 
     Columns: title, side, mode, likelihood, impact (required); category, owner,
     description, treatment, target_likelihood, target_impact, review_days.
+    A workbook's first sheet is read (or --sheet NAME), its first row the header.
 
     \b
     Example:
       riskreg risk import pilots/risks.csv --dry-run
+      riskreg risk import register.xlsx --sheet Risks
     """
     from riskreg.riskcsv import import_risks
 
     ctx = app.context()
     with app.database().write(dry_run=dry_run) as session:
-        result = import_risks(session, ctx, file, dry_run)
+        result = import_risks(session, ctx, file, dry_run, sheet=sheet)
     verb = "would import" if dry_run else "imported"
     emit(
         result.to_dict(),
@@ -404,19 +432,34 @@ def risk_import(app, file: str, dry_run: bool, as_json: bool) -> None:  # type: 
 
 @risk_group.command("export")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV (the import format) instead of JSON.")
+@click.option(
+    "--xlsx",
+    "xlsx_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write an .xlsx workbook (the import format, typed columns) to FILE instead.",
+)
 @click.pass_obj
-def risk_export(app, as_csv: bool) -> None:  # type: ignore[no-untyped-def]
-    """Print every risk, as JSON (default) or as CSV that `risk import` reads back.
+def risk_export(app, as_csv: bool, xlsx_file: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Print every risk, as JSON (default) or as CSV that `risk import` reads back, or write a workbook.
 
     \b
     Example:
       riskreg risk export --csv > register.csv
+      riskreg risk export --xlsx register.xlsx
     """
     from riskreg.register import risk_to_dict
-    from riskreg.riskcsv import export_rows, to_csv
+    from riskreg.riskcsv import export_rows, to_csv, write_xlsx
 
+    if as_csv and xlsx_file:
+        raise click.UsageError("choose one of --csv and --xlsx")
     ctx = app.context()
     with app.database().read() as session:
+        if xlsx_file:
+            rows = export_rows(session, ctx)
+            write_xlsx(rows, xlsx_file)
+            click.echo(f"wrote {len(rows)} risks to {xlsx_file}")
+            return
         if as_csv:
             click.echo(to_csv(export_rows(session, ctx)), nl=False)
             return
@@ -428,13 +471,21 @@ def risk_export(app, as_csv: bool) -> None:  # type: ignore[no-untyped-def]
 
 @click.group("control")
 def control_group() -> None:
-    """Add and update controls (measures) on risks, public or citizen-provided.
+    """Add and update controls (measures) on risks, public or citizen-provided, with their assurance.
 
     \b
     Example:
       riskreg control add R-1 "Peer supervision every fortnight" --citizen --status planned
       riskreg control update C-1 --status in-place --reason "running since March"
+      riskreg control update C-1 --effectiveness effective --assurance "Internal audit 2027/03" --line third
     """
+
+
+_EFFECTIVENESS_HELP = "effective, partially effective, ineffective or not assessed (the default)."
+_ASSURANCE_HELP = "Where assurance that the control works comes from (a report, an audit, minutes)."
+_LINE_HELP = (
+    "The line of that assurance: first (management), second (oversight functions), third (independent)."
+)
 
 
 @control_group.command("add")
@@ -448,6 +499,9 @@ def control_group() -> None:
     is_flag=True,
     help="The control rests on citizens' own resources (peer support, volunteer checks).",
 )
+@click.option("--effectiveness", metavar="E", default="not assessed", help=_EFFECTIVENESS_HELP)
+@click.option("--assurance", metavar="TEXT", help=_ASSURANCE_HELP)
+@click.option("--line", "assurance_line", metavar="LINE", help=_LINE_HELP)
 @json_option
 @click.pass_obj
 def control_add(
@@ -458,19 +512,27 @@ def control_add(
     status: str,
     due: str | None,
     citizen: bool,
+    effectiveness: str,
+    assurance: str | None,
+    assurance_line: str | None,
     as_json: bool,
 ) -> None:  # type: ignore[no-untyped-def]
-    """Add a control to a risk.
+    """Add a control to a risk, with how well it works and where assurance of that comes from.
 
     \b
     Example:
       riskreg control add R-3 "Peer check of every visit log" --citizen --status in-place
+      riskreg control add R-3 "Safeguarding training" --status in-place \\
+          --effectiveness "partially effective" --assurance "Training records" --line first
     """
     from riskreg.register import add_control, control_to_dict
 
     ctx = app.context()
     with app.database().write() as session:
-        data = control_to_dict(add_control(session, ctx, risk_id, text, owner, status, due, citizen))
+        control = add_control(
+            session, ctx, risk_id, text, owner, status, due, citizen, effectiveness, assurance, assurance_line
+        )
+        data = control_to_dict(control)
     emit(data, as_json, lambda d: f"added {d['id']} to {d['risk']} ({d['status']})")
 
 
@@ -480,15 +542,19 @@ def control_add(
 @click.option("--owner")
 @click.option("--due", metavar="DATE", help="Due date, YYYY-MM-DD.")
 @click.option("--description")
+@click.option("--effectiveness", metavar="E", help=_EFFECTIVENESS_HELP)
+@click.option("--assurance", metavar="TEXT", help=_ASSURANCE_HELP + " '' clears it.")
+@click.option("--line", "assurance_line", metavar="LINE", help=_LINE_HELP + " '' clears it.")
 @_reason(required=False)
 @json_option
 @click.pass_obj
 def control_update(app, control_id: str, reason: str | None, as_json: bool, **values: Any) -> None:  # type: ignore[no-untyped-def]
-    """Change a control's status, owner, due date or description.
+    """Change a control's status, owner, due date, description, effectiveness or assurance.
 
     \b
     Example:
       riskreg control update C-1 --status in-place --reason "Training delivered"
+      riskreg control update C-1 --effectiveness ineffective --assurance "Spot check 2027-01" --line second
     """
     from riskreg.register import control_to_dict, update_control
 
@@ -498,7 +564,7 @@ def control_update(app, control_id: str, reason: str | None, as_json: bool, **va
     ctx = app.context()
     with app.database().write() as session:
         data = control_to_dict(update_control(session, ctx, control_id, given, reason))
-    emit(data, as_json, lambda d: f"updated {d['id']} ({d['status']})")
+    emit(data, as_json, lambda d: f"updated {d['id']} ({d['status']}, {d['effectiveness']})")
 
 
 COMMANDS = (risk_group, control_group)
