@@ -17,7 +17,19 @@ DEFAULT_BANDS = {"low": 3, "medium": 6, "high": 12, "very high": 25}
 DEFAULT_REVIEW_DAYS = {"very high": 30, "high": 90, "medium": 180, "low": 365}
 DEFAULT_APPETITE = 12
 DEFAULT_CITIZEN_HOUR_VALUE = 12.21
-TOP_LEVEL_KEYS = ("organisation", "citizen_hour_value", "ratings", "appetite", "review_days", "check")
+DEFAULT_SRM_THRESHOLD = 0.01  # exact false-alarm rate under 1 % per analysis (README: sample ratio)
+TOP_LEVEL_KEYS = (
+    "organisation",
+    "citizen_hour_value",
+    "ratings",
+    "appetite",
+    "review_days",
+    "check",
+    "srm_threshold",
+    "missing_values",
+)
+# the words of a data file's cell that mean "missing" (compared case-insensitively)
+DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "#N/A", "-", ".")
 CHECK_KEYS = ("overdue_error_days", "one_sided_ratio", "severity")
 SEVERITIES = ("error", "warning", "info")
 
@@ -37,6 +49,10 @@ class Config:
     # a register is one-sided when one side has fewer than this share of the other's risks
     one_sided_ratio: float = 0.5
     severity: dict[str, str] = field(default_factory=dict)  # rule name -> error | warning | info
+    # pilot analyses flag a sample-ratio mismatch when the exact test's p falls below this
+    srm_threshold: float = DEFAULT_SRM_THRESHOLD
+    # outcome data cells with these words (any case) are missing values
+    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
     source: str | None = None
 
     def rating(self, score: int) -> str:
@@ -69,6 +85,64 @@ def config_path(database_url: str) -> Path | None:
     return candidate if candidate.exists() else None
 
 
+# The starter riskreg.toml that `riskreg init` writes beside a new SQLite register. Every
+# setting is commented out at its default, so the file changes nothing until one is uncommented.
+STARTER_CONFIG = f"""\
+# riskreg settings for the register in this folder (see the README, Configuration).
+# Everything is commented out, so the defaults apply: remove the # in front of a setting
+# (and of its [table] line) to change it. Numbers shown are the defaults; the organisation,
+# the safeguarding appetite and the no-owner severity are examples. Unknown keys are refused.
+
+# The name shown in reports.
+# organisation = "Anytown Council"
+
+# The value of an unpaid citizen hour, for pilot costs.
+# citizen_hour_value = {DEFAULT_CITIZEN_HOUR_VALUE}
+
+# Pilot analyses flag a sample-ratio mismatch when the exact test's p is below this.
+# srm_threshold = {DEFAULT_SRM_THRESHOLD}
+
+# The highest acceptable current score (1-25): default, and per category.
+# [appetite]
+# default = {DEFAULT_APPETITE}
+# safeguarding = 6
+
+# The upper score of each rating band; they must increase and end at 25.
+# [ratings]
+# low = {DEFAULT_BANDS["low"]}
+# medium = {DEFAULT_BANDS["medium"]}
+# high = {DEFAULT_BANDS["high"]}
+# "very high" = {DEFAULT_BANDS["very high"]}
+
+# Days between reviews, by current rating.
+# [review_days]
+# "very high" = {DEFAULT_REVIEW_DAYS["very high"]}
+# high = {DEFAULT_REVIEW_DAYS["high"]}
+# medium = {DEFAULT_REVIEW_DAYS["medium"]}
+# low = {DEFAULT_REVIEW_DAYS["low"]}
+
+# riskreg check: a review overdue by more than overdue_error_days is an error (else a
+# warning); a side with fewer than one_sided_ratio of the other side's risks is thin.
+# [check]
+# overdue_error_days = {Config.overdue_error_days}
+# one_sided_ratio = {Config.one_sided_ratio}
+
+# Any QA rule's severity: error, warning or info.
+# [check.severity]
+# no-owner = "error"
+"""
+
+
+def write_starter_config(path: Path) -> bool:
+    """Write the commented starter configuration at ``path`` unless a file is there; return whether it did."""
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.write(STARTER_CONFIG)
+    except FileExistsError:
+        return False
+    return True
+
+
 def load_config(path: Path | None) -> Config:
     """Read and validate a configuration file; ``None`` gives the defaults."""
     if path is None:
@@ -99,8 +173,33 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         bands=bands,
         appetite=appetite,
         review_days=review_days,
+        srm_threshold=_srm_threshold(raw, source),
+        missing_values=_missing_values(raw, source),
         source=source,
     )
+
+
+def _srm_threshold(raw: dict[str, Any], source: str) -> float:
+    value = raw.get("srm_threshold", DEFAULT_SRM_THRESHOLD)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 0.5:
+        raise ConfigError(f"{source}: srm_threshold: expected a number above 0 and below 0.5, got {value!r}")
+    return float(value)
+
+
+def _missing_values(raw: dict[str, Any], source: str) -> tuple[str, ...]:
+    value = raw.get("missing_values", DEFAULT_MISSING_VALUES)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: missing_values: expected a list of strings, got {value!r}")
+    for word in value:
+        if word != word.strip() or "\x00" in word:
+            raise ConfigError(
+                f"{source}: missing_values: {word!r}: cells are compared trimmed; remove the spaces"
+            )
+        if word.lower() in ("0", "1", "true", "false", "yes", "no") or any(c.isdigit() for c in word):
+            raise ConfigError(
+                f"{source}: missing_values: {word!r} could be a value; choose a word without digits"
+            )
+    return tuple(dict.fromkeys(value))
 
 
 def _check_table(table: Any, source: str) -> dict[str, Any]:

@@ -22,12 +22,19 @@ class RowErrors:
     source: str
     shown: list[tuple[int, str]]
     total: int = 0
+    last: int = 0  # the line of the latest problem: more problems on it join its message
 
     @classmethod
     def for_file(cls, source: str) -> RowErrors:
         return cls(source, [])
 
     def add(self, line: int, message: str) -> None:
+        """Record a problem; a line's further problems (read in a row) join its first, counted once."""
+        if line == self.last and self.total:
+            if self.shown and self.shown[-1][0] == line and message not in self.shown[-1][1]:
+                self.shown[-1] = (line, f"{self.shown[-1][1]}; {message}")
+            return
+        self.last = line
         self.total += 1
         if len(self.shown) < MAX_SHOWN:
             self.shown.append((line, message))
@@ -87,6 +94,7 @@ class CsvRows:
     header: list[str]
     rows: Iterator[tuple[int, list[str]]]
     delimiter: str = ","
+    names: list[str] | None = None  # the header as the file spells it (only trimmed)
 
 
 def read_csv(handle: IO[str], source: str) -> CsvRows:
@@ -98,9 +106,9 @@ def read_csv(handle: IO[str], source: str) -> CsvRows:
     if not first.strip():
         raise InvalidInput(f"{source}: the file is empty (expected a header line)")
     delimiter = sniff_delimiter(first)
-    header = [name.strip().lower() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
+    names = [name.strip() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
     reader = csv.reader(handle, delimiter=delimiter)
-    return CsvRows(source, header, _numbered(reader, source), delimiter)
+    return CsvRows(source, [name.lower() for name in names], _numbered(reader, source), delimiter, names)
 
 
 def _numbered(reader: csv._reader, source: str, before: int = 1) -> Iterator[tuple[int, list[str]]]:
@@ -214,3 +222,65 @@ def check_header(header: list[str], source: str, required: tuple[str, ...], allo
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise InvalidInput(f"{source}: line 1: repeated column {', '.join(repeated)}")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A data file's header resolved: each wanted column's position, and the columns left out.
+
+    ``width`` is the header's number of cells; ``needed`` leaves out the empty header cells
+    at its end (a spreadsheet's trailing ``;;``), which rows may leave out too.
+    """
+
+    position: dict[str, int]
+    ignored: tuple[str, ...]
+    width: int
+    needed: int
+
+
+def resolve_columns(
+    parsed: CsvRows,
+    wanted: tuple[str, ...],
+    mapping: dict[str, str],
+    strict: bool,
+    hint: str = "map them with --map or leave out --strict",
+) -> Columns:
+    """Resolve a header: ``mapping`` renames file columns (lower-cased) to wanted names.
+
+    Columns neither wanted nor mapped are ignored (and named), or with ``strict`` refused;
+    empty header cells at the end are ignored silently. A wanted name given twice is refused.
+    """
+    names = parsed.names if parsed.names is not None else parsed.header
+    needed = len(parsed.header)
+    while needed and not parsed.header[needed - 1]:
+        needed -= 1
+    position: dict[str, int] = {}
+    ignored: list[str] = []
+    repeated: list[str] = []
+    for index, name in enumerate(parsed.header[:needed]):
+        target = mapping.get(name, name)
+        if target not in wanted:
+            ignored.append(names[index] or f"(column {index + 1}, no name)")
+        elif target in position:
+            repeated.append(target)
+        else:
+            position[target] = index
+    if repeated:
+        raise InvalidInput(f"{parsed.source}: line 1: repeated column {', '.join(sorted(set(repeated)))}")
+    if ignored and strict:
+        raise InvalidInput(
+            f"{parsed.source}: unexpected column(s) {', '.join(map(repr, ignored))} (--strict); {hint}"
+        )
+    return Columns(position, tuple(ignored), len(parsed.header), needed)
+
+
+def width_problem(values: list[str], columns: Columns) -> str | None:
+    """Why a row's number of cells does not fit the header (trailing empty cells are fine), or None."""
+    count = len(values)
+    if count == columns.width:
+        return None
+    if count < columns.needed:
+        return f"{count} cell{'s' if count != 1 else ''} where the header has {columns.needed}"
+    if count > columns.width and any(v.strip() for v in values[columns.width :]):
+        return f"{count} cells where the header has {columns.width}"
+    return None

@@ -42,13 +42,17 @@ RISK_ID = re.compile(r"R-[1-9][0-9]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 _KEYS = {
-    "": ("pilot", "design", "metrics", "stages"),
+    "": ("pilot", "design", "metrics", "stages", "data"),
     "pilot": ("key", "title", "service", "modes", "owner", "hypothesis", "risks"),
-    "design": ("arms", "allocation", "alpha", "power"),
+    "design": ("arms", "allocation", "alpha", "power", "futility"),
     "metric": ("name", "kind", "role", "better", "test", "margin", "sd", "baseline", "description", "unit"),
     "stage": ("name", "planned_n", "evidence_level", "criteria"),
     "criteria": tuple(CRITERIA),
+    "data": ("columns", "arm_labels"),
 }
+# the columns of a long-form outcome file, which [data] columns may map (besides metric names)
+DATA_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
+DEFAULT_FUTILITY = 0.10  # conditional power below which the primary is futile
 _SLUG_TEXT = "a slug (lower-case letters, digits and '-', starting with a letter or digit)"
 
 
@@ -99,12 +103,17 @@ class Metric:
 
 @dataclass(frozen=True)
 class Design:
-    """Arms (comparison first), allocation ratio, two-sided alpha and planned power."""
+    """Arms (comparison first), allocation ratio, two-sided alpha, planned power and futility threshold.
+
+    ``futility``: a stage whose conditional power for the primary's test, if the rest of the
+    pilot went as planned, falls below this is futile (non-binding; DESIGN §5).
+    """
 
     arms: tuple[str, str]
     allocation: tuple[float, float]
     alpha: float
     power: float
+    futility: float = DEFAULT_FUTILITY
 
     @property
     def comparison(self) -> str:
@@ -115,6 +124,15 @@ class Design:
     def pilot(self) -> str:
         """The pilot arm (the co-produced service)."""
         return self.arms[1]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How a pilot's data files name things: ``columns`` riskreg name -> the file's header,
+    ``arm_labels`` the file's arm label -> arm name (the optional ``[data]`` table)."""
+
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    arm_labels: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,7 @@ class Protocol:
     stages: tuple[Stage, ...]
     text: str
     sha256: str
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
 
     @property
     def primary(self) -> Metric:
@@ -163,6 +182,8 @@ class Protocol:
         """Plain data for JSON output: every field except the protocol text."""
         data = dataclasses.asdict(self)
         del data["text"]
+        if not (self.data.columns or self.data.arm_labels):
+            del data["data"]  # shown only when the protocol has a [data] table
         data["primary"] = self.primary.name
         return data
 
@@ -224,9 +245,72 @@ def _build(check: _Checker, doc: dict[str, Any], text: str, sha256: str) -> Prot
     design = _design(check, check.section(doc, "design"))
     metrics = _metrics(check, check.array(doc, "metrics"))
     stages = _stages(check, check.array(doc, "stages"))
-    if check.problems or None in (pilot, design, metrics, stages):
+    data = _data(check, doc, design, metrics)
+    if check.problems or None in (pilot, design, metrics, stages, data):
         return None
-    return Protocol(**pilot, design=design, metrics=metrics, stages=stages, text=text, sha256=sha256)
+    return Protocol(
+        **pilot, design=design, metrics=metrics, stages=stages, text=text, sha256=sha256, data=data
+    )
+
+
+def _data(
+    check: _Checker, doc: dict[str, Any], design: Design | None, metrics: tuple[Metric, ...] | None
+) -> DataSpec | None:
+    """The optional [data] table: column names and arm labels of the pilot's data files."""
+    if "data" not in doc:
+        return DataSpec()
+    table = check.table(doc["data"], "data")
+    if table is None:
+        return None
+    check.unknown(table, "data", "data")
+    ok = True
+    names = (*DATA_COLUMNS, *(m.name for m in metrics or ()))
+    columns = _string_table(check, table, "columns", names, "a column name or a metric name")
+    arms = design.arms if design is not None else None
+    labels = _string_table(check, table, "arm_labels", None, "an arm label")
+    if columns is None or labels is None:
+        return None
+    seen: dict[str, str] = {}
+    for name, header in columns.items():
+        key = header.strip().lower()
+        if key in seen:
+            check.problem(
+                _join("data.columns", name), f"the column {header!r} is already data.columns.{seen[key]}"
+            )
+            ok = False
+        seen[key] = name
+    for label, arm in labels.items():
+        if arms is not None and arm not in arms:
+            check.problem(
+                _join("data.arm_labels", label), f"expected an arm ({_one_of(arms)}), got {_show(arm)}"
+            )
+            ok = False
+    return DataSpec(columns, {label.strip(): arm for label, arm in labels.items()}) if ok else None
+
+
+def _string_table(
+    check: _Checker, table: dict[str, Any], key: str, known: tuple[str, ...] | None, what: str
+) -> dict[str, str] | None:
+    """An optional inline table of non-empty strings; its keys must be among ``known`` when given."""
+    if key not in table:
+        return {}
+    path = f"data.{key}"
+    value = check.table(table[key], path)
+    if value is None:
+        return None
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "expected " + _one_of(known)
+            check.problem(_join(path, name), f"unknown column {name!r} ({hint})")
+        elif not name.strip():
+            check.problem(_join(path, name), f"expected {what}, got an empty key")
+        elif not isinstance(item, str) or not item.strip():
+            check.problem(_join(path, name), f"expected a non-empty string, got {_show(item)}")
+        else:
+            result[name] = item
+    return result if len(result) == len(value) else None
 
 
 def _pilot(check: _Checker, table: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -285,9 +369,10 @@ def _design(check: _Checker, table: dict[str, Any] | None) -> Design | None:
     allocation = _allocation(check, table)
     alpha = check.number(table, "design", "alpha", default=0.05, low=0.0, high=0.5)
     power = check.number(table, "design", "power", default=0.8, low=0.0, high=1.0)
-    if arms is None or allocation is None or alpha is None or power is None:
+    futility = check.number(table, "design", "futility", default=DEFAULT_FUTILITY, low=0.0, high=1.0)
+    if arms is None or allocation is None or alpha is None or power is None or futility is None:
         return None
-    return Design(arms=arms, allocation=allocation, alpha=alpha, power=power)
+    return Design(arms=arms, allocation=allocation, alpha=alpha, power=power, futility=futility)
 
 
 def _arms(check: _Checker, table: dict[str, Any]) -> tuple[str, str] | None:

@@ -55,10 +55,14 @@ def test_wide_form_semicolons_bom_and_exposure_column(rr, tmp_path):
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ("u9,control,wellbeing,40,,", "unknown arm 'control' (arms: comparison, pilot)"),
+        (
+            "u9,control,wellbeing,40,,",
+            "unknown arm 'control' (arms: comparison, pilot); to read it as an arm, add arm_labels = "
+            '{"control" = "comparison"} (or "pilot") to the protocol\'s [data], or use --map "control=comparison"',
+        ),
         (
             "u9,pilot,wellbeeing,40,,",
-            "unknown metric 'wellbeeing' (metrics: wellbeing, readmitted, incidents)",
+            "unknown metric 'wellbeeing' (metrics: wellbeing, readmitted, incidents); did you mean 'wellbeing'?",
         ),
         ("u9,pilot,wellbeing,forty,,", "wellbeing: value must be a number, got 'forty'"),
         ("u9,pilot,readmitted,2,,", "readmitted: binary value must be 0/1, true/false or yes/no, got '2'"),
@@ -111,9 +115,9 @@ def test_many_bad_rows_first_20_shown_and_total_counted(rr, tmp_path):
         ("", "the file is empty (expected a header line)"),
         ("unit_id,arm,metric,value\n", "no data rows (only a header)"),
         ("unit,arm,metric,value\nu1,pilot,wellbeing,3\n", "line 1: missing column unit_id"),
-        (
+        (  # an unknown column is ignored: here it leaves no metric
             "unit_id,arm,colour\nu1,pilot,red\n",
-            "line 1: unknown column 'colour' (expected some of: unit_id, arm, exposure, site, wellbeing, readmitted, incidents)",
+            "line 1: no metric columns (expected some of: wellbeing, readmitted, incidents), or long form: unit_id,arm,metric,value",
         ),
     ],
 )

@@ -134,13 +134,15 @@ def pilot_register(app, protocol_file: str, amend: bool, reason: str | None, as_
             **pilot_to_dict(session, result.pilot),
             "amendment": result.amendment,
             "amended_after_data": result.after_data,
+            "warnings": list(result.warnings),
         }
 
     def text(d: dict[str, Any]) -> str:
+        warnings = "".join(f"\nwarning: {w}" for w in d["warnings"])
         if d["amendment"] is None:
-            return f"registered {d['id']} ({d['key']}): {d['title']}; stage {d['stage']}"
+            return f"registered {d['id']} ({d['key']}): {d['title']}; stage {d['stage']}{warnings}"
         late = " — made after data arrived; QA will flag it" if d["amended_after_data"] else ""
-        return f"recorded amendment {d['amendment']} of {d['id']} ({d['key']}){late}"
+        return f"recorded amendment {d['amendment']} of {d['id']} ({d['key']}){late}{warnings}"
 
     emit(data, as_json, text)
 
@@ -228,6 +230,25 @@ def _progress_for(path: str):  # type: ignore[no-untyped-def]
     return advance, bar
 
 
+def _parse_map(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """--map 'FILE NAME=NAME' (repeatable) as {file name: name}; the last '=' splits them."""
+    mapping: dict[str, str] = {}
+    for value in values:
+        given, sep, target = value.rpartition("=")
+        if not sep or not given.strip() or not target.strip():
+            raise click.BadParameter(f"expected 'FILE NAME=NAME', got {value!r}")
+        mapping[given.strip()] = target.strip()
+    return mapping
+
+
+def _ignored_text(d: dict[str, Any]) -> str:
+    """The notice of a file's ignored columns (empty if none)."""
+    if not d.get("ignored"):
+        return ""
+    names = ", ".join(repr(name) for name in d["ignored"])
+    return f"\nignored column(s) {names}: not riskreg's and not mapped (--map to use them, --strict to refuse them)"
+
+
 def _import_text(d: dict[str, Any]) -> str:
     verb = "checked (dry run, nothing written):" if d["dry_run"] else "imported"
     head = f"{verb} {d['observations']} observations from {d['rows']} rows ({d['form']} form) into {d['pilot']} stage {d['stage']}"
@@ -235,6 +256,14 @@ def _import_text(d: dict[str, Any]) -> str:
         head += f"; {d['missing']} missing values (counted, not zero)"
     if d["replaced"]:
         head += f"; replaced {d['replaced']} earlier observations"
+    head += _ignored_text(d)
+    for metric, left in d["left_out"].items():
+        stages = ", ".join(f"'{stage}'" for stage in left["stages"])
+        values = "value of a unit" if left["observations"] == 1 else "values of units"
+        head += (
+            f"\nleft out {left['observations']} {metric} {values} already counted in "
+            f"stage{'s' if len(left['stages']) > 1 else ''} {stages} (--new-units-only)"
+        )
     rows = [
         (metric, arm, c["n"], c["missing"])
         for metric, arms in d["metrics"].items()
@@ -249,19 +278,54 @@ def _import_text(d: dict[str, Any]) -> str:
 @click.option("--stage", required=True, help="The pilot's open stage the data belong to.")
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
 @click.option("--replace", is_flag=True, help="Swap the stage's existing data for the metrics in this file.")
+@click.option(
+    "--new-units-only",
+    is_flag=True,
+    help="Leave out (and report) the rows of units already counted for the metric in an earlier stage.",
+)
+@click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="'FILE NAME=NAME'",
+    callback=_parse_map,
+    help="Read the file's column FILE NAME as riskreg's column (or metric) NAME, or its arm label as arm NAME; repeatable.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Refuse columns that are neither riskreg's nor mapped (else ignored)."
+)
 @json_option
 @click.pass_obj
 def pilot_data(
-    app, pilot_id: str, file: str, stage: str, dry_run: bool, replace: bool, as_json: bool
+    app,
+    mapping: dict[str, str],
+    strict: bool,
+    pilot_id: str,
+    file: str,
+    stage: str,
+    dry_run: bool,
+    replace: bool,
+    new_units_only: bool,
+    sheet: str | None,
+    as_json: bool,
 ) -> None:  # type: ignore[no-untyped-def]
-    """Import outcome data (CSV, long or wide form) for a stage, all rows or none.
+    """Import outcome data (CSV or .xlsx, long or wide form) for a stage, all rows or none.
 
     Long form: unit_id,arm,metric,value[,exposure][,site]. Wide form:
     unit_id,arm,<metric>...[,exposure][,site]. Empty or NA means missing.
+    A workbook's first sheet is read (or --sheet NAME), its first row the header.
+
+    A unit is counted once per metric: a row for a unit already counted for its metric
+    in an earlier stage (with a value, or at all when this row's value is missing) is
+    refused with its line, unless --new-units-only leaves such rows out and says how
+    many. A unit whose earlier value was missing may get its value later.
 
     \b
     Example:
       riskreg pilot data P-1 pilots/data/hospital-befriending-feasibility.csv --stage feasibility
+      riskreg pilot data P-1 pilots/data/hospital-befriending-extended.csv --stage extended \\
+          --new-units-only --dry-run
     """
     from riskreg.ingest import import_outcomes
 
@@ -270,7 +334,18 @@ def pilot_data(
     try:
         with app.database().write(dry_run=dry_run) as session:
             summary = import_outcomes(
-                session, ctx, pilot_id, file, stage, replace=replace, dry_run=dry_run, progress=progress
+                session,
+                ctx,
+                pilot_id,
+                file,
+                stage,
+                replace=replace,
+                dry_run=dry_run,
+                progress=progress,
+                new_units_only=new_units_only,
+                sheet=sheet,
+                mapping=mapping,
+                strict=strict,
             )
     finally:
         if bar is not None:
@@ -282,10 +357,31 @@ def pilot_data(
 @click.argument("pilot_id")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
+@click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="'FILE NAME=NAME'",
+    callback=_parse_map,
+    help="Read the file's column FILE NAME as riskreg's column (or metric) NAME, or its arm label as arm NAME; repeatable.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Refuse columns that are neither riskreg's nor mapped (else ignored)."
+)
 @json_option
 @click.pass_obj
-def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Import resources (public and citizen inputs) from a CSV, all rows or none.
+def pilot_resources(  # type: ignore[no-untyped-def]
+    app,
+    pilot_id: str,
+    file: str,
+    dry_run: bool,
+    sheet: str | None,
+    mapping: dict[str, str],
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Import resources (public and citizen inputs) from a CSV or .xlsx, all rows or none.
 
     Columns: stage,side,kind,hours,amount[,arm][,note]; side is public or citizen.
     Citizen hours without an amount are valued at citizen_hour_value (riskreg.toml).
@@ -301,7 +397,9 @@ def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool)
 
     ctx = app.context()
     with app.database().write(dry_run=dry_run) as session:
-        summary = import_resources(session, ctx, pilot_id, file, dry_run)
+        summary = import_resources(
+            session, ctx, pilot_id, file, dry_run, sheet=sheet, mapping=mapping, strict=strict
+        )
         totals = resource_totals(session, get_pilot(session, pilot_id), ctx.config.citizen_hour_value)
     data = {**summary.to_dict(), "totals": totals}
 
@@ -311,8 +409,9 @@ def pilot_resources(app, pilot_id: str, file: str, dry_run: bool, as_json: bool)
             (side, f"{t['hours']:g}", f"{t['cash']:.2f}", f"{t['valued']:.2f}")
             for side, t in d["totals"]["total"].items()
         ]
-        return f"{verb} {d['rows']} resource rows into {d['pilot']}; totals so far:\n" + table(
-            ("SIDE", "HOURS", "CASH", "CITIZEN HOURS VALUED"), rows
+        return (
+            f"{verb} {d['rows']} resource rows into {d['pilot']}{_ignored_text(d)}; totals so far:\n"
+            + table(("SIDE", "HOURS", "CASH", "CITIZEN HOURS VALUED"), rows)
         )
 
     emit(data, as_json, text)
@@ -349,21 +448,22 @@ def pilot_analyse(app, pilot_id: str, stage: str | None, as_json: bool) -> None:
     "--decision",
     required=True,
     type=click.Choice(DECISIONS, case_sensitive=False),
-    help="proceed opens the next stage; continue keeps collecting; stop ends the pilot; adapt follows an amendment.",
+    help="proceed opens the next stage (or completes the pilot); continue keeps collecting; stop ends the pilot; "
+    "adapt opens the next stage on an amended protocol.",
 )
 @click.option("--reason", required=True, help="What was weighed, for the record.")
 @click.option(
     "--override",
     is_flag=True,
-    help="Proceed although the analysis recommends stop or continue (flagged in QA and board reports).",
+    help="Decide other than the analysis recommends (flagged in QA and board reports with the recommendation).",
 )
 @json_option
 @click.pass_obj
 def pilot_gate(app, pilot_id: str, decision: str, reason: str, override: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Record the gate decision at the end of the pilot's current stage.
 
-    The stage is analysed first; the decision is stored with that analysis. Proceeding
-    against a `stop` or `continue` recommendation needs --override.
+    The stage is analysed first; the decision is stored with that analysis, and is one
+    look at the primary. A decision other than the recommendation needs --override.
 
     \b
     Example:
