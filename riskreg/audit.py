@@ -41,6 +41,10 @@ def event_hash(event: Event) -> str:
         event.after,
         event.prev_hash,
     ]
+    # schema 0010: the login that wrote the event; an event without one (every event written
+    # before 0010) hashes exactly as it always did, so older chains still verify
+    if event.entered_by is not None:
+        fields.append({"entered_by": event.entered_by})
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
@@ -56,8 +60,13 @@ def record(
     after: Mapping[str, Any] | None,
     reason: str | None = None,
     at: dt.datetime | None = None,
+    entered_by: str | None = None,
 ) -> Event:
-    """Append one event to the chain inside the caller's transaction (which holds the writer lock)."""
+    """Append one event to the chain inside the caller's transaction (which holds the writer lock).
+
+    ``entered_by`` is the login that writes it; by default the one the session was opened
+    for (``Database.write`` puts it in ``session.info["entered_by"]``).
+    """
     head = session.get(AuditHead, 1, with_for_update=True)
     assert head is not None, "audit_head is seeded when the schema is created"
     event = Event(
@@ -72,6 +81,7 @@ def record(
         before=canonical_json(before),
         after=canonical_json(after),
         prev_hash=head.hash,
+        entered_by=entered_by or session.info.get("entered_by"),
     )
     event.hash = event_hash(event)
     head.seq, head.hash = event.seq, event.hash

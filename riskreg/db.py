@@ -6,7 +6,9 @@ refuses a SQLite file that does not exist, without creating it, and a database w
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,18 +16,25 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from riskreg.config import Config, config_path, load_config, write_starter_config
-from riskreg.errors import ConfigError, DatabaseUnavailable, RiskregError, SchemaBehind, StaleVersion
+from riskreg.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidInput,
+    RiskregError,
+    SchemaBehind,
+    StaleVersion,
+)
 from riskreg.models import AuditHead
 
 DEFAULT_URL = "sqlite:///riskreg.db"
 # The newest migration; a test checks it against the Alembic scripts, so commands need not
 # import Alembic just to check the schema.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("RISKREG_BUSY_TIMEOUT", "10"))
 # Any constant: concurrent `riskreg init` runs on one PostgreSQL database take turns on it.
 _INIT_LOCK_KEY = 0x7269736B
@@ -37,6 +46,31 @@ class NoRegister(DatabaseUnavailable):
 
 class RegisterExists(RiskregError):
     """``riskreg init`` found a register (or other tables) where it was to create one."""
+
+
+class PermissionRefused(RiskregError):
+    """PostgreSQL refused a statement: the login's riskreg roles do not allow it; nothing was written."""
+
+    def __init__(self, login: str, roles: list[str], table: str | None, subject: str | None = None):
+        self.login, self.roles, self.table = login, list(roles), table
+        super().__init__(self.message(subject))
+
+    def message(self, subject: str | None = None) -> str:
+        """The one-line message; ``subject`` names what the command changes (e.g. "risks")."""
+        if not self.roles:
+            return (
+                f"permission denied: your login ({self.login}) has no riskreg role; an admin can run "
+                f"riskreg db grant {self.login} board|manager|reviewer|admin"
+            )
+        what = self.table if self.table and self.table not in BOOKKEEPING_TABLES else None
+        what = what or subject or "the register"
+        return (
+            f"permission denied: your role ({', '.join(self.roles)}) cannot change {what}; nothing was saved"
+        )
+
+
+class IdentityRefused(RiskregError):
+    """On PostgreSQL the actor is the login: naming someone else needs riskreg_admin."""
 
 
 def resolve_url(url: str | None) -> str:
@@ -91,11 +125,37 @@ class Database:
     url: str
     engine: Engine
     config: Config
+    _identity: tuple[str, bool] | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def login(self) -> str:
+        """Who is logged in: on PostgreSQL the database login (``session_user``), else the OS login."""
+        return self._who()[0]
+
+    def may_enter_for_others(self) -> bool:
+        """Whether the login may record changes for another actor (PostgreSQL: riskreg_admin or a superuser)."""
+        return self._who()[1]
+
+    def _who(self) -> tuple[str, bool]:
+        if self._identity is None:
+            if self.backend != "postgresql":
+                self._identity = (os_login(), True)
+            else:
+                with _translate_errors(self.url, self.engine), self.engine.connect() as connection:
+                    row = connection.execute(text(_WHO_SQL)).one()
+                self._identity = (str(row[0]), bool(row[1]) or bool(row[2]))
+        return self._identity
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """Yield a session for reading; nothing is committed."""
-        with _translate_errors(self.url), Session(self.engine, expire_on_commit=False) as session:
+        with (
+            _translate_errors(self.url, self.engine),
+            Session(self.engine, expire_on_commit=False) as session,
+        ):
             yield session
 
     @contextmanager
@@ -105,7 +165,9 @@ class Database:
         With ``dry_run`` everything is checked and then rolled back.
         """
         bind = self.engine.execution_options(riskreg_write=True)
-        with _translate_errors(self.url), Session(bind, expire_on_commit=False) as session:
+        entered_by = self.login()
+        with _translate_errors(self.url, self.engine), Session(bind, expire_on_commit=False) as session:
+            session.info["entered_by"] = entered_by  # every event of this session records the login
             # PostgreSQL: one row lock orders all writers (SQLite's BEGIN IMMEDIATE already does).
             session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
             try:
@@ -124,11 +186,30 @@ class Database:
         self.engine.dispose()
 
 
+_WHO_SQL = """
+SELECT session_user,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = session_user),
+       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'riskreg_admin' AND pg_has_role(session_user, oid, 'MEMBER'))
+"""
+
+
+def os_login() -> str:
+    """The operating-system login of this process ("unknown" where there is none)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 @contextmanager
-def _translate_errors(url: str) -> Iterator[None]:
+def _translate_errors(url: str, engine: Engine | None = None) -> Iterator[None]:
     try:
         yield
     except RiskregError:
+        raise
+    except ProgrammingError as exc:
+        if engine is not None and _sqlstate(exc) == "42501":
+            raise _permission_refused(engine, exc) from None
         raise
     except OperationalError as exc:
         raise DatabaseUnavailable(_operational_message(url, exc)) from None
@@ -140,6 +221,32 @@ def _translate_errors(url: str) -> Iterator[None]:
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"lost the connection to {safe_url(url)}; nothing was saved") from None
         raise
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _permission_refused(engine: Engine, exc: DBAPIError) -> PermissionRefused:
+    """Name the login, its riskreg roles and the table PostgreSQL refused (read on a fresh connection)."""
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else ""
+    match = re.search(r"permission denied for (?:table|relation|sequence) (\S+)", detail)
+    table = match.group(1) if match else None
+    names = ", ".join(f"'{name}'" for name in ROLE_NAMES.values())
+    try:
+        with engine.connect() as connection:
+            login = str(connection.execute(text("SELECT session_user")).scalar())
+            roles = list(
+                connection.execute(
+                    text(
+                        f"SELECT rolname FROM pg_roles WHERE rolname IN ({names}) "
+                        "AND pg_has_role(session_user, oid, 'MEMBER') ORDER BY rolname"
+                    )
+                ).scalars()
+            )
+    except DBAPIError:
+        login, roles = "?", []
+    return PermissionRefused(login, roles, table)
 
 
 def _operational_message(url: str, exc: OperationalError) -> str:
@@ -175,7 +282,7 @@ def open_database(url: str | None = None, *, check_schema: bool = True) -> Datab
     database = Database(url, engine, config)
     if check_schema:
         try:
-            with _translate_errors(url):
+            with _translate_errors(url, engine):
                 ensure_schema(database)
         except BaseException:
             engine.dispose()
@@ -397,3 +504,226 @@ def status_of(url: str | None = None) -> dict[str, object]:
         return schema_status(database)
     finally:
         database.dispose()
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+def resolve_actor(database: Database, given: str | None, from_env: str | None) -> str:
+    """Return the actor of a change: on PostgreSQL the login, else ``--actor``/RISKREG_ACTOR/the OS login.
+
+    On PostgreSQL an ``--actor`` other than the login is accepted only from a login that may
+    enter for others (a member of riskreg_admin, or a superuser); the event then records the
+    actor named and, in ``entered_by``, the login. A RISKREG_ACTOR other than the login is
+    refused for everyone: entering for someone else takes an explicit ``--actor``.
+    """
+    if database.backend != "postgresql":
+        return given or from_env or os_login()
+    login = database.login()
+    if given is None:
+        if from_env and from_env != login:
+            raise IdentityRefused(
+                f"you are connected as {login}; RISKREG_ACTOR={from_env} is refused (on PostgreSQL the "
+                "actor is your login; unset RISKREG_ACTOR, or, as a member of riskreg_admin, enter "
+                "for someone else with --actor)"
+            )
+        return login
+    if given == login or database.may_enter_for_others():
+        return given
+    raise IdentityRefused(
+        f"you are connected as {login}; --actor {given} is refused (on PostgreSQL the actor is your "
+        "login; a login granted riskreg_admin may enter changes for others with --actor)"
+    )
+
+
+# --- roles (PostgreSQL) ---------------------------------------------------------------------------
+
+# riskreg db grant USER <short name>: the PostgreSQL group role it grants
+ROLE_NAMES = {
+    "board": "riskreg_board",
+    "manager": "riskreg_manager",
+    "reviewer": "riskreg_reviewer",
+    "admin": "riskreg_admin",
+}
+# written by every change (the event and the chain's head) or by every new id (counters)
+BOOKKEEPING_TABLES = ("events", "audit_head", "counters")
+# what risk, control, action and pilot commands (data, resources, gates, links) write
+MANAGER_TABLES = (
+    "risks",
+    "controls",
+    "actions",
+    "pilots",
+    "protocol_versions",
+    "pilot_metrics",
+    "pilot_risks",
+    "data_imports",
+    "import_counts",
+    "import_units",
+    "observations",
+    "resources",
+    "decisions",
+    "evidence",
+)
+# `review record` adds a review and moves the risk's review date on (closing it for "closed")
+REVIEWER_RISK_COLUMNS = ("last_reviewed", "status", "closed_at", "updated_at", "updated_by", "version")
+
+
+def role_matrix(tables: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Return {role: {table: privileges}} for the register's tables: what `riskreg db roles` grants.
+
+    Every role reads every table. Nobody may UPDATE, DELETE or TRUNCATE events.
+    """
+    every = sorted(tables)
+    writing = {"events": ["INSERT"], "audit_head": ["UPDATE"]}  # the event and the chain's head
+    board = {t: ["SELECT"] for t in every}
+    manager = {t: ["SELECT"] for t in every}
+    manager.update({t: ["SELECT", *p] for t, p in writing.items()})
+    manager["counters"] = ["SELECT", "INSERT", "UPDATE"]
+    manager.update({t: ["SELECT", "INSERT", "UPDATE", "DELETE"] for t in MANAGER_TABLES if t in every})
+    reviewer = {t: ["SELECT"] for t in every}
+    reviewer.update({t: ["SELECT", *p] for t, p in writing.items()})
+    reviewer["reviews"] = ["SELECT", "INSERT"]
+    reviewer["risks"] = ["SELECT", f"UPDATE ({', '.join(REVIEWER_RISK_COLUMNS)})"]
+    admin = {t: ["SELECT", "INSERT", "UPDATE", "DELETE"] for t in every if t != "alembic_version"}
+    admin["events"] = ["SELECT", "INSERT"]
+    admin["alembic_version"] = ["SELECT"]
+    return {
+        "riskreg_board": board,
+        "riskreg_manager": manager,
+        "riskreg_reviewer": reviewer,
+        "riskreg_admin": admin,
+    }
+
+
+def _require_postgresql(database: Database, command: str) -> None:
+    if database.backend != "postgresql":
+        raise InvalidInput(
+            f"riskreg db {command} is for PostgreSQL; a SQLite register has no database roles "
+            "(its file's permissions decide who may change it)"
+        )
+
+
+def create_roles(database: Database) -> dict[str, object]:
+    """Create the four riskreg group roles (NOLOGIN) if missing and grant each its privileges.
+
+    Idempotent: privileges are revoked and granted again, so running it after `db upgrade`
+    covers new tables. Run it as the register's owner (with CREATEROLE) or a superuser.
+    """
+    _require_postgresql(database, "roles")
+    created = []
+    with _translate_errors(database.url), database.engine.begin() as connection:
+        quote = connection.dialect.identifier_preparer.quote
+        schema = quote(str(connection.execute(text("SELECT current_schema()")).scalar()))
+        tables = sorted(inspect(connection).get_table_names())
+        matrix = role_matrix(tables)
+        try:
+            for role in matrix:
+                exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+                if exists.first() is None:
+                    connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+                    created.append(role)
+            roles = ", ".join(matrix)
+            connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {roles}"))
+            for role, grants in matrix.items():
+                for table, privileges in grants.items():
+                    connection.execute(text(f"GRANT {', '.join(privileges)} ON {quote(table)} TO {role}"))
+            writers = "riskreg_manager, riskreg_reviewer, riskreg_admin"
+            connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {writers}"))
+            connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM PUBLIC, {roles}"))
+            connection.execute(
+                text(
+                    "GRANT riskreg_board, riskreg_manager, riskreg_reviewer TO riskreg_admin WITH ADMIN OPTION"
+                )
+            )
+        except ProgrammingError as exc:
+            if _sqlstate(exc) != "42501":
+                raise
+            raise InvalidInput(
+                "permission denied: riskreg db roles must be run by the register's owner with "
+                "CREATEROLE, or by a superuser; nothing was changed"
+            ) from None
+    return {
+        "created": created,
+        "roles": {role: {t: ", ".join(p) for t, p in grants.items()} for role, grants in matrix.items()},
+    }
+
+
+def grant_role(database: Database, user: str, role: str) -> dict[str, object]:
+    """Make a login a member of a riskreg role, and record the grant as an event (``role.grant``).
+
+    Only a member of riskreg_admin (or a superuser) may; an admin is granted WITH ADMIN OPTION,
+    so that admins can grant admin in turn.
+    """
+    from riskreg import audit
+
+    _require_postgresql(database, "grant")
+    if role not in ROLE_NAMES:
+        raise InvalidInput(f"role: expected one of {', '.join(ROLE_NAMES)}, got {role!r}")
+    group = ROLE_NAMES[role]
+    login = database.login()
+    with database.write() as session:
+        quote = session.get_bind().dialect.identifier_preparer.quote
+        known = session.execute(
+            text("SELECT rolname FROM pg_roles WHERE rolname IN (:u, :g)"), {"u": user, "g": group}
+        ).scalars()
+        known = set(known)
+        if group not in known:
+            raise InvalidInput(f"there is no role {group}; run riskreg db roles first")
+        if user not in known:
+            raise InvalidInput(
+                f"there is no login {user!r} on this server; create it first "
+                f"(CREATE ROLE {quote(user)} LOGIN PASSWORD '...')"
+            )
+        option = " WITH ADMIN OPTION" if role == "admin" else ""
+        try:
+            with session.begin_nested():
+                session.execute(text(f"GRANT {group} TO {quote(user)}{option}"))
+        except ProgrammingError as exc:
+            if _sqlstate(exc) != "42501":
+                raise
+            raise InvalidInput(
+                f"permission denied: only a member of riskreg_admin may grant riskreg roles "
+                f"(you are connected as {login}); nothing was changed"
+            ) from None
+        audit.record(
+            session,
+            actor=login,
+            action="role.grant",
+            entity="role",
+            entity_id=role,
+            scope="roles",
+            before=None,
+            after={"user": user, "role": group, "admin_option": bool(option)},
+        )
+    return {"user": user, "role": group, "granted_by": login}
+
+
+# --- the maintenance switch -----------------------------------------------------------------------
+
+EVENTS_TRIGGERS_SQLITE = ("events_no_update", "events_no_delete")
+
+
+@contextmanager
+def events_maintenance(connection: Connection) -> Iterator[None]:
+    """Let the enclosing transaction UPDATE or DELETE events (documented repairs only).
+
+    PostgreSQL: ``SET LOCAL riskreg.maintenance = 'on'`` (it ends with the transaction).
+    SQLite: the append-only triggers are dropped and created again afterwards, in the same
+    transaction. Any edit still breaks ``riskreg audit verify``: this switch only lets it happen.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL riskreg.maintenance = 'on'"))
+        yield
+        connection.execute(text("SET LOCAL riskreg.maintenance = 'off'"))
+        return
+    names = ", ".join(f"'{name}'" for name in EVENTS_TRIGGERS_SQLITE)
+    triggers = list(
+        connection.execute(
+            text(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({names})")
+        )
+    )
+    for name, _sql in triggers:
+        connection.execute(text(f"DROP TRIGGER {name}"))
+    yield
+    for _name, sql in triggers:
+        connection.execute(text(sql))

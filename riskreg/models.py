@@ -223,6 +223,9 @@ class Event(Base):
     after: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # who was logged in when the event was written (PostgreSQL: the database login; SQLite: the
+    # OS login); hashed only when set, so events written before schema 0010 still verify
+    entered_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditHead(Base):

@@ -700,6 +700,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "seq": event.seq,
         "at": iso_utc(event.at),
         "actor": event.actor,
+        "entered_by": event.entered_by,
         "action": event.action,
         "entity": event.entity,
         "entity_id": event.entity_id,

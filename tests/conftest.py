@@ -175,8 +175,13 @@ def intact(
 
 
 def tamper(url: str, sql: str) -> None:
-    """Change the database behind riskreg's back, as someone with SQL access could."""
+    """Change the database behind riskreg's back, as someone with SQL access could.
+
+    The events table is append-only (schema 0010): the edit runs under the maintenance switch.
+    """
+    from riskreg.db import events_maintenance
+
     engine = create_engine(url)
-    with engine.begin() as connection:
+    with engine.begin() as connection, events_maintenance(connection):
         connection.execute(text(sql))
     engine.dispose()

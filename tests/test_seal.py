@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from riskreg.audit import GENESIS_HASH, canonical_json, event_hash
+from riskreg.db import events_maintenance
 from riskreg.models import AuditHead, Event
 from tests.conftest import tamper
 from tests.test_audit import make_three_events
@@ -22,7 +23,8 @@ def head(rr) -> dict[str, object]:
 def rewrite_history(url: str, change: Callable[[Event], None]) -> None:
     """Edit events and recompute every hash with riskreg's own event_hash, audit_head too: a thorough forger."""
     engine = create_engine(url)
-    with Session(engine) as session, session.begin():
+    # events are append-only (schema 0010): the forger uses the maintenance switch
+    with Session(engine) as session, session.begin(), events_maintenance(session.connection()):
         previous = GENESIS_HASH
         for event in session.scalars(select(Event).order_by(Event.seq)):
             change(event)
@@ -31,6 +33,7 @@ def rewrite_history(url: str, change: Callable[[Event], None]) -> None:
         last = session.get(AuditHead, 1)
         assert last is not None
         last.hash = previous
+        session.flush()
     engine.dispose()
 
 

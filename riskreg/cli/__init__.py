@@ -20,6 +20,9 @@ class RiskregGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RiskregError as exc:
+            message = getattr(exc, "message", None)
+            if callable(message):  # a refused permission: say what the command changes
+                raise click.ClickException(message(_SUBJECTS.get(ctx.invoked_subcommand or ""))) from None
             raise click.ClickException(str(exc)) from None
         except ValueError as exc:
             # os.stat/open refuse a path with a NUL byte before riskreg sees it (click.Path too)
@@ -28,6 +31,19 @@ class RiskregGroup(click.Group):
             raise click.UsageError("an argument contains a NUL character") from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; the current change was not saved") from None
+
+
+# what each command group changes, for "your role (riskreg_board) cannot change risks"
+_SUBJECTS = {
+    "risk": "risks",
+    "control": "controls",
+    "action": "actions",
+    "pilot": "pilots",
+    "review": "reviews",
+    "audit": "the audit trail",
+    "db": "roles",
+    "import": "the register",
+}
 
 
 @dataclass
@@ -54,13 +70,22 @@ class App:
 
     @property
     def actor(self) -> str:
+        """The actor as named (--actor, RISKREG_ACTOR, the OS user), before the database checks it."""
         return self.actor_name or os.environ.get("RISKREG_ACTOR") or _os_user()
 
     def context(self):  # type: ignore[no-untyped-def]
-        """Return the register context (actor, configuration, now) for a change."""
+        """Return the register context (actor, configuration, now) for a change.
+
+        On PostgreSQL the actor is the database login; --actor naming someone else is
+        refused unless the login is a member of riskreg_admin (riskreg.db.resolve_actor).
+        Every event also records the login that wrote it (``entered_by``).
+        """
+        from riskreg.db import resolve_actor
         from riskreg.register import Context
 
-        return Context(actor=self.actor, config=self.database().config)
+        database = self.database()
+        actor = resolve_actor(database, self.actor_name, os.environ.get("RISKREG_ACTOR") or None)
+        return Context(actor=actor, config=database.config)
 
 
 def _os_user() -> str:
@@ -80,7 +105,11 @@ def _os_user() -> str:
 @click.option(
     "--actor",
     metavar="NAME",
-    help="Who is acting, for the audit trail (default: $RISKREG_ACTOR, else your user name).",
+    help=(
+        "Who is acting, for the audit trail (default: $RISKREG_ACTOR, else your user name). "
+        "On PostgreSQL the actor is your database login; only a member of riskreg_admin may "
+        "name someone else (the event records both)."
+    ),
 )
 @click.version_option(__version__, prog_name="riskreg")
 @click.pass_context

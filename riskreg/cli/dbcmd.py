@@ -15,6 +15,8 @@ def db_group() -> None:
     Example:
       riskreg db status
       riskreg db upgrade
+      riskreg db roles
+      riskreg db grant alice manager
     """
 
 
@@ -69,6 +71,64 @@ def db_upgrade(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
             else f"schema already at {r['to']}"
         ),
     )
+
+
+@db_group.command("roles")
+@json_option
+@click.pass_obj
+def db_roles(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Create riskreg's four PostgreSQL group roles and grant each its privileges (idempotent).
+
+    \b
+    riskreg_board     reads everything, changes nothing
+    riskreg_manager   risks, controls, actions, pilots, their data and gates
+    riskreg_reviewer  records reviews (moving a risk's review date on)
+    riskreg_admin     all of the above, and grants roles (riskreg db grant)
+
+    Nobody may UPDATE, DELETE or TRUNCATE the events table: a trigger refuses it even
+    from the table's owner. Run as the register's owner (with CREATEROLE) or a superuser;
+    run again after `riskreg db upgrade`. Refused on SQLite.
+
+    \b
+    Example:
+      riskreg --db postgresql+psycopg://owner@dbhost/risks db roles
+    """
+    from riskreg.db import create_roles
+
+    result = create_roles(app.database())
+    emit(result, as_json, _roles_text)
+
+
+def _roles_text(result: dict[str, object]) -> str:
+    created = list(result["created"])  # type: ignore[call-overload]
+    done = f"created {', '.join(created)}" if created else "roles already existed; privileges granted again"
+    lines = [done]
+    for role, grants in result["roles"].items():  # type: ignore[attr-defined]
+        writes = [f"{t} ({p})" for t, p in grants.items() if p != "SELECT"]
+        lines.append(f"{role}: reads every table; writes {', '.join(writes) if writes else 'nothing'}")
+    return "\n".join(lines)
+
+
+@db_group.command("grant")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["board", "manager", "reviewer", "admin"]))
+@json_option
+@click.pass_obj
+def db_grant(app, user: str, role: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Make a PostgreSQL login a member of a riskreg role (only a member of riskreg_admin may).
+
+    The login must exist (CREATE ROLE alice LOGIN PASSWORD '...'). The grant is recorded
+    in the audit trail (role.grant). Refused on SQLite.
+
+    \b
+    Example:
+      riskreg db grant alice manager
+      riskreg db grant bob board
+    """
+    from riskreg.db import grant_role
+
+    result = grant_role(app.database(), user, role)
+    emit(result, as_json, lambda r: f"granted {r['role']} to {r['user']}")
 
 
 @click.group("audit")
