@@ -372,7 +372,11 @@ def gate_override(facts: Facts) -> Iterator[Finding]:
                     f"'{decision.decision}' at {stage} by {decision.actor} against the recommendation "
                     f"'{decision.recommendation}': {decision.reason}",
                     "the board should ratify it, knowing why the evidence was overridden"
-                    + (": the analysis said stop (harm, a red criterion, futility or not shown)" if went_on else ""),
+                    + (
+                        ": the analysis said stop (harm, a red criterion, futility or not shown)"
+                        if went_on
+                        else ""
+                    ),
                     "error" if went_on else None,
                 )
 

@@ -318,7 +318,9 @@ def test_degenerate_data_continue_without_crashing(rr, tmp_path):
     assert primary.verdict == "inconclusive"
     # the only stage at its planned n is the final look: not shown, never continue
     assert flat.recommendation == "stop"
-    assert flat.reasons[0].startswith("not shown: the primary wellbeing did not meet its non-inferiority test")
+    assert flat.reasons[0].startswith(
+        "not shown: the primary wellbeing did not meet its non-inferiority test"
+    )
 
 
 def test_sample_ratio_mismatch_flagged(rr, tmp_path):
@@ -400,7 +402,9 @@ def test_hospital_befriending_proceed_then_proceed(rr, tmp_path):
     assert extended.metric("wellbeing").verdict == "non-inferior"
     assert extended.metric("safeguarding_incidents").verdict == "inconclusive"
     assert extended.recommendation == "proceed"
-    assert extended.reasons[0].startswith("the primary met its test at the final look: wellbeing is non-inferior")
+    assert extended.reasons[0].startswith(
+        "the primary met its test at the final look: wellbeing is non-inferior"
+    )
     assert extended.to_dict()["costs"]["comparison"]["public"] == 5859.0 + 15120.0  # cumulative
 
 

@@ -177,7 +177,9 @@ def test_an_early_crossing_is_early_evidence_with_a_median_unbiased_estimate(rr,
 def test_register_warns_when_the_planned_final_n_gives_less_than_the_stated_power(rr, tmp_path):
     underpowered = metric("wellbeing", "continuous", "primary", test="non-inferiority", margin=3.0, sd=8.0)
     path = tmp_path / "protocol.toml"
-    path.write_text(protocol_text([underpowered], [stage("first", 30), stage("second", 60)]), encoding="utf-8")
+    path.write_text(
+        protocol_text([underpowered], [stage("first", 30), stage("second", 60)]), encoding="utf-8"
+    )
     result = rr("pilot", "register", str(path), "--json")
     assert result.exit_code == 0, result.output
     (warning,) = json.loads(result.output)["warnings"]

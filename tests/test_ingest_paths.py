@@ -237,7 +237,14 @@ def test_values_and_texts_are_stored_exactly_on_both_backends(rr, db_url, tmp_pa
     registered(rr, tmp_path)
     header = "unit_id,arm,metric,value,exposure,site\n"
     values = ["0.1", "1e-300", "123456789.123456789", "-0.0", "NA", "2.2250738585072014e-308", "44"]
-    values += ["+.5", "5.", "-0", "0.0000000000000000000001", "007", "0.30000000000000004"]  # 1_000, 1e-400: refused
+    values += [
+        "+.5",
+        "5.",
+        "-0",
+        "0.0000000000000000000001",
+        "007",
+        "0.30000000000000004",
+    ]  # 1_000, 1e-400: refused
     sites = ["north", "", "south", "", "east", "NA", "ü", "", "", "", "", "", ""]
     plain = [f"u{i},pilot,wellbeing,{v},,{s}\n" for i, (v, s) in enumerate(zip(values, sites, strict=True))]
     plain += ["u0,pilot,incidents,3,2.5,\n", "u1,pilot,incidents,NA,,\n"]

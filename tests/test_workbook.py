@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
@@ -344,15 +343,9 @@ SHEETS = st.tuples(
 )
 
 
-@pytest.fixture
-def sqlite_only(backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("the fuzz test runs on SQLite")
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sheet=SHEETS)
-def test_fuzzed_workbooks_never_give_a_traceback(sqlite_only, rr, tmp_path, sheet):
+def test_fuzzed_workbooks_never_give_a_traceback(rr, tmp_path, sheet):
     if not (tmp_path / "befriending.toml").exists():
         registered(rr, tmp_path)
     header, rows = sheet
