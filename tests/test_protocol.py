@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from riskreg.errors import NotFound, ProtocolError
 from riskreg.protocol import (
+    _KEYS as protocol_keys,
+)
+from riskreg.protocol import (
     KINDS,
     MODES,
     RESERVED_COLUMNS,
@@ -552,38 +555,8 @@ def test_tomlish_text_raises_only_protocol_error(text):
     parses_or_protocol_error(text.encode())
 
 
-KNOWN_KEYS = [
-    "pilot",
-    "design",
-    "metrics",
-    "stages",
-    "key",
-    "title",
-    "modes",
-    "hypothesis",
-    "risks",
-    "arms",
-    "allocation",
-    "alpha",
-    "power",
-    "name",
-    "kind",
-    "role",
-    "better",
-    "test",
-    "margin",
-    "sd",
-    "baseline",
-    "planned_n",
-    "evidence_level",
-    "criteria",
-    "recruited",
-    "retention",
-    "service",
-    "owner",
-    "description",
-    "unit",
-]
+# every key the protocol knows, at any level: a generated key that is one of them is not a typo
+KNOWN_KEYS = sorted({key for keys in protocol_keys.values() for key in keys})
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
 SCALARS = st.one_of(
     TEXT,
