@@ -144,3 +144,13 @@ def test_missing_database_folder(runner, tmp_path):
         1,
         f"Error: cannot create database sqlite:///{tmp_path / 'nope' / 'r.db'}: folder {tmp_path / 'nope'} does not exist\n",
     )
+
+
+def test_a_control_character_in_a_file_name_is_shown_escaped_on_one_line(runner, tmp_path):
+    # found by the fuzz test: '\x1e' ends a line for str.splitlines, so the one-line error looked like two
+    from riskreg.cli import cli
+
+    assert runner.invoke(cli, ["--db", f"sqlite:///{tmp_path}/r.db", "init"]).exit_code == 0
+    result = runner.invoke(cli, ["--db", f"sqlite:///{tmp_path}/r.db", "pilot", "register", "\x1e"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: \\x1e: cannot read file: No such file or directory\n"

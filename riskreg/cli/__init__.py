@@ -23,7 +23,7 @@ class RiskregGroup(click.Group):
             message = getattr(exc, "message", None)
             if callable(message):  # a refused permission: say what the command changes
                 raise click.ClickException(message(_SUBJECTS.get(ctx.invoked_subcommand or ""))) from None
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_printable(str(exc))) from None
         except ValueError as exc:
             # os.stat/open refuse a path with a NUL byte before riskreg sees it (click.Path too)
             if "null byte" not in str(exc):
@@ -31,6 +31,20 @@ class RiskregGroup(click.Group):
             raise click.UsageError("an argument contains a NUL character") from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; the current change was not saved") from None
+
+
+# Control characters other than the newlines that separate a message's own lines (a file name
+# such as '\x1e' typed by mistake) are shown escaped: some of them end a line for a terminal or
+# for str.splitlines, which would make one error look like two.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, 0x85)} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def _printable(message: str) -> str:
+    """Return an error message with stray control characters escaped, its own line breaks kept."""
+    return message.translate(_CONTROLS)
 
 
 # what each command group changes, for "your role (riskreg_board) cannot change risks"
@@ -43,6 +57,7 @@ _SUBJECTS = {
     "audit": "the audit trail",
     "db": "roles",
     "import": "the register",
+    "config": "the register's settings",
 }
 
 
@@ -135,9 +150,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from riskreg.cli import actions, backup, dbcmd, init, pilots, plan, qa, reports, risks
+    from riskreg.cli import actions, backup, configcmd, dbcmd, init, pilots, plan, qa, reports, risks
 
-    for module in (init, dbcmd, risks, actions, pilots, plan, qa, reports, backup):
+    for module in (init, dbcmd, configcmd, risks, actions, pilots, plan, qa, reports, backup):
         for command in module.COMMANDS:
             cli.add_command(command)
 
