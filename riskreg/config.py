@@ -28,6 +28,23 @@ TOP_LEVEL_KEYS = (
     "srm_threshold",
     "missing_values",
 )
+# Governed settings (schema 0011): kept in the database's settings table, changed with
+# `riskreg config set KEY VALUE --reason` and audited. riskreg.toml keeps the local keys; a
+# governed key still in the file keeps working unless the database holds the same key, which wins.
+GOVERNED_KEYS = (
+    "organisation",
+    "currency",
+    "citizen_hour_value",
+    "ratings",
+    "appetite",
+    "appetite_statement",
+    "review_days",
+    "categories",
+)
+GOVERNED_TABLES = ("ratings", "appetite", "review_days")
+# governed keys that only the database holds (riskreg.toml refuses them, as before 0011)
+DATABASE_ONLY_KEYS = ("currency", "appetite_statement", "categories")
+DEFAULT_CURRENCY = "GBP"
 # the words of a data file's cell that mean "missing" (compared case-insensitively)
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "#N/A", "-", ".")
 CHECK_KEYS = ("overdue_error_days", "one_sided_ratio", "severity")
@@ -39,6 +56,10 @@ class Config:
     """Settings that shape scores, reviews and reports; every field has a documented default."""
 
     organisation: str = "riskreg"
+    currency: str = DEFAULT_CURRENCY
+    appetite_statement: str = ""
+    # the governed list of risk categories; empty means any category is allowed
+    categories: tuple[str, ...] = ()
     citizen_hour_value: float = DEFAULT_CITIZEN_HOUR_VALUE
     # upper score bound of each band, in RATINGS order
     bands: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BANDS))
@@ -92,6 +113,9 @@ STARTER_CONFIG = f"""\
 # Everything is commented out, so the defaults apply: remove the # in front of a setting
 # (and of its [table] line) to change it. Numbers shown are the defaults; the organisation,
 # the safeguarding appetite and the no-owner severity are examples. Unknown keys are refused.
+# Governed settings (organisation, citizen_hour_value, appetite, ratings, review_days) are
+# better set in the register itself: riskreg config set KEY VALUE --reason TEXT (the
+# database's value wins over this file's; see riskreg config show).
 
 # The name shown in reports.
 # organisation = "Anytown Council"
@@ -147,6 +171,50 @@ def load_config(path: Path | None) -> Config:
     """Read and validate a configuration file; ``None`` gives the defaults."""
     if path is None:
         return Config()
+    return _build(read_config_file(path), str(path))
+
+
+def nest(governed: dict[str, Any]) -> dict[str, Any]:
+    """Turn flat governed keys (``appetite.safeguarding``) into the file's nested shape."""
+    raw: dict[str, Any] = {}
+    for key, value in governed.items():
+        top, _, leaf = key.partition(".")
+        if leaf:
+            raw.setdefault(top, {})[leaf] = value
+        else:
+            raw[top] = value
+    return raw
+
+
+def flatten_governed(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return the governed keys of a file's settings as flat keys (``ratings.low``)."""
+    flat: dict[str, Any] = {}
+    for top in GOVERNED_KEYS:
+        if top not in raw:
+            continue
+        if top in GOVERNED_TABLES and isinstance(raw[top], dict):
+            for leaf, value in raw[top].items():
+                flat[f"{top}.{leaf}"] = value
+        else:
+            flat[top] = raw[top]
+    return flat
+
+
+def merged_config(file_raw: dict[str, Any], governed: dict[str, Any], source: str) -> Config:
+    """Defaults <- the file's keys <- the database's governed keys (flat), validated as one file is."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in file_raw.items()}
+    for top, value in nest(governed).items():
+        if isinstance(value, dict) and isinstance(raw.get(top), dict):
+            raw[top].update(value)
+        else:
+            raw[top] = value
+    return _build(raw, source, (*TOP_LEVEL_KEYS, *DATABASE_ONLY_KEYS))
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """Return a configuration file's settings as parsed TOML (empty for ``None``); unreadable is a ConfigError."""
+    if path is None:
+        return {}
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -155,11 +223,11 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return _build(raw, str(path))
+    return raw
 
 
-def _build(raw: dict[str, Any], source: str) -> Config:
-    _reject_unknown(raw, TOP_LEVEL_KEYS, source, "")
+def _build(raw: dict[str, Any], source: str, known: tuple[str, ...] = TOP_LEVEL_KEYS) -> Config:
+    _reject_unknown(raw, known, source, "")
     bands = _score_table(raw, "ratings", RATINGS, DEFAULT_BANDS, source, upper=25)
     _check_bands_increase(bands, source)
     review_days = _score_table(raw, "review_days", RATINGS, DEFAULT_REVIEW_DAYS, source, upper=3660)
@@ -169,6 +237,9 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     return Config(
         **check,
         organisation=_string(raw, "organisation", "riskreg", source),
+        currency=_string(raw, "currency", DEFAULT_CURRENCY, source),
+        appetite_statement=_statement(raw, source),
+        categories=_categories(raw, source),
         citizen_hour_value=_money(raw, "citizen_hour_value", source),
         bands=bands,
         appetite=appetite,
@@ -283,3 +354,21 @@ def _money(raw: dict[str, Any], key: str, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{source}: {key}: expected a number of at least 0, got {value!r}")
     return float(value)
+
+
+def _statement(raw: dict[str, Any], source: str) -> str:
+    value = raw.get("appetite_statement", "")
+    if not isinstance(value, str) or len(value) > 10_000:
+        raise ConfigError(f"{source}: appetite_statement: expected text (at most 10000 characters), got {value!r}")
+    return value.strip()
+
+
+def _categories(raw: dict[str, Any], source: str) -> tuple[str, ...]:
+    value = raw.get("categories", [])
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: categories: expected a list of category names, got {value!r}")
+    names = [v.strip().lower() for v in value]
+    for name in names:
+        if not name or len(name) > 100:
+            raise ConfigError(f"{source}: categories: {name!r}: expected a name of 1 to 100 characters")
+    return tuple(dict.fromkeys(names))

@@ -7,6 +7,7 @@ refuses a SQLite file that does not exist, without creating it, and a database w
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from riskreg.models import AuditHead
 DEFAULT_URL = "sqlite:///riskreg.db"
 # The newest migration; a test checks it against the Alembic scripts, so commands need not
 # import Alembic just to check the schema.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("RISKREG_BUSY_TIMEOUT", "10"))
 # Any constant: concurrent `riskreg init` runs on one PostgreSQL database take turns on it.
 _INIT_LOCK_KEY = 0x7269736B
@@ -126,6 +127,8 @@ class Database:
     engine: Engine
     config: Config
     _identity: tuple[str, bool] | None = None
+    # the riskreg.toml in use (None: none); governed keys in the database override its values
+    config_file: Path | None = None
 
     @property
     def backend(self) -> str:
@@ -277,17 +280,32 @@ def open_database(url: str | None = None, *, check_schema: bool = True) -> Datab
     """
     url = resolve_url(url)
     _require_sqlite_file(url)
-    config = load_config(config_path(url))
+    path = config_path(url)
+    config = load_config(path)
     engine = make_engine(url)
-    database = Database(url, engine, config)
+    database = Database(url, engine, config, config_file=path)
     if check_schema:
         try:
             with _translate_errors(url, engine):
                 ensure_schema(database)
+                database.config = governed_config(database)
         except BaseException:
             engine.dispose()
             raise
     return database
+
+
+def governed_config(database: Database) -> Config:
+    """The configuration in force: defaults <- riskreg.toml <- the database's governed settings."""
+    from riskreg.config import merged_config, read_config_file
+
+    with database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT key, value FROM settings")).all()
+    if not rows:
+        return database.config
+    governed = {str(key): json.loads(value) for key, value in rows}
+    source = str(database.config_file) if database.config_file else "settings"
+    return merged_config(read_config_file(database.config_file), governed, source)
 
 
 def sqlite_file(url: str) -> str | None:

@@ -462,3 +462,18 @@ class Action(Base):
     @property
     def ref(self) -> str:
         return f"A-{self.id}"
+
+
+class Setting(Base):
+    """One governed setting (schema 0011): a key such as ``appetite.safeguarding`` and its JSON value.
+
+    Changed only by ``riskreg config set`` or ``config import``, each with an audit event.
+    """
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(200))

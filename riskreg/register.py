@@ -418,9 +418,20 @@ def risk_history(session: Session, ref: str) -> list[Event]:
 # --- writing -------------------------------------------------------------------------------
 
 
-def add_risk(session: Session, ctx: Context, values: Mapping[str, Any], number: int | None = None) -> Risk:
-    """Register a new risk; its inherent and current tiers start at the given likelihood and impact."""
+def add_risk(
+    session: Session,
+    ctx: Context,
+    values: Mapping[str, Any],
+    number: int | None = None,
+    new_category: bool = False,
+) -> Risk:
+    """Register a new risk; its inherent and current tiers start at the given likelihood and impact.
+
+    Once the register has a category list (``config set categories``), the category must be
+    on it; ``new_category`` adds it to the list instead (a ``config.set`` event).
+    """
     fields = _new_risk_fields(values)
+    _check_category(session, ctx, fields["category"], new_category)
     if number is None:
         number = allocate_id(session, "R")
     else:
@@ -441,6 +452,18 @@ def add_risk(session: Session, ctx: Context, values: Mapping[str, Any], number: 
     session.flush()
     audit.log(session, ctx, "risk.add", risk.ref, None, snapshot(risk))
     return risk
+
+
+def _check_category(session: Session, ctx: Context, category: str, new_category: bool = False) -> None:
+    """Refuse a category not on the register's governed list (an empty list allows any)."""
+    listed = ctx.config.categories
+    if not listed or category in listed:
+        return
+    from riskreg import settings
+
+    if not new_category:
+        raise InvalidInput(settings.category_refusal(category, listed))
+    settings.add_category(session, ctx, category, f"new category '{category}' (risk add --new-category)")
 
 
 def _new_risk_fields(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -519,6 +542,8 @@ def update_risk(
     changes = {k: v for k, v in changes.items() if getattr(risk, k) != v}
     if not changes:
         raise InvalidInput(f"{risk.ref}: nothing to change (the values given are the current ones)")
+    if "category" in changes:
+        _check_category(session, ctx, changes["category"])
     _check_target_pair(
         changes.get("target_likelihood", risk.target_likelihood),
         changes.get("target_impact", risk.target_impact),

@@ -147,9 +147,14 @@ def risk_group() -> None:
 @click.option("--target-likelihood", type=SCORE, help="Likelihood after planned treatment.")
 @click.option("--target-impact", type=SCORE, help="Impact after planned treatment.")
 @click.option("--review-days", type=click.IntRange(1, 3660), help="Review interval (default: by rating).")
+@click.option(
+    "--new-category",
+    is_flag=True,
+    help="Add --category to the register's category list if it is not on it (an audited change).",
+)
 @json_option
 @click.pass_obj
-def risk_add(app, as_json: bool, **values: Any) -> None:  # type: ignore[no-untyped-def]
+def risk_add(app, as_json: bool, new_category: bool, **values: Any) -> None:  # type: ignore[no-untyped-def]
     """Register a new risk and print it.
 
     \b
@@ -161,7 +166,7 @@ def risk_add(app, as_json: bool, **values: Any) -> None:  # type: ignore[no-unty
 
     ctx = app.context()
     with app.database().write() as session:
-        risk = add_risk(session, ctx, values)
+        risk = add_risk(session, ctx, values, new_category=new_category)
         data = risk_to_dict(risk, ctx.config)
     emit(data, as_json, lambda d: f"added {d['id']}: {d['title']} ({d['side']}, {d['score']} {d['rating']})")
 

@@ -1,0 +1,283 @@
+"""Governed configuration (schema 0011): settings kept in the database, changed with a reason and audited.
+
+The governed keys are ``organisation``, ``currency``, ``citizen_hour_value``,
+``appetite_statement``, ``categories``, ``ratings.<band>``, ``appetite.<category>`` (and
+``appetite.default``) and ``review_days.<rating>``. A register's configuration is the
+defaults, then riskreg.toml (local keys, and any governed key still there), then the
+database's governed values: a governed key set in the database wins over the same key in the
+file, whose value is then ignored (``config show`` says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riskreg import audit
+from riskreg.config import (
+    GOVERNED_KEYS,
+    GOVERNED_TABLES,
+    RATINGS,
+    Config,
+    flatten_governed,
+    merged_config,
+    read_config_file,
+)
+from riskreg.errors import ConfigError, InvalidInput
+from riskreg.models import Event, Setting
+
+SCOPE = "config"
+ACTION = "config.set"
+_SCALARS = ("organisation", "currency", "citizen_hour_value", "appetite_statement", "categories")
+_INTEGER_TABLES = {"ratings": 25, "appetite": 25, "review_days": 3660}
+
+
+def stored(session: Session) -> dict[str, Any]:
+    """Return the database's governed settings as {flat key: value}."""
+    return {row.key: json.loads(row.value) for row in session.scalars(select(Setting).order_by(Setting.key))}
+
+
+def normalise_key(key: str) -> str:
+    """Return a governed key in its stored form, or raise InvalidInput with a did-you-mean."""
+    text = key.strip()
+    top, dot, leaf = text.partition(".")
+    if not dot and top in _SCALARS:
+        return top
+    if dot and top in GOVERNED_TABLES and leaf.strip():
+        leaf = leaf.strip().lower()
+        if top in ("ratings", "review_days"):
+            leaf = leaf.replace("_", " ")
+            if leaf not in RATINGS:
+                hint = difflib.get_close_matches(leaf, RATINGS, n=1)
+                tail = (
+                    f"; did you mean '{top}.{hint[0]}'?"
+                    if hint
+                    else f"; expected one of {', '.join(RATINGS)}"
+                )
+                raise InvalidInput(f"{key}: unknown key{tail}")
+        return f"{top}.{leaf}"
+    known = [
+        *_SCALARS,
+        *(f"{t}.{r}" for t in ("ratings", "review_days") for r in RATINGS),
+        "appetite.default",
+    ]
+    hint = difflib.get_close_matches(text, known, n=1)
+    tables = difflib.get_close_matches(top, GOVERNED_TABLES, n=1)
+    if dot and leaf.strip() and tables and not hint:
+        hint = [f"{tables[0]}.{leaf.strip().lower()}"]
+    hint = hint or difflib.get_close_matches(top, GOVERNED_KEYS, n=1)
+    if hint:
+        tail = f"; did you mean '{hint[0]}'?"
+    else:
+        tail = "; governed keys: " + ", ".join(
+            [*_SCALARS, "ratings.<band>", "appetite.<category>", "review_days.<rating>"]
+        )
+    local = (
+        " (a local setting: it stays in riskreg.toml)"
+        if top in ("check", "srm_threshold", "missing_values")
+        else ""
+    )
+    raise InvalidInput(f"{key}: not a governed key{local}{tail if not local else ''}")
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the command line's VALUE into the setting's value (validated later, as riskreg.toml is)."""
+    top = key.partition(".")[0]
+    if top in _INTEGER_TABLES:
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text
+    if top == "citizen_hour_value":
+        try:
+            number = float(text.strip())
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() and "." not in text else number
+    if top == "categories":
+        return [part.strip().lower() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _config_for(file_raw: dict[str, Any], governed: dict[str, Any]) -> Config:
+    try:
+        return merged_config(file_raw, governed, "config")
+    except ConfigError as exc:
+        raise InvalidInput(str(exc).removeprefix("config: ")) from None
+
+
+def _require_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("reason: must not be empty (say why, for the audit trail)")
+    return text
+
+
+def _write(
+    session: Session, actor: str, now: dt.datetime, key: str, value: Any, reason: str
+) -> dict[str, Any]:
+    row = session.get(Setting, key)
+    before = None if row is None else {"key": key, "value": json.loads(row.value), "version": row.version}
+    encoded = json.dumps(value, ensure_ascii=False)
+    if row is None:
+        row = Setting(key=key, value=encoded, version=1, updated_at=now, updated_by=actor)
+        session.add(row)
+    else:
+        row.value, row.version, row.updated_at, row.updated_by = encoded, row.version + 1, now, actor
+    session.flush()
+    after = {"key": key, "value": value, "version": row.version}
+    audit.record(
+        session,
+        actor=actor,
+        action=ACTION,
+        entity="config",
+        entity_id=SCOPE,
+        scope=SCOPE,
+        before=before,
+        after=after,
+        reason=reason,
+        at=now,
+    )
+    return after
+
+
+def set_value(
+    session: Session, ctx: Any, config_file: Path | None, key: str, value: Any, reason: str | None
+) -> dict[str, Any]:
+    """Set one governed key (validated as riskreg.toml is) and record ``config.set``, in the caller's transaction."""
+    key = normalise_key(key)
+    reason = _require_reason(reason)
+    if isinstance(value, str):
+        value = parse_value(key, value)
+    governed = stored(session)
+    if governed.get(key) == value:
+        raise InvalidInput(f"{key}: already {json.dumps(value, ensure_ascii=False)}; nothing to change")
+    governed[key] = value
+    _config_for(read_config_file(config_file), governed)
+    return _write(session, ctx.actor, ctx.now, key, value, reason)
+
+
+def add_category(session: Session, ctx: Any, name: str, reason: str) -> dict[str, Any]:
+    """Add one category to the governed list (``risk add --new-category``), with its event."""
+    current = list(stored(session).get("categories", []))
+    return _write(session, ctx.actor, ctx.now, "categories", [*current, name], reason)
+
+
+def import_file(
+    session: Session, ctx: Any, path: Path, reason: str | None, replace: bool = False
+) -> list[dict[str, Any]]:
+    """Move a riskreg.toml's governed keys into the database: one ``config.set`` event a key.
+
+    Refused when the database already holds governed settings, unless ``replace``.
+    """
+    reason = _require_reason(reason)
+    raw = read_config_file(path)
+    flat = {normalise_key(k): v for k, v in flatten_governed(raw).items()}
+    if not flat:
+        raise InvalidInput(f"{path}: no governed settings to import (only local ones); nothing was written")
+    governed = stored(session)
+    if governed and not replace:
+        raise InvalidInput(
+            f"the database already holds governed settings ({', '.join(sorted(governed))}); "
+            "nothing was written (use --replace to overwrite them with the file's)"
+        )
+    try:
+        merged_config(raw, {**governed, **flat}, str(path))
+    except ConfigError as exc:
+        raise InvalidInput(str(exc)) from None
+    return [
+        _write(session, ctx.actor, ctx.now, key, value, reason)
+        for key, value in flat.items()
+        if governed.get(key) != value
+    ]
+
+
+def show(session: Session, config: Config, config_file: Path | None) -> list[dict[str, Any]]:
+    """Every setting in force: its value and where it comes from (database, riskreg.toml or default)."""
+    governed = {row.key: row for row in session.scalars(select(Setting))}
+    file_raw = read_config_file(config_file)
+    in_file = flatten_governed(file_raw)
+    file_name = str(config_file) if config_file else "riskreg.toml"
+    values: dict[str, Any] = {
+        "organisation": config.organisation,
+        "currency": config.currency,
+        "citizen_hour_value": config.citizen_hour_value,
+        "appetite_statement": config.appetite_statement,
+        "categories": list(config.categories),
+        **{f"ratings.{r}": config.bands[r] for r in RATINGS},
+        **{f"appetite.{c}": v for c, v in sorted(config.appetite.items())},
+        **{f"review_days.{r}": config.review_days[r] for r in RATINGS},
+    }
+    rows = []
+    for key, value in values.items():
+        row = governed.get(key)
+        entry: dict[str, Any] = {"key": key, "value": value, "governed": True}
+        if row is not None:
+            entry.update(source="database", version=row.version, updated_by=row.updated_by)
+            entry["updated_at"] = row.updated_at.isoformat()
+            if key in in_file:
+                entry["ignored_file_value"] = in_file[key]
+                entry["note"] = f"{file_name} also sets {key} = {in_file[key]!r}; the database value wins"
+        elif key in in_file:
+            entry["source"] = file_name
+            entry["note"] = f"governed: move it into the database with riskreg config import {file_name}"
+        else:
+            entry["source"] = "default"
+        rows.append(entry)
+    check = file_raw.get("check", {}) if isinstance(file_raw.get("check"), dict) else {}
+    local = {
+        "srm_threshold": (config.srm_threshold, "srm_threshold" in file_raw),
+        "missing_values": (list(config.missing_values), "missing_values" in file_raw),
+        "check.overdue_error_days": (config.overdue_error_days, "overdue_error_days" in check),
+        "check.one_sided_ratio": (config.one_sided_ratio, "one_sided_ratio" in check),
+        "check.severity": (dict(config.severity), "severity" in check),
+    }
+    for key, (value, from_file) in local.items():
+        rows.append(
+            {"key": key, "value": value, "governed": False, "source": file_name if from_file else "default"}
+        )
+    return rows
+
+
+def history(session: Session) -> list[dict[str, Any]]:
+    """The ``config.set`` events, oldest first."""
+    events = session.scalars(select(Event).where(Event.scope == SCOPE).order_by(Event.seq))
+    out = []
+    for event in events:
+        before = json.loads(event.before) if event.before else None
+        after = json.loads(event.after) if event.after else {}
+        out.append(
+            {
+                "seq": event.seq,
+                "at": event.at.isoformat(),
+                "actor": event.actor,
+                "action": event.action,
+                "key": after.get("key"),
+                "before": None if before is None else before.get("value"),
+                "after": after.get("value"),
+                "reason": event.reason,
+            }
+        )
+    return out
+
+
+def category_refusal(name: str, categories: tuple[str, ...]) -> str:
+    """The message for a category that is not on the register's list."""
+    hint = difflib.get_close_matches(name, categories, n=1)
+    mean = f"; did you mean '{hint[0]}'?" if hint else ""
+    return (
+        f"category '{name}' is not in the register's list ({', '.join(categories)}){mean} "
+        "Add one with riskreg config set categories ... or --new-category"
+    )
+
+
+def governed_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the governed keys of a flat mapping (for callers merging settings)."""
+    return {k: v for k, v in values.items() if k.partition(".")[0] in GOVERNED_KEYS}
