@@ -137,7 +137,8 @@ def _row(risk: Risk, config: Any) -> dict[str, Any]:
         id=risk.ref,
         score=risk.score,
         rating=config.rating(risk.score),
-        next_review=next_review(risk, config).isoformat(),
+        # a closed risk has no next review (as in risk show and risk list)
+        next_review=None if risk.status == "closed" else next_review(risk, config).isoformat(),
     )
     return values
 

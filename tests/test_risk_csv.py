@@ -214,3 +214,13 @@ def test_export_neutralises_formulas_and_import_restores_them(rr, runner, tmp_pa
     other("init")
     other("risk", "import", write(tmp_path, exported, "export.csv"))
     assert [r["title"] for r in other.json("risk", "list")] == titles
+
+
+def test_a_closed_risk_is_exported_without_a_next_review(rr):
+    rr(*risk_add("Open one"))
+    rr(*risk_add("Closed one"))
+    rr("risk", "close", "R-2", "--reason", "Service ended")
+    header, first, second = rr("risk", "export", "--csv").stdout.splitlines()[:3]
+    column = header.split(",").index("next_review")
+    assert first.split(",")[column] != ""
+    assert second.split(",")[column] == ""
