@@ -58,6 +58,7 @@ from riskreg.register import changed_fields, get_risk, is_above_appetite, list_r
 from riskreg.report_context import (
     AmendmentLine,
     ArmValue,
+    Assurance,
     BarChart,
     BoardContext,
     BoundaryChart,
@@ -91,11 +92,13 @@ from riskreg.report_context import (
     StageDefinition,
     TopRisk,
     bar_chart,
+    bdi,
     boundary_chart,
     ci_text,
     css_string,
     estimate_text,
     forest_plot,
+    heat_legend,
     heat_map,
     hours,
     label,
@@ -148,6 +151,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["css_string"] = css_string
+    env.filters["bdi"] = bdi
     return env
 
 
@@ -252,6 +256,7 @@ def board_context(
         since=start.isoformat(),
         headline=_headline(open_rows, len(rows) - len(open_rows), config, above, overdue, escalated, pilots),
         heatmaps=_heatmaps(open_rows, config),
+        heat_legend=heat_legend(config.rating),
         top_risks=_top_risks(session, config, lines.of(by_score[:TOP_RISKS]), by_score, start, when),
         escalated=lines.capped([r for r in by_score if r.id in escalated]),
         above_appetite=lines.capped(above),
@@ -351,10 +356,16 @@ def _headline(
 
 def _heatmaps(open_rows: Sequence[Any], config: Config) -> tuple[Any, ...]:
     counts: dict[str, dict[tuple[int, int], int]] = {side: {} for side in SIDES}
-    for r in open_rows:
+    ids: dict[str, dict[tuple[int, int], list[str]]] = {side: {} for side in SIDES}
+    for r in sorted(open_rows, key=lambda r: r.id):
         cell = counts[r.side]
         cell[(r.likelihood, r.impact)] = cell.get((r.likelihood, r.impact), 0) + 1
-    return tuple(heat_map(side, SIDE_HEADINGS[side], counts[side], config.rating) for side in SIDES)
+        ids[r.side].setdefault((r.likelihood, r.impact), []).append(f"R-{r.id}")
+    appetite = config.appetite["default"]
+    return tuple(
+        heat_map(side, SIDE_HEADINGS[side], counts[side], config.rating, ids[side], appetite)
+        for side in SIDES
+    )
 
 
 # --- direction of travel --------------------------------------------------------------------------
@@ -642,6 +653,7 @@ def _pilot_line(
         progress=f"{smallest} of {stage.planned_n} per arm",
         decision_due=due,
         last_decision=last,
+        decision=_decision_line(decided[-1], pilot) if decided else None,
         overrides=sum(1 for d in decided if d.override),
         amendments=len(amendments),
         late_amendments=sum(1 for v in amendments if v.after_data),
@@ -1069,10 +1081,13 @@ def qa_context(
     when = clock(as_of, now)
     start = period_start(since, when)
     findings = run_checks(session, config, when.as_of)
+    names = _subject_names(session, {f.subject for f in findings})
     groups = []
     for severity in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__):
         chosen = tuple(
-            FindingLine(f.rule, f.subject, f.message, f.advice) for f in findings if f.severity == severity
+            FindingLine(f.rule, f.subject, f.message, f.advice, *names.get(f.subject, ("", "")))
+            for f in findings
+            if f.severity == severity
         )
         if chosen:
             groups.append(FindingGroup(severity, chosen))
@@ -1082,6 +1097,7 @@ def qa_context(
         page=_page("qa", "Quality assurance report", config, url, when, head(session).seal()),
         since=start.isoformat(),
         until=when.as_of.isoformat(),
+        assurance=assurance(session),
         counts=tuple(
             (s, sum(1 for f in findings if f.severity == s))
             for s in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__)
@@ -1098,11 +1114,114 @@ def qa_context(
     )
 
 
+def _subject_names(session: Session, subjects: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Return {subject: (title, owner)} for the R-n and P-n subjects the register has."""
+    wanted: dict[str, set[int]] = {"R": set(), "P": set()}
+    for subject in subjects:
+        prefix, _, number = subject.partition("-")
+        if prefix in wanted and number.isdigit():
+            wanted[prefix].add(int(number))
+    names: dict[str, tuple[str, str]] = {}
+    if wanted["R"]:
+        rows = session.execute(
+            select(Risk.id, Risk.title, Risk.owner).where(Risk.id.in_(sorted(wanted["R"])))
+        )
+        names.update({f"R-{i}": (title or "", owner or "") for i, title, owner in rows})
+    if wanted["P"]:
+        rows = session.execute(select(Pilot.id, Pilot.title).where(Pilot.id.in_(sorted(wanted["P"]))))
+        names.update({f"P-{i}": (title or "", "") for i, title in rows})
+    return names
+
+
+def assurance(session: Session) -> Assurance:
+    """Check the audit chain and the register against it, as ``riskreg audit verify`` does."""
+    from riskreg import audit, trail
+
+    chain = audit.verify(session)
+    state = trail.check_state(session)
+    events = f"{chain.events:,} event{'' if chain.events == 1 else 's'}"
+    if chain.ok:
+        chain_text = f"audit chain verified: {events} intact"
+    else:
+        chain_text = f"audit chain BROKEN at event {chain.broken_at} of {events}: {chain.problem}"
+    if state.ok:
+        counted = ", ".join(
+            f"{n:,} {noun}{'' if n == 1 else 's'}"
+            for n, noun in (
+                (state.risks, "risk"),
+                (state.controls, "control"),
+                (state.pilots, "pilot"),
+                (state.data_files, "data file"),
+                (state.protocols, "protocol text"),
+                (state.links, "risk link"),
+                (state.decisions, "gate decision"),
+                (state.reviews, "review"),
+                (state.evidence, "evidence record"),
+            )
+        )
+        state_text = f"the register matches the trail: {counted}"
+    else:
+        n = len(state.mismatches)
+        state_text = f"the register was edited outside riskreg: {n} difference{'' if n == 1 else 's'} from the audit trail"
+    return Assurance(
+        chain_ok=chain.ok,
+        events=chain.events,
+        chain=chain_text,
+        state_ok=state.ok,
+        state=state_text,
+        mismatches=tuple(m.text() for m in state.mismatches[:LIST_LIMIT]),
+    )
+
+
 def _value(value: Any, limit: int = 240) -> str:
+    """Return one audit value for reading: text as it is, numbers rounded, lists joined, never JSON."""
     if value is None:
-        return "–"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        text = "–"
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        text = num(value, 6)
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        text = ", ".join(_value(v) for v in value) if value else "none"
+    elif isinstance(value, dict) and not value:
+        text = "none"
+    else:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    """Flatten nested objects to {"counts.wellbeing.pilot.n": 54, …}; a list of scalars is one leaf."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(_leaves(value[key], f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        out = {}
+        for i, item in enumerate(value, start=1):
+            out.update(_leaves(item, f"{path}[{i}]"))
+        return out
+    return {path: value}
+
+
+CHANGE_LINES = 12  # an event shows this many changed fields; the rest are counted
+
+
+def _changes(fields: dict[str, tuple[Any, Any]]) -> tuple[list[Change], int]:
+    """Return readable changes, one leaf field a line (field, old, new), and how many are left out."""
+    lines = []
+    for key, (before, after) in fields.items():
+        old, new = _leaves(before, key), _leaves(after, key)
+        for leaf in sorted(set(old) | set(new), key=lambda k: (k not in old, k)):
+            b, a = old.get(leaf), new.get(leaf)
+            if b != a:
+                lines.append(Change(leaf, _value(b, 120), _value(a, 120)))
+    return lines[:CHANGE_LINES], max(len(lines) - CHANGE_LINES, 0)
 
 
 RUN = 10  # this many alike events in a row (a bulk import) become one line of the trail
@@ -1150,22 +1269,11 @@ def _run_line(run: Sequence[Event]) -> EventLine:
 
 
 def _event_line(event: Event) -> EventLine:
-    changes = changed_fields(event)
-    if event.before is None:
-        created = "; ".join(
-            f"{k} = {_value(after, 120)}" for k, (_b, after) in changes.items() if after is not None
-        )
-        return EventLine(
-            str(event.seq),
-            _when(event.at),
-            event.actor,
-            event.action,
-            event.entity_id,
-            event.reason or "",
-            created,
-            (),
-            1,
-        )
+    fields = changed_fields(event)
+    created = event.before is None
+    if created:  # what was recorded: only the values that were set
+        fields = {k: (None, after) for k, (_b, after) in fields.items() if after is not None}
+    changes, more = _changes(fields)
     return EventLine(
         seq=str(event.seq),
         at=_when(event.at),
@@ -1174,8 +1282,10 @@ def _event_line(event: Event) -> EventLine:
         entity=event.entity_id,
         reason=event.reason or "",
         created="",
-        changes=tuple(Change(k, _value(b), _value(a)) for k, (b, a) in changes.items()),
+        changes=() if created else tuple(changes),
         run=1,
+        recorded=tuple(changes) if created else (),
+        more=more,
     )
 
 

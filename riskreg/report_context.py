@@ -99,6 +99,15 @@ def css_string(text: str) -> Markup:
     return Markup(f'"{escaped}"')
 
 
+def bdi(text: object) -> Markup:
+    """Return user text escaped inside ``<bdi>``: a bidi override in it (U+202E) stays in its field.
+
+    A title, owner, reason or name printed inline among report text is isolated, so it
+    cannot reverse the words after it ("by alice on 2026-05-12") or the next field.
+    """
+    return Markup("<bdi>{}</bdi>").format(text)
+
+
 def rating_class(rating: str) -> str:
     """Return the CSS class of a rating ("very high" → "rating-very-high")."""
     return "rating-" + rating.replace(" ", "-")
@@ -195,14 +204,22 @@ class AmendmentLine:
 
 # --- heat maps ----------------------------------------------------------------------------------
 
-HEAT_CELL = 40
+HEAT_CELL = 64
 HEAT_LEFT = 52
 HEAT_TOP = 8
+HEAT_IDS = 4  # a cell with at most this many risks names them; a fuller one shows its count
+HEAT_LISTED = 12  # of a fuller cell, the IDs listed under the map (the rest are counted)
+RATING_LETTERS = {"low": "L", "medium": "M", "high": "H", "very high": "VH"}
+
+
+def rating_letter(rating: str) -> str:
+    """Return the letter a heat-map cell prints for its band ("very high" → "VH")."""
+    return RATING_LETTERS.get(rating, rating[:1].upper())
 
 
 @dataclass(frozen=True)
 class HeatCell:
-    """One likelihood × impact cell: how many open risks sit there (current tier)."""
+    """One likelihood × impact cell: how many open risks sit there (current tier), and which."""
 
     likelihood: int
     impact: int
@@ -212,6 +229,21 @@ class HeatCell:
     rating_class: str
     x: int
     y: int
+    letter: str = ""  # L, M, H or VH: the band without its colour
+    ids: tuple[str, ...] = ()  # the risks in the cell, R-1 first (all of them)
+    above: bool = False  # the score is above the default appetite
+
+    @property
+    def shown_ids(self) -> tuple[str, ...]:
+        """The IDs printed inside the cell: all of them when they fit, else none (the count is shown)."""
+        return self.ids if len(self.ids) <= HEAT_IDS else ()
+
+    @property
+    def listed(self) -> str:
+        """The cell's IDs as one line of text, the first HEAT_LISTED and how many more."""
+        text = ", ".join(self.ids[:HEAT_LISTED])
+        more = len(self.ids) - HEAT_LISTED
+        return f"{text} and {more:,} more" if more > 0 else text
 
 
 @dataclass(frozen=True)
@@ -220,6 +252,33 @@ class HeatRow:
 
     impact: int
     counts: tuple[int, ...]
+    cells: tuple[HeatCell, ...] = ()  # likelihood 1–5
+
+
+@dataclass(frozen=True)
+class HeatBand:
+    """A rating band in the heat-map legend: its colour class, letter and the scores it covers."""
+
+    rating: str
+    letter: str
+    rating_class: str
+    scores: str  # "1–4"
+
+
+def heat_legend(rating_of: Any) -> tuple[HeatBand, ...]:
+    """Return the legend of the heat maps' bands, low first, from ``rating_of(score)``."""
+    spans: dict[str, list[int]] = {}
+    for score in sorted({lk * im for lk in range(1, 6) for im in range(1, 6)}):
+        spans.setdefault(rating_of(score), []).append(score)
+    return tuple(
+        HeatBand(
+            rating,
+            rating_letter(rating),
+            rating_class(rating),
+            f"{s[0]}" if s[0] == s[-1] else f"{s[0]}{DASH}{s[-1]}",
+        )
+        for rating, s in spans.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -237,10 +296,42 @@ class HeatMap:
     height: int
     cell: int
     summary: str  # the text equivalent (also the figure caption)
+    appetite_path: str = ""  # SVG path of the default appetite line ("" when no cell is above it)
+    appetite: int | None = None  # the default appetite the line marks
+
+    @property
+    def crowded(self) -> tuple[HeatCell, ...]:
+        """The cells too full to name their risks inside: their IDs are listed under the map."""
+        return tuple(c for c in self.cells if c.ids and not c.shown_ids)
 
 
-def heat_map(side: str, heading: str, counts: Mapping[tuple[int, int], int], rating_of: Any) -> HeatMap:
-    """Lay out a heat map from {(likelihood, impact): count}; ``rating_of(score)`` names the band."""
+def _appetite_path(above: set[tuple[int, int]]) -> str:
+    """Return the SVG path between the cells above appetite and the rest (the appetite line)."""
+    segments = []
+    for likelihood, impact in sorted(above):
+        x = HEAT_LEFT + (likelihood - 1) * HEAT_CELL
+        y = HEAT_TOP + (5 - impact) * HEAT_CELL
+        if likelihood > 1 and (likelihood - 1, impact) not in above:
+            segments.append(f"M{x},{y}v{HEAT_CELL}")
+        if impact > 1 and (likelihood, impact - 1) not in above:
+            segments.append(f"M{x},{y + HEAT_CELL}h{HEAT_CELL}")
+    return "".join(segments)
+
+
+def heat_map(
+    side: str,
+    heading: str,
+    counts: Mapping[tuple[int, int], int],
+    rating_of: Any,
+    ids: Mapping[tuple[int, int], Sequence[str]] | None = None,
+    appetite: int | None = None,
+) -> HeatMap:
+    """Lay out a heat map from {(likelihood, impact): count}; ``rating_of(score)`` names the band.
+
+    ``ids`` gives the risks of each cell (in order); ``appetite`` the default appetite, whose
+    line is drawn between the cells above it and the rest.
+    """
+    ids = ids or {}
     cells = []
     for impact in range(5, 0, -1):
         for likelihood in range(1, 6):
@@ -256,10 +347,17 @@ def heat_map(side: str, heading: str, counts: Mapping[tuple[int, int], int], rat
                     rating_class(rating),
                     HEAT_LEFT + (likelihood - 1) * HEAT_CELL,
                     HEAT_TOP + (5 - impact) * HEAT_CELL,
+                    letter=rating_letter(rating),
+                    ids=tuple(ids.get((likelihood, impact), ())),
+                    above=appetite is not None and score > appetite,
                 )
             )
     rows = tuple(
-        HeatRow(impact, tuple(counts.get((lk, impact), 0) for lk in range(1, 6)))
+        HeatRow(
+            impact,
+            tuple(counts.get((lk, impact), 0) for lk in range(1, 6)),
+            tuple(c for c in cells if c.impact == impact),
+        )
         for impact in range(5, 0, -1)
     )
     total = sum(c.count for c in cells)
@@ -276,6 +374,10 @@ def heat_map(side: str, heading: str, counts: Mapping[tuple[int, int], int], rat
             f" ({', '.join(reversed(parts))}); the fullest cell is likelihood {busiest.likelihood} × "
             f"impact {busiest.impact} with {busiest.count}"
         )
+    above = {(c.likelihood, c.impact) for c in cells if c.above}
+    if appetite is not None and above:
+        beyond = sum(c.count for c in cells if c.above)
+        summary += f"; {beyond} above the default appetite of {appetite}"
     return HeatMap(
         side=side,
         heading=heading,
@@ -288,6 +390,8 @@ def heat_map(side: str, heading: str, counts: Mapping[tuple[int, int], int], rat
         height=HEAT_TOP + 5 * HEAT_CELL + 42,
         cell=HEAT_CELL,
         summary=summary + ".",
+        appetite_path=_appetite_path(above),
+        appetite=appetite,
     )
 
 
@@ -950,6 +1054,7 @@ class PilotLine:
     overrides: int
     amendments: int
     late_amendments: int  # amendments made after data arrived
+    decision: DecisionLine | None = None  # the latest gate decision, for the plain sentence
 
 
 @dataclass(frozen=True)
@@ -979,6 +1084,7 @@ class BoardContext:
     since: str  # ISO date the direction of travel is measured from
     headline: Headline
     heatmaps: tuple[HeatMap, ...]  # citizen, professional (side by side), then shared
+    heat_legend: tuple[HeatBand, ...]  # the rating bands, low first
     top_risks: tuple[TopRisk, ...]
     escalated: RiskList
     above_appetite: RiskList
@@ -1217,12 +1323,31 @@ class PilotContext:
 
 @dataclass(frozen=True)
 class FindingLine:
-    """A QA finding (``riskreg.qa.Finding``)."""
+    """A QA finding (``riskreg.qa.Finding``), with its subject named as the register has it."""
 
     rule: str
     subject: str
     message: str
     advice: str
+    title: str = ""  # the subject's title (a risk's or pilot's), "" if the register has none
+    owner: str = ""  # a risk's owner, "" for other subjects or nobody
+
+
+@dataclass(frozen=True)
+class Assurance:
+    """What ``riskreg audit verify`` would say as the report was built: the chain and the register state."""
+
+    chain_ok: bool
+    events: int
+    chain: str  # "audit chain verified: 27 events intact" or where it broke
+    state_ok: bool
+    state: str  # "the register matches the trail: 15 risks, …" or how many differences
+    mismatches: tuple[str, ...]  # "R-3: likelihood is 4 in the register but 3 in the trail"
+
+    @property
+    def ok(self) -> bool:
+        """Whether both checks passed."""
+        return self.chain_ok and self.state_ok
 
 
 @dataclass(frozen=True)
@@ -1261,9 +1386,11 @@ class EventLine:
     action: str
     entity: str  # "R-3", or "R-1 … R-10000" for a run
     reason: str
-    created: str  # for an event that creates something: "field = value; …" ("" otherwise)
-    changes: tuple[Change, ...]  # for an event that changes something
+    created: str  # for a run of alike events: what the run was ("" otherwise)
+    changes: tuple[Change, ...]  # for an event that changes something: field, old → new
     run: int  # how many events the line stands for (1 unless a run)
+    recorded: tuple[Change, ...] = ()  # for an event that creates something: field and value
+    more: int = 0  # changed or recorded fields left out of the line
 
 
 @dataclass(frozen=True)
@@ -1273,6 +1400,7 @@ class QaContext:
     page: Page
     since: str
     until: str
+    assurance: Assurance
     counts: tuple[tuple[str, int], ...]  # (severity, count), errors first
     groups: tuple[FindingGroup, ...]  # only severities with findings
     rules: tuple[RuleLine, ...]

@@ -28,6 +28,7 @@ PAYLOADS = (
     "\"><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
 )
 WIDTHS = {"desktop": "1280,2200", "phone": "390,2200"}
+LONG_CATEGORY = "w" * 100
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,18 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         rr("risk", "import", "pilots/risks.csv")
         for title in PAYLOADS:
             rr(*risk_add(title, side="shared", likelihood="5", impact="5"))
+        # a 100-character category and an owner with a bidi override, above appetite on the board
+        rr(
+            *risk_add(
+                "Long category",
+                "--category",
+                LONG_CATEGORY,
+                "--owner",
+                "\u202egnp.exe",
+                likelihood="5",
+                impact="4",
+            )
+        )
         rr("pilot", "register", "pilots/hospital-befriending.toml")
         rr("pilot", "link", "P-1", "R-1", "R-7", "R-16")
         rr(
@@ -219,3 +232,33 @@ def test_every_printed_page_names_its_report_and_its_place_in_it(reports, kind, 
     for number, page in enumerate(pages, start=1):
         assert f"page {number} of {len(pages)}" in page.footer
         assert _plain(f"{title} — riskreg, as of 2026-11-29") in page.footer
+
+
+def test_a_100_character_category_wraps_in_the_printed_above_appetite_table(reports, tmp_path):
+    """The board's above-appetite table keeps a long category on the page: it wraps instead of clipping."""
+    from pypdf import PdfReader
+
+    binary = chromium()
+    pdf = tmp_path / "board.pdf"
+    result = browse(
+        binary, reports["board"], tmp_path / "profile", f"--print-to-pdf={pdf}", "--no-pdf-header-footer"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    pieces: list[tuple[float, float, str]] = []
+    for page in PdfReader(pdf).pages:
+        width = float(page.mediabox.width)
+
+        def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
+            if "wwww" in text:
+                x = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
+                y = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]
+                pieces.append((x, y, text.strip()))
+
+        page.extract_text(visitor_text=visit)
+        assert all(0 <= x < width for x, _y, _t in pieces)
+        longest = max((len(t) for _x, _y, t in pieces), default=0)
+        if pieces:
+            break
+    assert pieces, "the long category was not printed"
+    assert longest < len(LONG_CATEGORY)  # broken over lines, not one run past the edge
+    assert len({round(y) for _x, y, _t in pieces}) >= 2

@@ -181,7 +181,7 @@ def test_board_report_shows_counts_heat_maps_pipeline_and_callouts(reports):
     assert "Citizen side:</strong>" in html and "Professional side:</strong>" in html
     assert "against the recommendation 'stop'" in html  # the override is called out
     assert "Escalated by reviewers" in html and "R-7" in html
-    assert re.search(r"<strong>P-2</strong> amendment 1 at feasibility.*after data arrived", html)
+    assert re.search(r"<strong>P-2</strong> amendment 1 at <bdi>feasibility</bdi>.*after data arrived", html)
     assert "generated 2030-01-15 (as of)" in html
 
 
