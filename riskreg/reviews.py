@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +47,66 @@ def due_reviews(session: Session, ctx: Context, within_days: int = 0) -> list[Du
     ]
 
 
+# Characters that render as nothing: "ana\u200b" must not pass as someone other than "ana".
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+def identity_key(name: str | None) -> str:
+    """Return the form of a person's name used to compare identities ("" for no name).
+
+    NFKC folds look-alike forms (full-width letters, ligatures), casefold folds case,
+    invisible characters are dropped and runs of whitespace become one space.
+    """
+    text = unicodedata.normalize("NFKC", name or "")
+    text = _INVISIBLE.sub("", text)
+    text = unicodedata.normalize("NFKC", text.casefold())
+    return " ".join(text.split())
+
+
 def _same_person(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()  # type: ignore[union-attr]
+    """Whether two names are the same person's once normalised (no name matches nobody)."""
+    key = identity_key(a)
+    return bool(key) and key == identity_key(b)
+
+
+def _owners_in_review_period(session: Session, risk: Risk) -> tuple[list[str], dt.datetime | None]:
+    """Return who owned the risk since its last review (or since it was added), and that review's time.
+
+    The owner at the last review is the ``before`` owner of the first change after it; every
+    later change's ``before`` and ``after`` owners follow, then the current owner. An owner who
+    reassigned the risk, reviewed it and took it back is therefore still in the list.
+    """
+    events = session.execute(
+        select(Event.seq, Event.action, Event.at, Event.before, Event.after)
+        .where(Event.entity == "risk", Event.entity_id == risk.ref)
+        .order_by(Event.seq)
+    ).all()
+    last_review = max((i for i, e in enumerate(events) if e.action == "risk.review"), default=None)
+    period = events if last_review is None else events[last_review + 1 :]
+    owners: list[str] = []
+    for event in period:
+        for side in (event.before, event.after):
+            owner = (json.loads(side) or {}).get("owner") if side else None
+            if owner and owner not in owners:
+                owners.append(owner)
+    if risk.owner and risk.owner not in owners:
+        owners.append(risk.owner)
+    return owners, None if last_review is None else events[last_review].at
+
+
+def _require_independent_reviewer(session: Session, actor: str, risk: Risk) -> None:
+    """Refuse a reviewer who owns the risk, or owned it at any time since its last review."""
+    if _same_person(actor, risk.owner):
+        raise InvalidInput(
+            f"{actor} owns {risk.ref}; a review must be recorded by someone other than the owner"
+        )
+    owners, since = _owners_in_review_period(session, risk)
+    if any(_same_person(actor, owner) for owner in owners):
+        period = f"since its last review on {since:%Y-%m-%d}" if since else "since it was added"
+        raise InvalidInput(
+            f"{actor} owned {risk.ref} {period}; a review must be recorded by someone who has not "
+            "owned the risk in the period under review"
+        )
 
 
 def record_review(
@@ -59,10 +120,7 @@ def record_review(
     risk = get_risk(session, ref)
     if risk.status == "closed":
         raise InvalidInput(f"{risk.ref} is closed; closed risks are not reviewed")
-    if _same_person(ctx.actor, risk.owner):
-        raise InvalidInput(
-            f"{ctx.actor} owns {risk.ref}; a review must be recorded by someone other than the owner"
-        )
+    _require_independent_reviewer(session, ctx.actor, risk)
     if outcome == "rescored":
         _require_rescore_since_last_review(session, risk)
     review = Review(
