@@ -79,11 +79,54 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("RISKREG_DATABASE_URL") or DEFAULT_URL
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine with riskreg's connection settings for the URL's backend."""
+class ReadOnlyRegister(RiskregError):
+    """A SQLite register that this login cannot write (read-only file, folder or mount): reads only."""
+
+
+def read_only_reason(url: str) -> str | None:
+    """Say why a SQLite register can only be read here, or None when it can be written (or is not a file).
+
+    SQLite writes beside the file (the -wal and -shm files of WAL mode, a rollback journal),
+    so a writable file in a folder that cannot be written is read-only too. ``os.access``
+    answers for this login and sees a read-only mount (root included).
+    """
+    path = sqlite_file(url)
+    if path is None or not os.path.exists(path):
+        return None
+    if _on_read_only_mount(path):
+        return "it is on a read-only file system"
+    if not os.access(path, os.W_OK):
+        return "its file cannot be written"
+    if not os.access(Path(path).resolve().parent, os.W_OK | os.X_OK):
+        return "its folder cannot be written"
+    return None
+
+
+def _on_read_only_mount(path: str) -> bool:
+    """Whether the file's file system is mounted read-only (where the platform can tell)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):
+        return False
+
+
+def read_only_message(url: str, reason: str) -> str:
+    """The one-line refusal of a change to a read-only register."""
+    return (
+        f"register {location(url)} is read-only ({reason}); nothing was saved. Reading commands "
+        "work; a change needs write access to the file and its folder"
+    )
+
+
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """Create an engine with riskreg's connection settings for the URL's backend.
+
+    ``read_only`` (a SQLite file only) opens it with SQLite's ``mode=ro`` and changes nothing
+    at connect: no WAL switch, no -wal or -shm file created where they cannot be.
+    """
     try:
         if url.startswith("sqlite"):
-            return _sqlite_engine(url)
+            return _sqlite_engine(url, read_only)
         return create_engine(url, pool_pre_ping=False)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise DatabaseUnavailable(f"cannot use database URL {url!r}: {exc}") from None
@@ -94,15 +137,20 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+def _sqlite_engine(url: str, read_only: bool = False) -> Engine:
+    path = sqlite_file(url) if read_only else None
+    if path is not None:
+        engine = create_engine(url, creator=_read_only_connector(path))
+    else:
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Let SQLAlchemy, not the driver, issue BEGIN, so writers can take the lock up front.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if path is None:  # switching to WAL writes the file: a read-only register stays as it is
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         # One helper thread for large sorts (an analysis's GROUP BY over its observations):
@@ -119,6 +167,36 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _read_only_connector(path: str):  # type: ignore[no-untyped-def]
+    """Return a function opening the SQLite file read-only (``mode=ro``).
+
+    A WAL-mode file whose -shm and -wal files are absent and cannot be created (a copy on a
+    read-only mount or in a read-only folder) cannot be opened even with ``mode=ro``; it is
+    then opened ``immutable``, which stops SQLite looking for files it cannot make. That is
+    sound because no one had it open for writing (a writer would have left a -wal file, and
+    ``mode=ro`` reads through one); a writer starting during a read is not seen by that read.
+    """
+    import sqlite3
+
+    uri = Path(path).resolve().as_uri()
+
+    def opened(query: str) -> sqlite3.Connection:
+        return sqlite3.connect(
+            f"{uri}?{query}", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        )
+
+    def connect() -> sqlite3.Connection:
+        connection = opened("mode=ro")
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:  # "unable to open database file": no -shm can be made
+            connection.close()
+        return opened("mode=ro&immutable=1")
+
+    return connect
+
+
 @dataclass
 class Database:
     """An opened riskreg database: its URL, engine and configuration."""
@@ -129,6 +207,8 @@ class Database:
     _identity: tuple[str, bool] | None = None
     # the riskreg.toml in use (None: none); governed keys in the database override its values
     config_file: Path | None = None
+    # why a SQLite register can only be read here (None: it can be written)
+    read_only: str | None = None
 
     @property
     def backend(self) -> str:
@@ -165,8 +245,10 @@ class Database:
     def write(self, dry_run: bool = False) -> Iterator[Session]:
         """Yield a session whose work commits as one transaction, serialised with every other writer.
 
-        With ``dry_run`` everything is checked and then rolled back.
+        With ``dry_run`` everything is checked and then rolled back. A read-only register
+        is refused before anything is opened for writing.
         """
+        self.require_writable()
         bind = self.engine.execution_options(riskreg_write=True)
         entered_by = self.login()
         with _translate_errors(self.url, self.engine), Session(bind, expire_on_commit=False) as session:
@@ -183,6 +265,11 @@ class Database:
                 session.rollback()
             else:
                 session.commit()
+
+    def require_writable(self) -> None:
+        """Refuse (ReadOnlyRegister) a change to a register opened read-only."""
+        if self.read_only is not None:
+            raise ReadOnlyRegister(read_only_message(self.url, self.read_only))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -223,7 +310,13 @@ def _translate_errors(url: str, engine: Engine | None = None) -> Iterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"lost the connection to {safe_url(url)}; nothing was saved") from None
+        detail = str(exc.orig).strip() if exc.orig else ""
+        if detail in _NOT_A_REGISTER:  # SQLite: --db names a file that is not a database, or a damaged one
+            raise DatabaseUnavailable(f"cannot use database {safe_url(url)}: {detail}") from None
         raise
+
+
+_NOT_A_REGISTER = ("file is not a database", "database disk image is malformed")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -282,8 +375,9 @@ def open_database(url: str | None = None, *, check_schema: bool = True) -> Datab
     _require_sqlite_file(url)
     path = config_path(url)
     config = load_config(path)
-    engine = make_engine(url)
-    database = Database(url, engine, config, config_file=path)
+    read_only = read_only_reason(url)
+    engine = make_engine(url, read_only=read_only is not None)
+    database = Database(url, engine, config, config_file=path, read_only=read_only)
     if check_schema:
         try:
             with _translate_errors(url, engine):
@@ -457,6 +551,7 @@ def upgrade(database: Database) -> tuple[str | None, str]:
 
     A database with no schema is refused: ``riskreg init`` creates registers.
     """
+    database.require_writable()
     with _translate_errors(database.url), database.engine.begin() as connection:
         before = current_revision(connection)
         if before is None:
