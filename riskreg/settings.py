@@ -35,6 +35,7 @@ from riskreg.models import Event, Setting
 
 SCOPE = "config"
 ACTION = "config.set"
+UNSET_ACTION = "config.unset"
 _SCALARS = ("organisation", "currency", "citizen_hour_value", "appetite_statement", "categories")
 _INTEGER_TABLES = {"ratings": 25, "appetite": 25, "review_days": 3660}
 
@@ -42,6 +43,11 @@ _INTEGER_TABLES = {"ratings": 25, "appetite": 25, "review_days": 3660}
 def stored(session: Session) -> dict[str, Any]:
     """Return the database's governed settings as {flat key: value}."""
     return {row.key: json.loads(row.value) for row in session.scalars(select(Setting).order_by(Setting.key))}
+
+
+def _quoted(key: str) -> str:
+    """A key as typed, for a message: quoted and escaped when it holds a line break or an invisible character."""
+    return key if key.isprintable() else repr(key)
 
 
 def normalise_key(key: str) -> str:
@@ -61,7 +67,7 @@ def normalise_key(key: str) -> str:
                     if hint
                     else f"; expected one of {', '.join(RATINGS)}"
                 )
-                raise InvalidInput(f"{key}: unknown key{tail}")
+                raise InvalidInput(f"{_quoted(key)}: unknown key{tail}")
         return f"{top}.{leaf}"
     known = [
         *_SCALARS,
@@ -84,7 +90,7 @@ def normalise_key(key: str) -> str:
         if top in ("check", "srm_threshold", "missing_values")
         else ""
     )
-    raise InvalidInput(f"{key}: not a governed key{local}{tail if not local else ''}")
+    raise InvalidInput(f"{_quoted(key)}: not a governed key{local}{tail if not local else ''}")
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -164,6 +170,98 @@ def set_value(
     return _write(session, ctx.actor, ctx.now, key, value, reason)
 
 
+def unset_value(
+    session: Session, ctx: Any, config_file: Path | None, key: str, reason: str | None
+) -> dict[str, Any]:
+    """Remove one governed key from the database, so riskreg.toml's value or the default applies again.
+
+    Records ``config.unset`` with the value before; refused for a key the database does not
+    hold, and when what would then apply is invalid with the other settings (bands out of order).
+    """
+    key = normalise_key(key)
+    reason = _require_reason(reason)
+    governed = stored(session)
+    if key not in governed:
+        raise InvalidInput(
+            f"{key}: not set in the database (its value comes from riskreg.toml or the default); "
+            "nothing to unset"
+        )
+    del governed[key]
+    config = _config_for(read_config_file(config_file), governed)
+    row = session.get(Setting, key)
+    assert row is not None, "stored() read this row in this transaction"
+    before = {"key": key, "value": json.loads(row.value), "version": row.version}
+    session.delete(row)
+    session.flush()
+    in_force = in_force_value(config, key)
+    after = {"key": key, "value": None, "in_force": in_force}
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action=UNSET_ACTION,
+        entity="config",
+        entity_id=SCOPE,
+        scope=SCOPE,
+        before=before,
+        after=after,
+        reason=reason,
+        at=ctx.now,
+    )
+    return {"key": key, "before": before["value"], "in_force": in_force}
+
+
+def in_force_value(config: Config, key: str) -> Any:
+    """Return the value a configuration gives a governed key (``appetite.x`` falls back to the default)."""
+    top, _dot, leaf = key.partition(".")
+    if top == "ratings":
+        return config.bands[leaf]
+    if top == "review_days":
+        return config.review_days[leaf]
+    if top == "appetite":
+        return config.appetite_for(leaf)
+    value = getattr(config, top)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def overridden_file_values(session: Session, config_file: Path | None) -> dict[str, tuple[Any, Any]]:
+    """Return {key: (riskreg.toml's value, the database's)} for governed keys the file sets differently.
+
+    The database's value is in force; the file's is ignored, which a reader of the file
+    would not guess.
+    """
+    if config_file is None:
+        return {}
+    governed = stored(session)
+    in_file = {_stored_form(k): v for k, v in flatten_governed(read_config_file(config_file)).items()}
+    return {
+        key: (value, governed[key])
+        for key, value in sorted(in_file.items())
+        if key in governed and governed[key] != value
+    }
+
+
+def _stored_form(key: str) -> str:
+    """A file's key as the database stores it (``review_days.very_high`` -> ``review_days.very high``)."""
+    try:
+        return normalise_key(key)
+    except InvalidInput:
+        return key
+
+
+def overridden_note(config_file: Path | None, overridden: Mapping[str, tuple[Any, Any]]) -> str:
+    """The plain sentence saying which riskreg.toml values the database overrides ("" for none)."""
+    if not overridden:
+        return ""
+    pairs = ", ".join(
+        f"{key} = {json.dumps(mine, ensure_ascii=False)} (in force: {json.dumps(theirs, ensure_ascii=False)})"
+        for key, (mine, theirs) in overridden.items()
+    )
+    return (
+        f"{config_file} sets {pairs}; the database's governed settings override these and the "
+        "file's values are ignored. Remove them from the file (riskreg config show)"
+    )
+
+
 def add_category(session: Session, ctx: Any, name: str, reason: str) -> dict[str, Any]:
     """Add one category to the governed list (``risk add --new-category``), with its event."""
     current = list(stored(session).get("categories", []))
@@ -203,7 +301,7 @@ def show(session: Session, config: Config, config_file: Path | None) -> list[dic
     """Every setting in force: its value and where it comes from (database, riskreg.toml or default)."""
     governed = {row.key: row for row in session.scalars(select(Setting))}
     file_raw = read_config_file(config_file)
-    in_file = flatten_governed(file_raw)
+    in_file = {_stored_form(k): v for k, v in flatten_governed(file_raw).items()}
     file_name = str(config_file) if config_file else "riskreg.toml"
     values: dict[str, Any] = {
         "organisation": config.organisation,
@@ -222,9 +320,15 @@ def show(session: Session, config: Config, config_file: Path | None) -> list[dic
         if row is not None:
             entry.update(source="database", version=row.version, updated_by=row.updated_by)
             entry["updated_at"] = row.updated_at.isoformat()
-            if key in in_file:
+            if key in in_file and in_file[key] != json.loads(row.value):
                 entry["ignored_file_value"] = in_file[key]
-                entry["note"] = f"{file_name} also sets {key} = {in_file[key]!r}; the database value wins"
+                entry["note"] = (
+                    f"{file_name} sets {key} = {json.dumps(in_file[key], ensure_ascii=False)}, which is "
+                    f"ignored: the database's {json.dumps(json.loads(row.value), ensure_ascii=False)} "
+                    "is in force; remove the key from the file"
+                )
+            elif key in in_file:
+                entry["note"] = f"{file_name} also sets {key} to the same value; remove it from the file"
         elif key in in_file:
             entry["source"] = file_name
             entry["note"] = f"governed: move it into the database with riskreg config import {file_name}"
@@ -247,7 +351,7 @@ def show(session: Session, config: Config, config_file: Path | None) -> list[dic
 
 
 def history(session: Session) -> list[dict[str, Any]]:
-    """The ``config.set`` events, oldest first."""
+    """The ``config.set`` and ``config.unset`` events, oldest first (an unset's ``after`` is None)."""
     events = session.scalars(select(Event).where(Event.scope == SCOPE).order_by(Event.seq))
     out = []
     for event in events:
@@ -262,6 +366,7 @@ def history(session: Session) -> list[dict[str, Any]]:
                 "key": after.get("key"),
                 "before": None if before is None else before.get("value"),
                 "after": after.get("value"),
+                **({"in_force": after.get("in_force")} if event.action == UNSET_ACTION else {}),
                 "reason": event.reason,
             }
         )

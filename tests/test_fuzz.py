@@ -24,6 +24,7 @@ COMMANDS = [
     ["risk", "history"], ["risk", "import"], ["risk", "export"], ["control", "add"], ["control", "update"],
     ["pilot", "register"], ["pilot", "show"], ["pilot", "link"], ["pilot", "data"], ["pilot", "resources"],
     ["pilot", "analyse"], ["pilot", "gate"], ["plan", "size"], ["review", "record"], ["review", "due"], ["audit", "verify"],
+    ["config", "set"], ["config", "unset"], ["config", "show"], ["action", "add"], ["action", "update"],
 ]  # fmt: skip
 OPTIONS = ["--side", "--mode", "--likelihood", "--impact", "--category", "--owner", "--treatment", "--reason", "--stage",
            "--decision", "--outcome", "--note", "--kind", "--mde", "--sd", "--baseline", "--n", "--expect-version", "--evidence",
@@ -147,3 +148,68 @@ def test_random_protocol_bytes_never_crash(seeded, tmp_path, cut, insert):
     path.write_bytes(TOML[:cut] + insert + TOML[cut:])
     result, before, after = run(seeded, tmp_path, ["pilot", "register", str(path)])
     check(result, before, after)
+
+
+GOVERNED = ["organisation", "currency", "citizen_hour_value", "appetite_statement", "categories", "ratings.low",
+            "ratings.medium", "ratings.high", "ratings.very high", "ratings.very_high", "appetite.default",
+            "appetite.safeguarding", "review_days.low", "review_days.very high", "srm_threshold", "check.severity"]  # fmt: skip
+VALUES = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=40),
+    st.integers(-30, 4000).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.lists(st.sampled_from(["safeguarding", "finance", "", " ", "É", ",", "general"]), max_size=5).map(
+        ",".join
+    ),
+)
+
+
+@SETTINGS
+@given(
+    key=st.one_of(st.sampled_from(GOVERNED), st.text(max_size=20)),
+    value=VALUES,
+    reason=st.one_of(st.sampled_from(["", " ", "Board", "\x00"]), st.text(max_size=20)),
+    unset=st.booleans(),
+)
+def test_random_config_set_and_unset_never_crash(seeded, tmp_path, key, value, reason, unset):
+    args = (
+        ["config", "unset", key, "--reason", reason]
+        if unset
+        else ["config", "set", key, value, "--reason", reason]
+    )
+    result, before, after = run(seeded, tmp_path, args)
+    check(result, before, after)
+
+
+UPDATE_WORDS = ["--status", "done", "cancelled", "open", "--due", "--owner", "--title", "--reason",
+                "--expect-version", "1", "2", "0", "x", ""]  # fmt: skip
+DATES = st.one_of(
+    st.sampled_from(
+        ["2026-02-30", "2027-01-31", "1900-01-01", "9999-12-31", "31/01/2027", "", "today", "2027-1-5"]
+    ),
+    st.dates().map(str),
+    st.text(max_size=12),
+)
+
+
+@SETTINGS
+@given(
+    risk=st.one_of(
+        st.sampled_from(["R-1", "r1", "R-2", "R-0", "P-1", "R-99999999999", ""]), st.text(max_size=8)
+    ),
+    title=st.one_of(st.sampled_from(NASTY), st.text(max_size=40)),
+    owner=st.one_of(st.sampled_from(NASTY), st.text(max_size=20)),
+    due=DATES,
+    then=st.lists(st.sampled_from(UPDATE_WORDS), max_size=6),
+)
+def test_random_action_arguments_never_crash(seeded, tmp_path, risk, title, owner, due, then):
+    result, before, after = run(
+        seeded, tmp_path, ["action", "add", risk, title, "--owner", owner, "--due", due]
+    )
+    check(result, before, after)
+    if result.exit_code == 0:  # go on to change the action just added, on the database it left
+        db = tmp_path / "fuzz.db"
+        updated = CliRunner().invoke(
+            cli, ["--db", f"sqlite:///{db}", "--actor", "fuzzer", "action", "update", "A-1", *then]
+        )
+        check(updated, after, dump(db))

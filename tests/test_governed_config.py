@@ -138,7 +138,10 @@ def test_the_database_wins_over_a_governed_key_still_in_riskreg_toml(rr, runner,
     assert rr.json("risk", "list", "--above-appetite") == []
     row = _shown(rr)["appetite.safeguarding"]
     assert (row["value"], row["source"], row["ignored_file_value"]) == (8, "database", 4)
-    assert "the database value wins" in row["note"]
+    assert row["note"].endswith(
+        "riskreg.toml sets appetite.safeguarding = 4, which is ignored: the database's 8 is in force; "
+        "remove the key from the file"
+    )
 
 
 def test_import_moves_a_files_governed_keys_once(rr, tmp_path):

@@ -281,3 +281,28 @@ def test_sqlite_takes_any_actor_and_refuses_roles_and_grants(runner, tmp_path):
     _one_error(runner.invoke(cli, ["--db", url, "db", "grant", "alice", "board"]), message.format("grant"))
     result = runner.invoke(cli, ["--db", url, "--actor", "bob", *ADD, *SCORE, "--json"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.postgres
+def test_a_manager_cannot_change_governed_settings_even_with_sql(team):
+    assert team.json("admin", "config", "set", "appetite.default", "10", "--reason", "Board")["version"] == 1
+    before, history = team.events(), team.json("owner", "config", "history")
+    refused = "permission denied: your role (riskreg_manager) cannot change settings; nothing was saved"
+    _one_error(team.run("manager", "config", "set", "appetite.default", "8", "--reason", "mine"), refused)
+    _one_error(team.run("manager", "config", "unset", "appetite.default", "--reason", "mine"), refused)
+    engine = create_engine(team.url("manager"))
+    for sql in (
+        "UPDATE settings SET value = '8'",
+        "INSERT INTO settings (key, value, version, updated_at, updated_by) "
+        "VALUES ('ratings.low', '4', 1, now(), 'x')",
+        "DELETE FROM settings",
+    ):
+        with (
+            pytest.raises(DBAPIError, match="permission denied for table settings"),
+            engine.begin() as connection,
+        ):
+            connection.execute(text(sql))
+    engine.dispose()
+    assert (team.events(), team.json("owner", "config", "history")) == (before, history)
+    assert team.json("board", "config", "show")[0]["key"] == "organisation"
+    assert {r["key"]: r["value"] for r in team.json("manager", "config", "show")}["appetite.default"] == 10

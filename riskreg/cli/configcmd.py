@@ -1,4 +1,4 @@
-"""``riskreg config``: the governed settings kept in the database (show, set, history, import)."""
+"""``riskreg config``: the governed settings kept in the database (show, set, unset, history, import)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def config_group() -> None:
     Example:
       riskreg config show
       riskreg config set appetite.safeguarding 8 --reason "Board, 3 Dec"
+      riskreg config unset appetite.safeguarding --reason "Back to the default appetite"
       riskreg config history
     """
 
@@ -42,6 +43,13 @@ def _show_text(rows: list[dict[str, Any]]) -> str:
     )
     notes = [f"note: {r['note']}" for r in rows if r.get("note")]
     return "\n".join([lines, *notes])
+
+
+def _after_shown(row: dict[str, Any]) -> str:
+    # an unset key has no stored value after: show what applies instead
+    if row["action"] == "config.unset":
+        return f"(unset: {_shown(row['in_force'])})"
+    return _shown(row["after"])
 
 
 @config_group.command("show")
@@ -89,11 +97,39 @@ def config_set(app, key: str, value: str, reason: str, as_json: bool) -> None:  
     emit(result, as_json, lambda r: f"set {r['key']} = {_shown(r['value'])} (version {r['version']})")
 
 
+@config_group.command("unset")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+@json_option
+@click.pass_obj
+def config_unset(app, key: str, reason: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Remove a governed key from the database, so riskreg.toml's value or the default applies again.
+
+    Recorded as config.unset with the value before; refused for a key the database does
+    not hold.
+
+    \b
+    Example:
+      riskreg config unset appetite.safeguarding --reason "Board: use the default appetite"
+    """
+    from riskreg import settings
+
+    ctx = app.context()
+    database = app.database()
+    with database.write() as session:
+        result = settings.unset_value(session, ctx, database.config_file, key, reason)
+    emit(
+        result,
+        as_json,
+        lambda r: f"unset {r['key']} (was {_shown(r['before'])}); in force now: {_shown(r['in_force'])}",
+    )
+
+
 @config_group.command("history")
 @json_option
 @click.pass_obj
 def config_history(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """List every change of a governed setting, oldest first.
+    """List every change of a governed setting (set, unset, import), oldest first.
 
     \b
     Example:
@@ -114,7 +150,7 @@ def config_history(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
                     r["actor"],
                     r["key"],
                     "" if r["before"] is None else _shown(r["before"]),
-                    _shown(r["after"]),
+                    _after_shown(r),
                     r["reason"],
                 )
                 for r in rs

@@ -76,7 +76,10 @@ def review_due(app, within_days: int, as_json: bool) -> None:  # type: ignore[no
 @json_option
 @click.pass_obj
 def review_record(app, risk_id: str, outcome: str, note: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Record a review of a risk (the reviewer cannot be its owner).
+    """Record a review of a risk (the reviewer cannot own it, nor have owned it since its last review).
+
+    Names are compared as the same person's regardless of case, spacing, look-alike forms
+    (full-width letters) and invisible characters.
 
     \b
     Example:
@@ -125,7 +128,9 @@ def check(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     """Examine the register and every pilot as a QA reviewer would; exit 1 if any finding is an error.
 
     Each finding names its rule, severity, subject, what is wrong and what to do.
-    Severities can be changed per rule in riskreg.toml under [check.severity].
+    Severities can be changed per rule in riskreg.toml under [check.severity]. A governed key
+    that riskreg.toml sets differently from the database is named in a note on stderr: the
+    database's value is in force and the file's is ignored.
 
     \b
     Example:
@@ -133,11 +138,17 @@ def check(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
       riskreg check --json
     """
     from riskreg.qa import run_checks
+    from riskreg.settings import overridden_file_values, overridden_note
 
     ctx = app.context()
-    with app.database().read() as session:
+    database = app.database()
+    with database.read() as session:
         findings = [f.to_dict() for f in run_checks(session, ctx.config, ctx.today)]
+        overridden = overridden_file_values(session, database.config_file)
     emit(findings, as_json, _findings_text)
+    if overridden:
+        # on stderr, so that --json stays one document: riskreg.toml's reader would be misled
+        click.echo(f"Note: {overridden_note(database.config_file, overridden)}", err=True)
     if any(f["severity"] == "error" for f in findings):
         click.get_current_context().exit(1)
 
