@@ -79,7 +79,7 @@ def build(folder: Path) -> str:
             link_risks(session, ctx, f"P-{i}", [f"R-{i}", f"R-{i + PILOTS}"])
             import_outcomes(session, ctx, f"P-{i}", data, "feasibility")
             if i % 2:
-                decide(session, ctx, f"P-{i}", "continue", "more data")
+                decide(session, ctx, f"P-{i}", "continue", "more data", override=True)
     database.dispose()
     return url
 

@@ -27,6 +27,7 @@ TOP_LEVEL_KEYS = (
     "check",
     "srm_threshold",
     "missing_values",
+    "report",
 )
 # Governed settings (schema 0011): kept in the database's settings table, changed with
 # `riskreg config set KEY VALUE --reason` and audited. riskreg.toml keeps the local keys; a
@@ -131,6 +132,14 @@ STARTER_CONFIG = f"""\
 # default = {DEFAULT_APPETITE}
 # safeguarding = 6
 
+# The board report's cover (each has a `riskreg report board` option of the same name).
+# [report]
+# meeting = "Board meeting in public"
+# meeting_date = "2027-01-20"
+# lead = "Director of Adult Services"
+# purpose = "decision"        # decision, assurance or information
+# marking = "OFFICIAL"        # protective marking at the top of every printed page
+
 # The upper score of each rating band; they must increase and end at 25.
 # [ratings]
 # low = {DEFAULT_BANDS["low"]}
@@ -234,6 +243,10 @@ def _build(raw: dict[str, Any], source: str, known: tuple[str, ...] = TOP_LEVEL_
     appetite = {"default": DEFAULT_APPETITE}
     appetite.update(_int_table(raw.get("appetite", {}), "appetite", source, upper=25))
     check = _check_table(raw.get("check", {}), source)
+    # [report] (meeting, lead, purpose, marking) is read and checked key by key where the board
+    # report is built (riskreg.board_paper.read_report_settings); here only its shape.
+    if not isinstance(raw.get("report", {}), dict):
+        raise ConfigError(f"{source}: report: expected a table [report]")
     return Config(
         **check,
         organisation=_string(raw, "organisation", "riskreg", source),
@@ -359,7 +372,9 @@ def _money(raw: dict[str, Any], key: str, source: str) -> float:
 def _statement(raw: dict[str, Any], source: str) -> str:
     value = raw.get("appetite_statement", "")
     if not isinstance(value, str) or len(value) > 10_000:
-        raise ConfigError(f"{source}: appetite_statement: expected text (at most 10000 characters), got {value!r}")
+        raise ConfigError(
+            f"{source}: appetite_statement: expected text (at most 10000 characters), got {value!r}"
+        )
     return value.strip()
 
 

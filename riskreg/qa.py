@@ -81,14 +81,26 @@ class Facts:
     score_events: dict[int, list[Event]] = field(default_factory=dict)  # risk id -> rescore and review events
 
 
-def gather(session: Session, config: Config, today: dt.date) -> Facts:
-    """Read the facts every rule needs in a handful of queries."""
+def pilot_links(session: Session) -> dict[int, list[int]]:
+    """Return the pilots each risk is linked to: {risk id: [pilot id, ...]}."""
     links: dict[int, list[int]] = {}
     for pilot_id, risk_id in session.execute(select(PilotRisk.pilot_id, PilotRisk.risk_id)):
         links.setdefault(risk_id, []).append(pilot_id)
+    return links
+
+
+def rescore_events(session: Session) -> dict[int, list[Event]]:
+    """Return each risk's re-score events in order: {risk id: [event, ...]}."""
     rescores: dict[int, list[Event]] = {}
     for event in session.scalars(select(Event).where(Event.action == "risk.rescore").order_by(Event.seq)):
         rescores.setdefault(int(event.entity_id.removeprefix("R-")), []).append(event)
+    return rescores
+
+
+def gather(session: Session, config: Config, today: dt.date) -> Facts:
+    """Read the facts every rule needs in a handful of queries."""
+    links = pilot_links(session)
+    rescores = rescore_events(session)
     first_data: dict[int, dt.datetime] = {}
     for row in session.scalars(
         select(DataImport).where(DataImport.kind == "outcomes").order_by(DataImport.id)

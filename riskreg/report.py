@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskreg import __version__
 from riskreg.audit import head
+from riskreg.board_paper import ReportSettings, board_findings, board_paper, money_in
 from riskreg.config import RATINGS, Config
 from riskreg.db import Database, safe_url
 from riskreg.errors import InvalidInput
@@ -38,10 +39,20 @@ from riskreg.models import (
     Event,
     Pilot,
     ProtocolVersion,
-    Resource,
     Risk,
 )
 from riskreg.outfile import replaced_whole
+from riskreg.pilot_paper import (
+    arm_count,
+    currency_amount,
+    decision_panel,
+    funnel,
+    metric_sentence,
+    per_effect_text,
+    plain_ci,
+    plain_reason,
+    stage_effects,
+)
 from riskreg.pilots import (
     data_counts,
     data_imports,
@@ -59,7 +70,6 @@ from riskreg.report_context import (
     AmendmentLine,
     ArmValue,
     Assurance,
-    BarChart,
     BoardContext,
     BoundaryChart,
     Change,
@@ -82,7 +92,6 @@ from riskreg.report_context import (
     PilotSummary,
     PowerLine,
     QaContext,
-    ResourceLine,
     ResultLine,
     RiskLine,
     RiskList,
@@ -100,17 +109,14 @@ from riskreg.report_context import (
     forest_plot,
     heat_legend,
     heat_map,
-    hours,
     label,
     level_text,
     margin_text,
-    money,
     num,
     observed_z,
     p_text,
     pct,
     rating_class,
-    result_sentence,
 )
 
 REPORTS = ("board", "pilot", "qa")
@@ -205,7 +211,9 @@ def _when(value: dt.datetime | None) -> str:
     return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page(kind: str, title: str, config: Config, url: str, when: Clock, seal: str = "") -> Page:
+def _page(
+    kind: str, title: str, config: Config, url: str, when: Clock, seal: str = "", marking: str = ""
+) -> Page:
     return Page(
         kind=kind,
         title=title,
@@ -215,6 +223,7 @@ def _page(kind: str, title: str, config: Config, url: str, when: Clock, seal: st
         generated=when.generated,
         as_of=when.as_of.isoformat(),
         seal=seal,
+        marking=marking,
     )
 
 
@@ -228,9 +237,15 @@ def board_context(
     as_of: str | dt.date | None = None,
     since: str | dt.date | None = None,
     now: dt.datetime | None = None,
+    settings: ReportSettings | None = None,
 ) -> BoardContext:
-    """Build the board report's context: counts, heat maps, top risks, pipeline, results, resources."""
+    """Build the board report's context: cover, asks, counts, heat maps, top risks, pipeline, resources.
+
+    ``settings`` holds the cover facts (meeting, lead, purpose, marking; riskreg.toml's
+    ``[report]`` table and the command's options), by default none.
+    """
     when = clock(as_of, now)
+    settings = settings or ReportSettings()
     start = period_start(since, when)
     rows = list_risks(session, config)
     open_rows = [r for r in rows if r.status == "open"]
@@ -249,30 +264,53 @@ def board_context(
         )
     )
     pipeline, forest_entries, note = _pipeline(session, config, pilots, decided, amended)
-    totals = resource_totals(session, config)
+    top = _top_risks(session, config, lines.of(by_score[:TOP_RISKS]), by_score, start, when)
+    overrides = tuple(_decision_line(d, by_id[d.pilot_id]) for d in decided if d.override)
+    paper = board_paper(
+        session,
+        config,
+        settings,
+        as_of=when.as_of,
+        until=when.until,
+        since=start.isoformat(),
+        findings=board_findings(session, config, when.as_of, rows, late),
+        above=above,
+        open_risks=len(open_rows),
+        top=top,
+        pipeline=pipeline,
+        overrides=overrides,
+        pilots=pilots,
+    )
     return BoardContext(
         # the head as rendered: the same data give the same seal, so the same bytes
-        page=_page("board", "Board report: risks and pilots", config, url, when, head(session).seal()),
+        page=_page(
+            "board",
+            "Board report: risks and pilots",
+            config,
+            url,
+            when,
+            head(session).seal(),
+            settings.marking,
+        ),
+        paper=paper,
         since=start.isoformat(),
         headline=_headline(open_rows, len(rows) - len(open_rows), config, above, overdue, escalated, pilots),
         heatmaps=_heatmaps(open_rows, config),
         heat_legend=heat_legend(config.rating),
-        top_risks=_top_risks(session, config, lines.of(by_score[:TOP_RISKS]), by_score, start, when),
+        top_risks=top,
         escalated=lines.capped([r for r in by_score if r.id in escalated]),
         above_appetite=lines.capped(above),
         overdue=lines.capped(overdue),
         pipeline=tuple(pipeline),
         analysis_note=note,
-        overrides=tuple(_decision_line(d, by_id[d.pilot_id]) for d in decided if d.override),
+        overrides=overrides,
         amendments=tuple(_amendment_line(v, by_id[v.pilot_id]) for v in amended),
         forest=forest_plot(
             forest_entries,
             "Primary result of each pilot against its margin or no-difference line; "
             "each result has its own axis because units and scales differ.",
         ),
-        resources=tuple(_resource_lines(totals, pilots)),
-        resource_chart=_resource_chart(totals, config, pilots),
-        hour_value=money(config.citizen_hour_value),
+        hour_value=money_in(config.citizen_hour_value, config.currency),
     )
 
 
@@ -660,76 +698,6 @@ def _pilot_line(
     )
 
 
-# --- resources ------------------------------------------------------------------------------------
-
-
-def resource_totals(session: Session, config: Config) -> dict[int, dict[str, float]]:
-    """Return {pilot id: totals} of every pilot's recorded inputs, all stages, in one query."""
-    r = Resource
-    unpriced = case((r.amount.is_(None), r.hours), else_=0.0)
-    query = select(r.pilot_id, r.side, func.sum(r.amount), func.sum(r.hours), func.sum(unpriced)).group_by(
-        r.pilot_id, r.side
-    )
-    totals: dict[int, dict[str, float]] = {}
-    for pilot_id, side, amount, hours_sum, unpriced_hours in session.execute(query):
-        t = totals.setdefault(
-            pilot_id,
-            {
-                "public_cash": 0.0,
-                "public_hours": 0.0,
-                "citizen_cash": 0.0,
-                "citizen_hours": 0.0,
-                "valued": 0.0,
-            },
-        )
-        t[f"{side}_cash"] += float(amount or 0.0)
-        t[f"{side}_hours"] += float(hours_sum or 0.0)
-        if side == "citizen":
-            t["valued"] += float(unpriced_hours or 0.0) * config.citizen_hour_value
-    return totals
-
-
-def _resource_lines(totals: dict[int, dict[str, float]], pilots: Sequence[Pilot]) -> list[ResourceLine]:
-    lines = []
-    for pilot in pilots:
-        t = totals.get(pilot.id)
-        if t is None:
-            continue
-        citizen = t["citizen_cash"] + t["valued"]
-        total = t["public_cash"] + citizen
-        lines.append(
-            ResourceLine(
-                pilot=pilot.ref,
-                title=pilot.title,
-                public_cash=money(t["public_cash"]),
-                public_hours=hours(t["public_hours"]),
-                citizen_cash=money(t["citizen_cash"]),
-                citizen_hours=hours(t["citizen_hours"]),
-                citizen_time_valued=money(t["valued"]),
-                citizen_share=pct(citizen / total) if total else "–",
-                total=money(total),
-            )
-        )
-    return lines
-
-
-def _resource_chart(totals: dict[int, dict[str, float]], config: Config, pilots: Sequence[Pilot]) -> BarChart:
-    groups = [
-        (
-            pilot.ref,
-            (totals[pilot.id]["public_cash"], totals[pilot.id]["citizen_cash"], totals[pilot.id]["valued"]),
-        )
-        for pilot in pilots
-        if pilot.id in totals
-    ]
-    return bar_chart(
-        groups,
-        ("public cash", "citizen cash", "citizen time (valued)"),
-        f"Public and citizen inputs per pilot, all stages; unpaid citizen hours valued at "
-        f"{money(config.citizen_hour_value)} an hour and shown apart from cash.",
-    )
-
-
 # --- pilot ------------------------------------------------------------------------------------
 
 
@@ -751,6 +719,8 @@ def pilot_context(
     latest = analyses[-1]
     units = {m.name: m.unit for m in protocol.metrics}
     forest = _pilot_forest(latest, units)
+    planned = [s.planned_n for s in protocol.stages]
+    decided = tuple(_decision_line(d, pilot) for d in decisions(session, pilot))
     return PilotContext(
         page=_page("pilot", f"Pilot report {pilot.ref}: {pilot.title}", config, url, when),
         pilot=_pilot_summary(session, pilot, protocol),
@@ -764,10 +734,13 @@ def pilot_context(
         forest=forest,
         boundary=_boundary(analyses),
         power=tuple(_power_line(m) for m in latest["metrics"] if m.get("power")),
-        costs=_costs(latest),
+        costs=_costs(latest, config.currency, units),
         risks=tuple(_linked_risk(session, config, pilot, ref) for ref in linked_risks(session, pilot)),
-        decisions=tuple(_decision_line(d, pilot) for d in decisions(session, pilot)),
+        decisions=decided,
         data_files=tuple(_data_file_line(record, protocol) for record in data_imports(session, pilot)),
+        panel=decision_panel(analyses, decided, units, planned, config.currency),
+        funnel=funnel(analyses, planned),
+        stage_effects=stage_effects(analyses, units),
     )
 
 
@@ -822,13 +795,21 @@ def _arm_values(values: dict[str, Any], arms: Sequence[str], fmt: Any) -> tuple[
     return tuple(ArmValue(arm, fmt(values.get(arm))) for arm in arms)
 
 
+def _arm_summaries(m: dict[str, Any], arms: Sequence[str], unit: str | None) -> tuple[ArmValue, ...]:
+    """Return each arm's summary; a binary or count metric also shows its numerator and denominator."""
+    if m["kind"] == "continuous":
+        return _arm_values(m.get("summary") or {}, arms, _summary_format(m["kind"]))
+    detail = m.get("detail") or {}
+    return tuple(ArmValue(arm, arm_count(m["kind"], detail.get(arm), unit)) for arm in arms)
+
+
 def _summary_format(kind: str) -> Any:
     if kind == "binary":
         return pct
     return lambda v: num(v, 4)
 
 
-def _result_line(m: dict[str, Any], arms: Sequence[str], unit: str | None) -> ResultLine:
+def _result_line(m: dict[str, Any], arms: Sequence[str], unit: str | None, final: bool = True) -> ResultLine:
     missing = m.get("missing") or {}
     return ResultLine(
         name=m["name"],
@@ -839,15 +820,15 @@ def _result_line(m: dict[str, Any], arms: Sequence[str], unit: str | None) -> Re
         missing=tuple(
             ArmValue(arm, f"+{missing[arm]:,} missing" if missing.get(arm) else "") for arm in arms
         ),
-        summary=_arm_values(m.get("summary") or {}, arms, _summary_format(m["kind"])),
+        summary=_arm_summaries(m, arms, unit),
         estimate=estimate_text(m),
-        ci=ci_text(m),
+        ci=plain_ci(m, final, unit),
         p_value=p_text(m.get("p_value")),
         p_adjusted=p_text(m.get("p_adjusted")),
         boundary="–" if m.get("boundary") is None else num(m["boundary"], 4),
         verdict=m["verdict"],
         method=m["method"],
-        sentence=result_sentence(m, unit),
+        sentence=metric_sentence(m, final, unit),
         warnings=tuple(m.get("warnings") or ()),
     )
 
@@ -883,7 +864,7 @@ def _stage_analysis(
         stages_included=", ".join(a["stages_included"]),
         note=note,
         recommendation=a["recommendation"],
-        reasons=tuple(a["reasons"]),
+        reasons=tuple(plain_reason(r) for r in a["reasons"]),
         warnings=tuple(a.get("warnings") or ()),
         units=_arm_values(a["units"], arms, lambda v: f"{v:,}"),
         information_fraction=num(a["information_fraction"]),
@@ -906,7 +887,10 @@ def _stage_analysis(
             )
             for c in a["criteria"]
         ),
-        results=tuple(_result_line(m, arms, units.get(m["name"])) for m in a["metrics"]),
+        results=tuple(
+            _result_line(m, arms, units.get(m["name"]), bool(a["boundaries"].get("final")))
+            for m in a["metrics"]
+        ),
     )
 
 
@@ -964,25 +948,31 @@ def _power_line(m: dict[str, Any]) -> PowerLine:
     )
 
 
-def _costs(latest: dict[str, Any]) -> CostSummary | None:
+def _costs(latest: dict[str, Any], currency: str, units: dict[str, str | None]) -> CostSummary | None:
+    """Return the costs to the latest stage in ``currency``, per arm and per unit of the primary effect."""
     costs = latest.get("costs") or {}
     if not costs:
         return None
+
+    def cash(value: float | None) -> str:
+        return currency_amount(value, currency)
+
     names = [k for k in (*latest["arms"], "unallocated", "overall") if isinstance(costs.get(k), dict)]
     lines = tuple(
         CostLine(
             name=name,
-            public=money(costs[name]["public"]),
-            citizen=money(costs[name]["citizen"]),
-            citizen_time_valued=money(costs[name].get("citizen_hours_valued")),
-            total=money(costs[name]["total"]),
+            public=cash(costs[name]["public"]),
+            citizen=cash(costs[name]["citizen"]),
+            citizen_time_valued=cash(costs[name].get("citizen_hours_valued")),
+            total=cash(costs[name]["total"]),
             units="–" if costs[name].get("units") is None else f"{costs[name]['units']:,}",
-            per_unit=money(costs[name].get("per_unit")),
-            per_unit_public=money(costs[name].get("per_unit_public")),
+            per_unit=cash(costs[name].get("per_unit")),
+            per_unit_public=cash(costs[name].get("per_unit_public")),
         )
         for name in names
     )
     inc = costs.get("incremental") or {}
+    primary = next((m for m in latest["metrics"] if m["role"] == "primary"), None)
     groups = [
         (
             name,
@@ -999,19 +989,32 @@ def _costs(latest: dict[str, Any]) -> CostSummary | None:
         groups,
         ("public cash", "citizen cash", "citizen time (valued)"),
         f"Inputs per arm to {latest['stage']}, public and citizen; unpaid citizen hours valued at "
-        f"{money(costs.get('hour_value'))} an hour, shown apart from cash.",
+        f"{cash(costs.get('hour_value'))} an hour, shown apart from cash; amounts in {currency}.",
     )
     return CostSummary(
         stage=latest["stage"],
-        hour_value=money(costs.get("hour_value")),
+        hour_value=cash(costs.get("hour_value")),
         lines=lines,
-        incremental_with_citizen=money(inc.get("per_unit_with_citizen")),
-        incremental_public_only=money(inc.get("per_unit_public_only")),
-        per_effect_with_citizen=money(inc.get("per_unit_of_effect_with_citizen")),
-        per_effect_public_only=money(inc.get("per_unit_of_effect_public_only")),
+        incremental_with_citizen=cash(inc.get("per_unit_with_citizen")),
+        incremental_public_only=cash(inc.get("per_unit_public_only")),
+        per_effect_with_citizen=_per_effect(inc, "per_unit_with_citizen", primary, currency, units),
+        per_effect_public_only=_per_effect(inc, "per_unit_public_only", primary, currency, units),
         effect_basis=f"{inc.get('effect_basis', '')} = {num(inc.get('effect'))}" if inc else "",
         chart=chart,
     )
+
+
+def _per_effect(
+    inc: dict[str, Any], key: str, primary: dict[str, Any] | None, currency: str, units: dict[str, str | None]
+) -> str:
+    """Return the cost per unit of primary effect in words ("Dominant (cheaper and better)", "£142.40 per …")."""
+    if primary is None:
+        return "–"
+    unit = units.get(primary["name"])
+    text = per_effect_text(
+        inc.get(key), inc.get("effect"), primary["kind"], primary["better"], currency, unit
+    )
+    return text or "–"
 
 
 def _tier(likelihood: int | None, impact: int | None, config: Config) -> str:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+
+if TYPE_CHECKING:  # pilot_paper builds on the helpers here; at run time the names are only annotations
+    from riskreg.board_paper import BoardPaper
+    from riskreg.pilot_paper import DecisionPanel, FunnelStep, StageEffect
 
 MINUS = "\u2212"  # typographic minus: "−0.47", as a printed board pack shows it
 DASH = "\u2013"
@@ -130,6 +134,7 @@ class Page:
     # the audit seal of the data shown (riskreg.audit.head(session).seal()): the head as the
     # report was rendered, so the same data give the same bytes; "" prints no seal line
     seal: str = ""
+    marking: str = ""  # protective marking for the running header ("OFFICIAL"); "" prints none
 
 
 @dataclass(frozen=True)
@@ -1058,21 +1063,6 @@ class PilotLine:
 
 
 @dataclass(frozen=True)
-class ResourceLine:
-    """Public and citizen inputs recorded for a pilot (all stages), citizen time kept apart from cash."""
-
-    pilot: str
-    title: str
-    public_cash: str
-    public_hours: str
-    citizen_cash: str
-    citizen_hours: str
-    citizen_time_valued: str
-    citizen_share: str  # citizen (cash + valued time) as a share of the total
-    total: str
-
-
-@dataclass(frozen=True)
 class BoardContext:
     """Context of ``board.html.j2``: what a board needs on one page set, never every row.
 
@@ -1081,6 +1071,7 @@ class BoardContext:
     """
 
     page: Page
+    paper: BoardPaper  # cover, key messages, asks, assurance gaps, BAF entries, appetite, arm resources
     since: str  # ISO date the direction of travel is measured from
     headline: Headline
     heatmaps: tuple[HeatMap, ...]  # citizen, professional (side by side), then shared
@@ -1094,8 +1085,6 @@ class BoardContext:
     overrides: tuple[DecisionLine, ...]
     amendments: tuple[AmendmentLine, ...]
     forest: ForestPlot
-    resources: tuple[ResourceLine, ...]
-    resource_chart: BarChart
     hour_value: str  # citizen hour value used for unpaid citizen time
 
 
@@ -1316,6 +1305,10 @@ class PilotContext:
     risks: tuple[LinkedRisk, ...]
     decisions: tuple[DecisionLine, ...]
     data_files: tuple[DataFileLine, ...]  # oldest first
+    # the bottom line first (riskreg.pilot_paper): the decision panel, the funnel, the effect by stage
+    panel: DecisionPanel | None = None
+    funnel: tuple[FunnelStep, ...] = ()
+    stage_effects: tuple[StageEffect, ...] = ()
 
 
 # --- qa ------------------------------------------------------------------------------------------

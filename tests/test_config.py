@@ -81,7 +81,7 @@ def test_riskreg_config_variable_names_the_file(runner, tmp_path, monkeypatch):
     [
         (
             "colour = 1\n",
-            "colour: unknown key; known keys: organisation, citizen_hour_value, ratings, appetite, review_days, check, srm_threshold, missing_values",
+            "colour: unknown key; known keys: organisation, citizen_hour_value, ratings, appetite, review_days, check, srm_threshold, missing_values, report",
         ),
         ("[ratings]\nhgh = 10\n", "ratings.hgh: unknown key; did you mean 'high'?"),
         (

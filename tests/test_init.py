@@ -150,7 +150,7 @@ def test_the_starter_config_loads_as_the_defaults_and_uncommented_too(runner, tm
     # every line uncommented: the numbers shown are the defaults; three values are examples
     setting = re.compile(r'# (\[[a-z_.]+\]|"?[a-z_ -]+"? = .+)$')
     settings = "\n".join(line[2:] for line in STARTER_CONFIG.splitlines() if setting.match(line))
-    assert len(settings.splitlines()) == 21  # 16 keys and 5 table lines
+    assert len(settings.splitlines()) == 27  # 21 keys and 6 table lines
     (tmp_path / "uncommented.toml").write_text(settings, encoding="utf-8")
     uncommented = dataclasses.asdict(load_config(tmp_path / "uncommented.toml"))
     examples = {
@@ -159,6 +159,11 @@ def test_the_starter_config_loads_as_the_defaults_and_uncommented_too(runner, tm
         "severity": {"no-owner": "error"},
     }
     assert {**uncommented, "source": None} == {**defaults, **examples}
+    # the [report] examples are valid report settings too
+    from riskreg.board_paper import read_report_settings
+
+    report = read_report_settings(tmp_path / "uncommented.toml")
+    assert (report.purpose, report.marking, report.meeting_date) == ("decision", "OFFICIAL", "2027-01-20")
 
 
 def test_init_keeps_an_existing_config(runner, tmp_path):

@@ -86,12 +86,12 @@ def test_a_crowded_heat_map_cell_shows_its_count_and_lists_its_ids_below():
 
 def test_every_scrolling_region_is_focusable_and_labelled(reports):
     for name, html in reports.items():
-        regions = re.findall(r'<div class="scroll"[^>]*>', html)
+        regions = re.findall(r'<div class="h?scroll"[^>]*>', html)
         if name.startswith("pilot"):
             assert regions
         for region in regions:
             assert 'tabindex="0"' in region and 'role="region"' in region
-            assert re.search(r'aria-label="Every metric at [^"]+"', region)
+            assert re.search(r'aria-label="[^"]+"', region)
     assert "th, td, caption, h1, h2, h3, h4, dd, li { overflow-wrap: anywhere; }" in reports["board"]
 
 

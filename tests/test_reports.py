@@ -60,7 +60,16 @@ def load_examples(url: str, folder: Path) -> None:
         ("pilot", "data", "P-1", data / "hospital-befriending-extended.csv", "--stage", "extended"),
         ("pilot", "data", "P-2", data / "housing-repairs-feasibility.csv", "--stage", "feasibility"),
         ("pilot", "register", amended, "--amend", "--reason", "Clarified the follow-up check"),
-        ("pilot", "gate", "P-2", "--decision", "continue", "--override", "--reason", "Board: a month more of complaints"),
+        (
+            "pilot",
+            "gate",
+            "P-2",
+            "--decision",
+            "continue",
+            "--override",
+            "--reason",
+            "Board: a month more of complaints",
+        ),
         (
             "risk",
             "rescore",
@@ -187,7 +196,11 @@ def test_board_report_shows_counts_heat_maps_pipeline_and_callouts(reports):
 
 def test_pilot_report_explains_each_result_in_plain_words(reports):
     html = reports["pilot-1"]
-    assert re.search(r"The pilot arm&#39;s wellbeing was 1\.01 WEMWBS points higher \(95\.002% CI", html)
+    assert re.search(
+        r"The pilot arm&#39;s wellbeing was 1\.01 WEMWBS points higher \(95% interval −0\.469", html
+    )
+    # an early look's interval is named in lay words, its exact level in note 1
+    assert "(adjusted interval for an early look [note 1] −4.92 to 6.6)" in html
     assert "non-inferiority with margin 3 WEMWBS points was shown" in html
     assert "times the comparison rate" in html  # the count metric in ratio words
     assert "15 (very high) → 10 (high)" in html  # R-2 re-scored on the pilot's evidence

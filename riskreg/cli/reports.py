@@ -46,21 +46,64 @@ def report_group() -> None:
 @output_option
 @as_of_option
 @since_option("Measure the top risks' direction of travel from this date")
+@click.option(
+    "--meeting",
+    metavar="TEXT",
+    help="The meeting the paper goes to (default: [report] meeting in riskreg.toml).",
+)
+@click.option(
+    "--meeting-date",
+    metavar="DATE",
+    help="The meeting's date, YYYY-MM-DD (default: [report] meeting_date, else the report date).",
+)
+@click.option("--lead", metavar="NAME", help="The executive lead (default: [report] lead).")
+@click.option(
+    "--purpose",
+    type=click.Choice(["decision", "assurance", "information"]),
+    help="What the paper asks of the board (default: [report] purpose, else decision when anything is asked).",
+)
+@click.option(
+    "--marking",
+    metavar="TEXT",
+    help='Protective marking for the running header, e.g. "OFFICIAL" (default: [report] marking).',
+)
 @json_option
 @click.pass_obj
-def report_board(app, output: str | None, as_of: str | None, since: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Write the board report: headline counts, heat maps, top risks, pilots, results, resources.
+def report_board(  # type: ignore[no-untyped-def]
+    app,
+    output: str | None,
+    as_of: str | None,
+    since: str | None,
+    meeting: str | None,
+    meeting_date: str | None,
+    lead: str | None,
+    purpose: str | None,
+    marking: str | None,
+    as_json: bool,
+) -> None:
+    """Write the board paper: cover, key messages, asks, assurance, top risks, pilots, resources.
 
-    Prints the path of the file written.
+    The cover's meeting, lead, purpose and marking come from the [report] table of
+    riskreg.toml; an option overrides its key. The organisation and currency are the
+    governed settings. Prints the path of the file written.
 
     \b
     Example:
-      riskreg report board
+      riskreg report board --meeting "Board meeting in public" --lead "Director of Adult Services"
       riskreg report board -o build/reports/board.html --as-of 2026-11-30 --since 2026-09-01
     """
-    from riskreg.report import write_report
+    from riskreg.board_paper import read_report_settings, with_options, write_board_report
 
-    written = write_report(app.database(), "board", output, as_of=as_of, since=since)
+    database = app.database()
+    settings = with_options(
+        read_report_settings(database.config_file),
+        meeting=meeting,
+        meeting_date=meeting_date,
+        lead=lead,
+        purpose=purpose,
+        marking=marking,
+    )
+    written = write_board_report(database, output, as_of=as_of, since=since, settings=settings)
     emit(written.to_dict(), as_json, _written)
 
 
