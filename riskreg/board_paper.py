@@ -911,21 +911,19 @@ def write_board_report(
     as_of: str | None = None,
     since: str | None = None,
     settings: ReportSettings | None = None,
+    pdf: bool = False,
 ) -> Any:
     """Build the board report with its cover settings and write it to ``path`` (default ``board.html``).
 
-    The file is replaced atomically, so a reader never sees half a report; returns a WrittenReport.
+    The file is replaced atomically, so a reader never sees half a report; with ``pdf`` it is
+    printed to an A4 PDF (default ``board.pdf``). Returns a WrittenReport.
     """
-    from riskreg.outfile import replaced_whole
-    from riskreg.report import WrittenReport, board_context, default_path, render_report
+    from riskreg.report import board_context, default_path, output_path, render_report, write_rendered
 
     with database.read() as session:
         context = board_context(session, database.config, database.url, as_of, since, settings=settings)
-    data = render_report("board", context).encode("utf-8")
-    target = Path(path or default_path("board"))
-    with replaced_whole(target, binary=True) as out:
-        out.write(data)
-    return WrittenReport("board", str(target), len(data))
+    html = render_report("board", context)
+    return write_rendered("board", html, output_path(path, default_path("board"), pdf), pdf)
 
 
 __all__ = [

@@ -1343,14 +1343,36 @@ def write_report(
     pilot: str | None = None,
     as_of: str | None = None,
     since: str | None = None,
+    pdf: bool = False,
 ) -> WrittenReport:
     """Build a report and write it to ``path`` (default ``board.html``, ``pilot-P-1.html``, ``qa.html``).
 
-    The file is replaced atomically, so a reader never sees half a report.
+    The file is replaced atomically, so a reader never sees half a report; with ``pdf`` it is
+    printed to an A4 PDF (default ``board.pdf`` and so on).
     """
     html, name = build_report(database, kind, pilot, as_of, since)
-    target = Path(path or name)
-    data = html.encode("utf-8")
+    return write_rendered(kind, html, output_path(path, name, pdf), pdf)
+
+
+def output_path(path: str | None, default_name: str, pdf: bool) -> Path:
+    """Return where a report goes: ``path`` as given, else its default name (``.pdf`` for a PDF)."""
+    if path:
+        return Path(path)
+    return Path(default_name).with_suffix(".pdf") if pdf else Path(default_name)
+
+
+def write_rendered(kind: str, html: str, target: Path, pdf: bool = False) -> WrittenReport:
+    """Write a rendered report to ``target``, as HTML or printed to an A4 PDF, replacing it whole.
+
+    The browser prints before anything is written, so a failed print leaves any earlier
+    file as it was.
+    """
+    if pdf:
+        from riskreg.printpdf import html_to_pdf
+
+        data = html_to_pdf(html)
+    else:
+        data = html.encode("utf-8")
     with replaced_whole(target, binary=True) as out:
         out.write(data)
     return WrittenReport(kind, str(target), len(data))
@@ -1369,5 +1391,6 @@ __all__ = [
     "render_report",
     "score_at",
     "score_timeline",
+    "write_rendered",
     "write_report",
 ]

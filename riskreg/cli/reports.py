@@ -12,7 +12,13 @@ output_option = click.option(
     "-o",
     "--output",
     metavar="FILE",
-    help="Where to write the HTML (default: board.html, pilot-P-<n>.html or qa.html here).",
+    help="Where to write the report (default: board.html, pilot-P-<n>.html or qa.html here; .pdf with --pdf).",
+)
+pdf_option = click.option(
+    "--pdf",
+    is_flag=True,
+    help="Write an A4 PDF instead of HTML, printed by a local headless Chromium or Chrome "
+    "(found on PATH, or named by RISKREG_CHROMIUM).",
 )
 as_of_option = click.option(
     "--as-of",
@@ -44,6 +50,7 @@ def report_group() -> None:
 
 @report_group.command("board")
 @output_option
+@pdf_option
 @as_of_option
 @since_option("Measure the top risks' direction of travel from this date")
 @click.option(
@@ -72,6 +79,7 @@ def report_group() -> None:
 def report_board(  # type: ignore[no-untyped-def]
     app,
     output: str | None,
+    pdf: bool,
     as_of: str | None,
     since: str | None,
     meeting: str | None,
@@ -89,6 +97,7 @@ def report_board(  # type: ignore[no-untyped-def]
 
     \b
     Example:
+      riskreg report board --pdf
       riskreg report board --meeting "Board meeting in public" --lead "Director of Adult Services"
       riskreg report board -o build/reports/board.html --as-of 2026-11-30 --since 2026-09-01
     """
@@ -103,39 +112,44 @@ def report_board(  # type: ignore[no-untyped-def]
         purpose=purpose,
         marking=marking,
     )
-    written = write_board_report(database, output, as_of=as_of, since=since, settings=settings)
+    written = write_board_report(database, output, as_of=as_of, since=since, settings=settings, pdf=pdf)
     emit(written.to_dict(), as_json, _written)
 
 
 @report_group.command("pilot")
 @click.argument("pilot_id")
 @output_option
+@pdf_option
 @as_of_option
 @json_option
 @click.pass_obj
-def report_pilot(app, pilot_id: str, output: str | None, as_of: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Write a pilot report: protocol, results of every stage, charts, costs, risks and gate decisions.
+def report_pilot(app, pilot_id: str, output: str | None, pdf: bool, as_of: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Write a pilot report: the bottom line, results of every stage, charts, costs, risks, decisions.
 
     Prints the path of the file written.
 
     \b
     Example:
       riskreg report pilot P-1
+      riskreg report pilot P-1 --pdf
       riskreg report pilot hospital-befriending -o build/reports/pilot-P-1.html --as-of 2026-11-30
     """
     from riskreg.report import write_report
 
-    written = write_report(app.database(), "pilot", output, pilot=pilot_id, as_of=as_of)
+    written = write_report(app.database(), "pilot", output, pilot=pilot_id, as_of=as_of, pdf=pdf)
     emit(written.to_dict(), as_json, _written)
 
 
 @report_group.command("qa")
 @output_option
+@pdf_option
 @as_of_option
 @since_option("Start the audit trail at this date")
 @json_option
 @click.pass_obj
-def report_qa(app, output: str | None, as_of: str | None, since: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def report_qa(
+    app, output: str | None, pdf: bool, as_of: str | None, since: str | None, as_json: bool
+) -> None:  # type: ignore[no-untyped-def]
     """Write the QA report: findings by severity with their rules, and the audit trail of the period.
 
     Prints the path of the file written.
@@ -147,7 +161,7 @@ def report_qa(app, output: str | None, as_of: str | None, since: str | None, as_
     """
     from riskreg.report import write_report
 
-    written = write_report(app.database(), "qa", output, as_of=as_of, since=since)
+    written = write_report(app.database(), "qa", output, as_of=as_of, since=since, pdf=pdf)
     emit(written.to_dict(), as_json, _written)
 
 
