@@ -67,10 +67,17 @@ step "QA check of the register and the pilots (the examples leave a few findings
 riskreg check
 
 step "Reports for the board pack and QA review (self-contained HTML)" "report board | pilot P-1 | pilot P-2 | qa"
-riskreg report board -o ../build/reports/board.html
+riskreg report board -o ../build/reports/board.html --meeting "Health and Wellbeing Board" \
+  --lead "Director of Adult Services" --marking OFFICIAL
 riskreg report pilot P-1 -o ../build/reports/pilot-P-1.html
 riskreg report pilot P-2 -o ../build/reports/pilot-P-2.html
 riskreg report qa -o ../build/reports/qa.html
+if command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then
+  riskreg report board --pdf -o ../build/reports/board.pdf --meeting "Health and Wellbeing Board" \
+    --lead "Director of Adult Services" --marking OFFICIAL
+else
+  echo "(no Chromium or Chrome here: skipping the PDF board pack; see README, Reports)"
+fi
 
 step "The audit trail is intact" "audit verify"
 riskreg audit verify
