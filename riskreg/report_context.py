@@ -457,8 +457,8 @@ def log_ticks(low: float, high: float) -> list[tuple[float, str]]:
 class _Axis:
     """Maps values onto [left, right]; a ratio axis is logarithmic."""
 
-    def __init__(self, values: Iterable[float], left: float, right: float, log: bool):
-        self.left, self.right, self.log = left, right, log
+    def __init__(self, values: Iterable[float], left: float, right: float, log: bool, reverse: bool = False):
+        self.left, self.right, self.log, self.reverse = left, right, log, reverse
         points = [self._t(v) for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
         low, high = (min(points), max(points)) if points else (0.0, 1.0)
         if high - low < 1e-12:
@@ -472,8 +472,8 @@ class _Axis:
     def x(self, value: float | None) -> float | None:
         if value is None or (self.log and value <= 0):
             return None
-        t = (self._t(value) - self.low) / (self.high - self.low)
-        return _r(self.left + min(max(t, 0.0), 1.0) * (self.right - self.left))
+        t = min(max((self._t(value) - self.low) / (self.high - self.low), 0.0), 1.0)
+        return _r(self.left + (1.0 - t if self.reverse else t) * (self.right - self.left))
 
     def inside(self, value: float | None) -> bool:
         if value is None or (self.log and value <= 0) or not math.isfinite(value):
@@ -516,8 +516,8 @@ class ForestRow:
     y: int  # top of the row
     has_estimate: bool
     x_estimate: float | None
-    x_low: float | None
-    x_high: float | None
+    x_low: float | None  # the interval's left end as drawn (its upper bound when lower is better)
+    x_high: float | None  # its right end as drawn
     open_low: bool  # the CI runs past the axis (or is unbounded) on this side
     open_high: bool
     x_null: float
@@ -631,13 +631,17 @@ def _forest_row(index: int, heading: str, detail: str, m: Mapping[str, Any], uni
         return None if v is None else v * scale
 
     values = [null, *(scaled(v) for v in (low, high, estimate)), *(v * scale for v in margins)]
-    axis = _Axis([v for v in values if v is not None], FOREST_LEFT, FOREST_RIGHT, ratio)
+    # One orientation for every row: the pilot arm's better side is always on the right, so a
+    # metric where lower is better runs its axis from high (left) to low (right).
+    reverse = m["better"] != "higher"
+    axis = _Axis([v for v in values if v is not None], FOREST_LEFT, FOREST_RIGHT, ratio, reverse)
     unbounded_high = ratio and low is not None and high is None
-    # higher estimates lie to the right: they favour the pilot arm when higher is better
-    if m["better"] == "higher":
-        left, right = "comparison better", "pilot better"
-    else:
-        left, right = "pilot better", "comparison better"
+    x_low = axis.x(scaled(low)) if low is not None and (not ratio or low > 0) else None
+    x_high = None if high is None else axis.x(scaled(high))
+    open_low = low is not None and not axis.inside(scaled(low))
+    open_high = unbounded_high or (high is not None and not axis.inside(scaled(high)))
+    if reverse:  # the drawing's left end is the interval's upper bound
+        x_low, x_high, open_low, open_high = x_high, x_low, open_high, open_low
     estimate_words = estimate_text(m)
     interval = ci_text(m)
     mtext = margin_text(kind, m["test"], m.get("margin"), unit)
@@ -657,15 +661,15 @@ def _forest_row(index: int, heading: str, detail: str, m: Mapping[str, Any], uni
         y=index * FOREST_ROW + 4,
         has_estimate=estimate is not None,
         x_estimate=axis.x(scaled(estimate)),
-        x_low=axis.x(scaled(low)) if low is not None and (not ratio or low > 0) else None,
-        x_high=None if high is None else axis.x(scaled(high)),
-        open_low=low is not None and not axis.inside(scaled(low)),
-        open_high=unbounded_high or (high is not None and not axis.inside(scaled(high))),
+        x_low=x_low,
+        x_high=x_high,
+        open_low=open_low,
+        open_high=open_high,
         x_null=axis.x(null) or FOREST_LEFT,
         margins=tuple(Tick(axis.x(v * scale) or 0.0, f"margin {num(v * scale)}") for v in margins),
         ticks=axis.ticks(),
-        left_label=left,
-        right_label=right,
+        left_label="comparison better",
+        right_label="pilot better",
         summary=summary,
     )
 

@@ -509,3 +509,34 @@ def test_report_pilot_default_file_uses_the_pilot_id(rr, tmp_path):
 def test_report_mistakes_give_one_error_line(rr, args, message):
     result = rr("report", *args)
     assert (result.exit_code, result.stderr, result.stdout) == (1, message, "")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # higher is better: a positive difference favours the pilot
+        {"better": "lower", "estimate": -1.2, "ci": [-3.2, 0.8], "margin": 3.0},  # lower is better
+        {
+            "kind": "count",
+            "better": "lower",
+            "test": "superiority",
+            "margin": None,
+            "estimate": 0.5,
+            "ci": [0.3, 0.9],
+        },
+        {
+            "kind": "count",
+            "better": "higher",
+            "test": "superiority",
+            "margin": None,
+            "estimate": 2.0,
+            "ci": [1.1, 3.5],
+        },
+    ],
+)
+def test_every_forest_row_puts_the_pilot_arm_s_better_side_on_the_right(overrides):
+    """A board reads every row the same way: 'pilot better' on the right, whichever way a metric improves."""
+    row = rc.forest_plot([("P-1 metric", "final", metric(**overrides), None)], "caption").rows[0]
+    assert (row.left_label, row.right_label) == ("comparison better", "pilot better")
+    assert row.x_estimate > row.x_null  # each of these estimates favours the pilot
+    assert row.x_low < row.x_estimate < row.x_high  # the interval drawn left to right around it
