@@ -65,6 +65,8 @@ MISSING = frozenset(word.lower() for word in DEFAULT_MISSING_VALUES)  # unless r
 LARGEST = 1e15
 BINARY = {"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "0.0": 0.0, "1.0": 1.0}
 LONG_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
+# import_counts' sufficient statistics, recorded in each pilot.data event (as event_number spells them)
+SUM_COLUMNS = ("total", "exposure", "shift", "sum_d", "sum_d2", "sum_y2_t")
 COLUMNS = ("metric", "arm", "unit_id", "value", "exposure", "site")  # after import_id, written by the writer
 
 Progress = Callable[[int], None]
@@ -1524,9 +1526,14 @@ def _finish(
     in_file = sorted({code for code, _arm, _columns in checked.tallied})
     summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, replace, summary.stage)
     _count_once(session, record, checked, codes, summary, protocol, new_units_only, path)
+    sums: dict[str, dict[str, dict[str, Any]]] = {}
     for code, arm, columns in checked.tallied:
         metric = summary.by_metric.setdefault(names[code], {})
         metric[protocol.design.arms[arm]] = {"n": columns["n"], "missing": columns["missing"]}
+        # the sufficient statistics analyses read, so that audit verify can hold them to the event
+        sums.setdefault(names[code], {})[protocol.design.arms[arm]] = {
+            key: event_number(columns.get(key)) for key in SUM_COLUMNS
+        }
         summary.observations += columns["n"] + columns["missing"]
         summary.missing += columns["missing"]
         session.add(ImportCount(import_id=record.id, metric=code, arm=arm, **columns))
@@ -1538,7 +1545,14 @@ def _finish(
     after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}
     if not summary.ignored:
         del after["ignored"]  # events of imports without ignored columns read as before
-    audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source})
+    audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source, "sums": sums})
+
+
+def event_number(value: float | None) -> float | str | None:
+    """Return a sum as an event records it: the float itself, or its name when not finite (JSON has no inf)."""
+    if value is None or math.isfinite(value):
+        return value
+    return repr(float(value))
 
 
 def _clear_or_refuse(

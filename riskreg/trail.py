@@ -9,8 +9,12 @@ created, or a recorded subject whose row is gone was changed outside riskreg.
 
 Data files are held to their events too: each outcome import's file, stage and counts
 (observations and missing values per metric and arm, less what a later --replace
-removed) and each resource import's file, lines and cash and hours by side. The sums
-that analyses read are not in the events, so they cannot be checked against them.
+removed) and each resource import's file, lines and cash and hours by side. The sums that
+analyses read (import_counts) are held to the sums each import's event recorded (events
+written before imports recorded them are compared by counts alone), and the stored
+observation rows to those counts and sums: the database recounts and re-adds them, so an
+edited value or exposure, a deleted, added or repeated row is found. What no sum can show
+is two units of one arm trading values; that changes no analysis.
 
 So is every other row that can change an outcome: a pilot's protocol text (and each
 registered version) against its SHA-256, and each version against the event that
@@ -33,13 +37,13 @@ from itertools import zip_longest
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from riskreg.actions import action_snapshot
 from riskreg.audit import canonical_json
 from riskreg.errors import RiskregError
-from riskreg.ingest import resource_totals
+from riskreg.ingest import SUM_COLUMNS, event_number, resource_totals
 from riskreg.models import (
     Action,
     Control,
@@ -53,6 +57,7 @@ from riskreg.models import (
     ProtocolVersion,
     Review,
     Risk,
+    observations,
 )
 from riskreg.pilots import metric_codes, pilot_snapshot, protocol_of
 from riskreg.protocol import Protocol, parse_protocol
@@ -293,6 +298,38 @@ class _DataFiles:
             }
             yield from _differences(pilot.ref, record, event, fields)
             yield from _count_differences(pilot.ref, record, event, counts.get(record.id, {}), metrics)
+        by_import = {record.id: record for record in records}
+        recorded_sums = {record.id: after.get("sums") for _i, record, _e, after in pairs}
+        stored = self._sums(list(by_import))
+        yield from _sum_differences(pilot.ref, by_import, names, protocol.design.arms, stored, recorded_sums)
+        yield from _observation_differences(
+            pilot.ref, by_import, names, protocol.design.arms, stored, self._observed(list(by_import))
+        )
+
+    def _sums(self, import_ids: list[int]) -> dict[tuple[int, int, int], ImportCount]:
+        """The import_counts rows of these imports, by (import, metric code, arm)."""
+        rows = self.session.scalars(select(ImportCount).where(ImportCount.import_id.in_(import_ids)))
+        return {(row.import_id, row.metric, row.arm): row for row in rows}
+
+    def _observed(self, import_ids: list[int]) -> dict[tuple[int, int, int], ObservedRows]:
+        """Recount and re-add the stored observation rows of these imports, by (import, metric code, arm)."""
+        o = observations.c
+        query = (
+            select(
+                o.import_id,
+                o.metric,
+                o.arm,
+                func.count(),
+                func.count(o.value),
+                func.sum(o.value),
+                func.sum(o.value * o.value),
+                func.sum(o.exposure),
+                func.count(distinct(o.unit_id)),
+            )
+            .where(o.import_id.in_(import_ids))
+            .group_by(o.import_id, o.metric, o.arm)
+        )
+        return {(row[0], row[1], row[2]): ObservedRows(*row[3:]) for row in self.session.execute(query)}
 
     def _counts(
         self, import_ids: list[int], names: dict[int, str], arms: Sequence[str]
@@ -386,6 +423,108 @@ def _count_differences(
                     f"outcomes file {record.source!r}: {metric} in arm {arm} counts {_shown(here)} "
                     f"in the register, but {_shown(there)} in event {event.seq}",
                 )
+
+
+@dataclass(frozen=True)
+class ObservedRows:
+    """What the stored observation rows of one import, metric and arm add up to."""
+
+    rows: int
+    present: int
+    total: float | None
+    squares: float | None
+    exposure: float | None
+    units: int
+
+
+def _sum_differences(
+    ref: str,
+    records: dict[int, DataImport],
+    names: dict[int, str],
+    arms: Sequence[str],
+    stored: dict[tuple[int, int, int], ImportCount],
+    recorded: dict[int, dict[str, Any] | None],
+) -> Iterator[Mismatch]:
+    """Hold each import's stored sums (what analyses read) to the sums its event recorded."""
+    for (import_id, code, arm), row in sorted(stored.items()):
+        sums = recorded.get(import_id)
+        if sums is None:  # an event written before imports recorded their sums
+            continue
+        metric, arm_name = names.get(code, str(code)), arms[arm] if arm < len(arms) else str(arm)
+        there = sums.get(metric, {}).get(arm_name)
+        if there is None:
+            continue  # a row the event does not count is reported with the counts
+        changed = [key for key in SUM_COLUMNS if event_number(getattr(row, key)) != there.get(key)]
+        if changed:
+            yield Mismatch(
+                ref,
+                f"outcomes file {records[import_id].source!r}: {metric} in arm {arm_name}: the sums analyses "
+                f"read ({', '.join(changed)}) differ from those its event recorded",
+            )
+
+
+def _observation_differences(
+    ref: str,
+    records: dict[int, DataImport],
+    names: dict[int, str],
+    arms: Sequence[str],
+    stored: dict[tuple[int, int, int], ImportCount],
+    observed: dict[tuple[int, int, int], ObservedRows],
+) -> Iterator[Mismatch]:
+    """Hold the stored observation rows to the counts and sums their import recorded."""
+    for key in sorted(stored.keys() | observed.keys()):
+        import_id, code, arm = key
+        place = (
+            f"outcomes file {records[import_id].source!r}: {names.get(code, str(code))} in arm "
+            f"{arms[arm] if arm < len(arms) else arm}"
+        )
+        problem = _observed_problem(stored.get(key), observed.get(key))
+        if problem:
+            yield Mismatch(ref, f"{place}: {problem}")
+
+
+def _observed_problem(counted: ImportCount | None, rows: ObservedRows | None) -> str | None:
+    """Say how an import's stored rows differ from what it counted (None when they agree)."""
+    if counted is None:
+        return f"{_rows_stored(rows.rows if rows else 0)} that the import never counted"
+    found = rows or ObservedRows(0, 0, None, None, None, 0)
+    expected_rows = counted.n + counted.missing
+    if found.rows != expected_rows:
+        return f"{_rows_stored(found.rows)}, but the import counted {expected_rows}"
+    if found.units != found.rows:
+        repeated = found.rows - found.units
+        return f"{repeated} {'unit appears' if repeated == 1 else 'units appear'} twice among its observation rows"
+    if found.present != counted.n:
+        return f"{found.present} of its observation rows have values, but the import counted {counted.n}"
+    if counted.shift is not None:  # continuous: Σy = n·shift + Σd and Σy² = n·shift² + 2·shift·Σd + Σd²
+        total = counted.n * counted.shift + (counted.sum_d or 0.0)
+        squares = (
+            counted.n * counted.shift**2
+            + 2 * counted.shift * (counted.sum_d or 0.0)
+            + (counted.sum_d2 or 0.0)
+        )
+        scale = counted.n * counted.shift**2 + abs(squares)
+        if not _close(found.total, total, abs(total) + abs(counted.n * counted.shift)) or not _close(
+            found.squares, squares, scale
+        ):
+            return "the stored values no longer add up to what the import counted"
+    elif not _close(found.total, counted.total, abs(counted.total)):
+        return "the stored values no longer add up to what the import counted"
+    if not _close(found.exposure, counted.exposure, abs(counted.exposure)):
+        return "the stored exposures no longer add up to what the import counted"
+    return None
+
+
+def _rows_stored(count: int) -> str:
+    return f"{count} observation {'row is' if count == 1 else 'rows are'} stored"
+
+
+def _close(found: float | None, expected: float, scale: float) -> bool:
+    """Whether a sum the database added equals the import's exact sum, up to rounding in the database's order."""
+    value = found or 0.0
+    if not (math.isfinite(value) and math.isfinite(expected)):
+        return value == expected
+    return abs(value - expected) <= 1e-9 * max(scale, 1.0)
 
 
 def _file_unrecorded(ref: str, record: DataImport) -> Mismatch:

@@ -229,11 +229,13 @@ def test_edited_counts_and_import_records_are_named(rr, db_url, tmp_path):
         'P-1: outcomes file \'d.csv\': readmitted in arm pilot counts {"missing": 0, "n": 7} in the register,'
         ' but {"missing": 0, "n": 2} in event 2',
         'P-1: outcomes file \'other.csv\': file "other.csv" in the register, but "w.csv" in event 3',
+        # the stored rows no longer match the edited count either
+        "P-1: outcomes file 'd.csv': readmitted in arm pilot: 2 observation rows are stored, but the import counted 7",
         "P-1: resources file 'costs.csv': public cash 3000.0 in the register, but 300.0 in event 4",
     ]
     assert (
         result.stderr
-        == "Error: the register was edited outside riskreg: 3 differences from the audit trail\n"
+        == "Error: the register was edited outside riskreg: 4 differences from the audit trail\n"
     )
 
 

@@ -234,3 +234,61 @@ def test_check_reports_the_edited_rows_as_register_edited(rr, db_url, tmp_path):
         1,
         [("R-1", 'review 1: note "never seen" in the register, but "seen" in event 7')],
     )
+
+
+# --- observation rows and the sums analyses read ----------------------------------------------------
+# Metric codes follow the protocol (wellbeing 0, readmitted 1, incidents 2); arms comparison 0, pilot 1.
+
+
+def test_an_edited_observation_value_is_found(rr, db_url, tmp_path):
+    make_outcomes(rr, tmp_path)
+    tamper(db_url, "UPDATE observations SET value = 49.5 WHERE unit_id = 'u3' AND metric = 0")
+    assert differences(rr)[:2] == (
+        1,
+        [
+            "P-1: outcomes file 'd.csv': wellbeing in arm pilot: the stored values no longer add up to what "
+            "the import counted"
+        ],
+    )
+
+
+def test_an_edited_exposure_is_found(rr, db_url, tmp_path):
+    make_outcomes(rr, tmp_path)
+    tamper(db_url, "UPDATE observations SET exposure = 75 WHERE unit_id = 'u2' AND metric = 2")
+    assert differences(rr)[1] == [
+        "P-1: outcomes file 'd.csv': incidents in arm pilot: the stored exposures no longer add up to what "
+        "the import counted"
+    ]
+
+
+def test_deleted_added_and_duplicated_observation_rows_are_found(rr, db_url, tmp_path):
+    make_outcomes(rr, tmp_path)
+    tamper(db_url, "DELETE FROM observations WHERE unit_id = 'u1' AND metric = 1")
+    tamper(
+        db_url,
+        "INSERT INTO observations (import_id, metric, arm, unit_id, value) VALUES (1, 2, 1, 'u9', 4)",
+    )
+    tamper(db_url, "UPDATE observations SET unit_id = 'u2' WHERE unit_id = 'u3' AND metric = 1")
+    assert differences(rr)[:2] == (
+        1,
+        [
+            "P-1: outcomes file 'd.csv': readmitted in arm comparison: 0 observation rows are stored, but the "
+            "import counted 1",
+            "P-1: outcomes file 'd.csv': readmitted in arm pilot: 1 unit appears twice among its observation rows",
+            "P-1: outcomes file 'd.csv': incidents in arm pilot: 3 observation rows are stored, but the import "
+            "counted 2",
+        ],
+    )
+
+
+def test_sums_edited_in_import_counts_are_found_by_the_event(rr, db_url, tmp_path):
+    """An analysis reads import_counts: an edited sum is held to the sums the import's event recorded."""
+    make_outcomes(rr, tmp_path)
+    tamper(db_url, "UPDATE import_counts SET total = total + 3 WHERE metric = 2 AND arm = 1")
+    code, lines, _error = differences(rr)
+    assert (code, lines[0]) == (
+        1,
+        "P-1: outcomes file 'd.csv': incidents in arm pilot: the sums analyses read (total) differ from those "
+        "its event recorded",
+    )
+    assert len(lines) == 2  # and the stored rows no longer add up to the edited total
