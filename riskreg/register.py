@@ -461,6 +461,8 @@ def _check_category(session: Session, ctx: Context, category: str, new_category:
         return
     from riskreg import settings
 
+    if category in settings.stored(session).get("categories", []):
+        return  # added earlier in this transaction (an import's second row of a new category)
     if not new_category:
         raise InvalidInput(settings.category_refusal(category, listed))
     settings.add_category(session, ctx, category, f"new category '{category}' (risk add --new-category)")

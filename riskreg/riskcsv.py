@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskreg.csvfile import RowErrors, check_header
+from riskreg import audit
+from riskreg.csvfile import RowErrors, check_header, text_sha256
 from riskreg.errors import InvalidInput, RiskregError
-from riskreg.models import Risk
+from riskreg.models import Event, Risk
 from riskreg.register import Context, add_risk, next_review, parse_ref
-from riskreg.workbook import open_table, with_sheet
+from riskreg.workbook import is_workbook, open_table, table_sha256, with_sheet
 
 REQUIRED = ("title", "side", "mode", "likelihood", "impact")
 OPTIONAL = (
@@ -47,6 +49,22 @@ EXPORT_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class LikelyDuplicate:
+    """A row whose title, side and mode match an open risk or an earlier row of the file."""
+
+    line: int
+    title: str
+    of: str  # "R-3" or "line 4"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "title": self.title, "duplicate_of": self.of}
+
+    def reason(self) -> str:
+        """Say why the row looks like a duplicate (the row's line is said by whoever reports it)."""
+        return f"{self.title!r} is likely a duplicate of {self.of} (same title, side and mode)"
+
+
+@dataclass(frozen=True)
 class ImportResult:
     """What an import did (or, with dry_run, would do)."""
 
@@ -54,17 +72,37 @@ class ImportResult:
     rows: int
     ids: tuple[str, ...]
     dry_run: bool
+    duplicates: tuple[LikelyDuplicate, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.source, "rows": self.rows, "ids": list(self.ids), "dry_run": self.dry_run}
+        return {
+            "file": self.source,
+            "rows": self.rows,
+            "ids": list(self.ids),
+            "dry_run": self.dry_run,
+            "likely_duplicates": [d.to_dict() for d in self.duplicates],
+        }
+
+
+IMPORT_ACTION = "risk.import"  # one event a risk file imported, with its SHA-256 (risk.add events follow)
 
 
 def import_risks(
-    session: Session, ctx: Context, path: str | Path, dry_run: bool = False, sheet: str | None = None
+    session: Session,
+    ctx: Context,
+    path: str | Path,
+    dry_run: bool = False,
+    sheet: str | None = None,
+    allow_repeat: bool = False,
+    allow_duplicates: bool = False,
+    new_category: bool = False,
 ) -> ImportResult:
     """Add every risk of a CSV file or workbook sheet, or none: a bad row rejects the whole file with its line number.
 
-    The caller's transaction decides: it commits, or (for a dry run) rolls back.
+    A file whose content was imported before is refused unless ``allow_repeat``; rows that
+    look like an open risk or an earlier row (same title, side and mode) are refused with
+    their lines unless ``allow_duplicates`` (a dry run lists them instead). The caller's
+    transaction decides: it commits, or (for a dry run) rolls back.
     """
     path = with_sheet(path, sheet)
     source = str(path)
@@ -81,7 +119,14 @@ def import_risks(
             rows.append((line, dict(zip(parsed.header, map(restore, padded), strict=True))))
     if not rows and not errors.total:
         raise InvalidInput(f"{source}: no risks in the file (only a header)")
+    digest = table_sha256(path, source) if is_workbook(path) else text_sha256(path)
+    if not allow_repeat:
+        _refuse_repeated_file(session, digest, source)
     numbers = _explicit_ids(session, rows, errors)
+    duplicates = likely_duplicates(session, rows)
+    if not (dry_run or allow_duplicates):
+        for duplicate in duplicates:
+            errors.add(duplicate.line, f"{duplicate.reason()}; --allow-duplicates imports it anyway")
     created: list[str] = []
     for line, row in rows:
         if row.get("id", "").strip() and line not in numbers:
@@ -90,11 +135,65 @@ def import_risks(
             # a savepoint keeps one bad row from leaving half a risk behind before we raise
             with session.begin_nested():
                 values = {k: v for k, v in row.items() if k not in (*COMPUTED, "id")}
-                created.append(add_risk(session, ctx, values, number=numbers.get(line)).ref)
+                created.append(
+                    add_risk(session, ctx, values, number=numbers.get(line), new_category=new_category).ref
+                )
         except RiskregError as exc:
             errors.add(line, str(exc))
     errors.raise_if_any()
-    return ImportResult(source, len(rows), tuple(created), dry_run)
+    after = {"file": source, "sha256": digest, "rows": len(rows), "ids": created}
+    audit.record(
+        session,
+        actor=ctx.actor,
+        action=IMPORT_ACTION,
+        entity="import",
+        entity_id="risks",
+        scope="risks",
+        before=None,
+        after=after,
+        at=ctx.now,
+    )
+    return ImportResult(source, len(rows), tuple(created), dry_run, tuple(duplicates))
+
+
+def _refuse_repeated_file(session: Session, digest: str, source: str) -> None:
+    """Refuse a risk file whose content an earlier import brought in, naming who and when."""
+    for event in session.scalars(select(Event).where(Event.action == IMPORT_ACTION).order_by(Event.seq)):
+        earlier = json.loads(event.after or "{}")
+        if earlier.get("sha256") == digest:
+            raise InvalidInput(
+                f"{source}: these risks were imported before: the same file was imported on "
+                f"{event.at:%Y-%m-%d %H:%M} UTC by {event.actor} ({earlier.get('file')}); nothing was "
+                "imported (risks are never deleted, so a repeat would stay twice; --allow-repeat imports it again)"
+            )
+
+
+def _title_key(title: str) -> str:
+    return " ".join(title.casefold().split())
+
+
+def likely_duplicates(session: Session, rows: list[tuple[int, dict[str, str]]]) -> list[LikelyDuplicate]:
+    """Return the rows whose title, side and mode match an open risk, or an earlier row of the file."""
+    seen: dict[tuple[str, str, str], str] = {}
+    open_risks = session.execute(
+        select(Risk.id, Risk.title, Risk.side, Risk.mode).where(Risk.status == "open").order_by(Risk.id)
+    )
+    for number, title, side, mode in open_risks:
+        seen.setdefault((_title_key(title), side, mode), f"R-{number}")
+    found = []
+    for line, row in rows:
+        key = (
+            _title_key(row.get("title") or ""),
+            (row.get("side") or "").strip().lower(),
+            (row.get("mode") or "").strip().lower(),
+        )
+        if not key[0]:
+            continue  # a row without a title is refused on its own
+        if key in seen:
+            found.append(LikelyDuplicate(line, " ".join((row.get("title") or "").split()), seen[key]))
+        else:
+            seen[key] = f"line {line}"
+    return found
 
 
 def _explicit_ids(

@@ -27,6 +27,7 @@ def test_import_adds_every_row(rr, tmp_path):
         "rows": 2,
         "ids": ["R-1", "R-2"],
         "dry_run": False,
+        "likely_duplicates": [],
     }
     risks = rr.json("risk", "list")
     assert [(r["title"], r["category"], r["treatment"]) for r in risks] == [

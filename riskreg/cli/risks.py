@@ -405,14 +405,38 @@ def risk_history(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-u
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
 @click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
+@click.option("--allow-repeat", is_flag=True, help="Import a file whose content was imported before.")
+@click.option(
+    "--allow-duplicates",
+    is_flag=True,
+    help="Import rows whose title, side and mode match an open risk or an earlier row.",
+)
+@click.option(
+    "--new-category",
+    is_flag=True,
+    help="Add categories that are not on the governed list to it (config.set events), instead of refusing them.",
+)
 @json_option
 @click.pass_obj
-def risk_import(app, file: str, dry_run: bool, sheet: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def risk_import(  # type: ignore[no-untyped-def]
+    app,
+    file: str,
+    dry_run: bool,
+    sheet: str | None,
+    allow_repeat: bool,
+    allow_duplicates: bool,
+    new_category: bool,
+    as_json: bool,
+) -> None:
     """Add the risks of a CSV file or .xlsx workbook, all or none.
 
     Columns: title, side, mode, likelihood, impact (required); category, owner,
     description, treatment, target_likelihood, target_impact, review_days.
     A workbook's first sheet is read (or --sheet NAME), its first row the header.
+
+    Risks are never deleted, so a file imported before is refused (--allow-repeat), and
+    rows whose title, side and mode match an open risk or an earlier row are refused as
+    likely duplicates (--allow-duplicates); --dry-run lists them.
 
     \b
     Example:
@@ -423,16 +447,31 @@ def risk_import(app, file: str, dry_run: bool, sheet: str | None, as_json: bool)
 
     ctx = app.context()
     with app.database().write(dry_run=dry_run) as session:
-        result = import_risks(session, ctx, file, dry_run, sheet=sheet)
-    verb = "would import" if dry_run else "imported"
-    emit(
-        result.to_dict(),
-        as_json,
-        lambda r: (
-            f"{verb} {r['rows']} risks from {r['file']}"
-            + (f": {r['ids'][0]}–{r['ids'][-1]}" if r["ids"] else "")
-        ),
-    )
+        result = import_risks(
+            session,
+            ctx,
+            file,
+            dry_run,
+            sheet=sheet,
+            allow_repeat=allow_repeat,
+            allow_duplicates=allow_duplicates,
+            new_category=new_category,
+        )
+    emit(result.to_dict(), as_json, _import_text)
+
+
+def _import_text(result: dict[str, Any]) -> str:
+    verb = "would import" if result["dry_run"] else "imported"
+    lines = [
+        f"{verb} {result['rows']} risks from {result['file']}"
+        + (f": {result['ids'][0]}–{result['ids'][-1]}" if result["ids"] else "")
+    ]
+    for d in result["likely_duplicates"]:
+        lines.append(
+            f"  line {d['line']}: {d['title']!r} is likely a duplicate of {d['duplicate_of']} "
+            "(same title, side and mode)"
+        )
+    return "\n".join(lines)
 
 
 @risk_group.command("export")
