@@ -1209,14 +1209,21 @@ def import_outcomes(
     intake: Intake | None = None,
     mapping: dict[str, str] | None = None,
     strict: bool = False,
+    append: bool = False,
 ) -> ImportSummary:
     """Import an outcome CSV or workbook sheet (long or wide form) into a pilot's open stage, all rows or none.
+
+    Data for metrics the stage already has is refused, unless ``replace`` swaps it or
+    ``append`` adds new units to it (a monthly extract): a unit the stage already holds
+    for a metric is then refused like one counted in an earlier stage.
 
     A large file is checked in a second process while this one writes it (see
     ``_CheckingProcess``); the checks, and so the result, are the same either way. A unit
     is counted once per metric: a row for a unit already counted for its metric in an
     earlier stage is refused, or with ``new_units_only`` left out (``_count_once``).
     """
+    if replace and append:
+        raise InvalidInput("--append adds to the stage's data and --replace swaps it: choose one")
     path = with_sheet(path, sheet)  # a workbook's sheet (the first by default) is read as CSV rows
     pilot = get_pilot(session, ref)
     protocol = protocol_of(pilot)
@@ -1233,8 +1240,18 @@ def import_outcomes(
     checked.errors.raise_if_any()
     summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
     summary.ignored = list(checked.layout.ignored) if checked.layout is not None else []
-    _finish(session, ctx, pilot, record, checked, codes, summary, protocol, replace, new_units_only, path)
+    how = Adding(replace=replace, append=append, new_units_only=new_units_only)
+    _finish(session, ctx, pilot, record, checked, codes, summary, protocol, how, path)
     return summary
+
+
+@dataclass(frozen=True)
+class Adding:
+    """How an outcome file joins the stage's data: alone, swapping (replace) or adding (append) units."""
+
+    replace: bool = False
+    append: bool = False
+    new_units_only: bool = False
 
 
 def _read_and_write(
@@ -1518,14 +1535,13 @@ def _finish(
     codes: dict[str, tuple[int, str]],
     summary: ImportSummary,
     protocol: Protocol,
-    replace: bool,
-    new_units_only: bool,
+    how: Adding,
     path: str | Path,
 ) -> None:
     names = {code: name for name, (code, _kind) in codes.items()}
     in_file = sorted({code for code, _arm, _columns in checked.tallied})
-    summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, replace, summary.stage)
-    _count_once(session, record, checked, codes, summary, protocol, new_units_only, path)
+    summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, how, summary.stage)
+    _count_once(session, record, checked, codes, summary, protocol, how, path)
     sums: dict[str, dict[str, dict[str, Any]]] = {}
     for code, arm, columns in checked.tallied:
         metric = summary.by_metric.setdefault(names[code], {})
@@ -1545,6 +1561,8 @@ def _finish(
     after = {k: v for k, v in summary.to_dict().items() if k not in ("pilot", "dry_run")}
     if not summary.ignored:
         del after["ignored"]  # events of imports without ignored columns read as before
+    if how.append:
+        after["append"] = True  # joined the stage's data for its metrics
     audit.log(session, ctx, "pilot.data", pilot.ref, None, {**after, "file": record.source, "sums": sums})
 
 
@@ -1561,10 +1579,15 @@ def _clear_or_refuse(
     record: DataImport,
     codes: list[int],
     names: dict[int, str],
-    replace: bool,
+    how: Adding,
     stage: str,
 ) -> int:
-    """Refuse data for metrics the stage already has, or (with replace) delete the old rows, their counts and unit counts."""
+    """Refuse data for metrics the stage already has, or (with replace) delete the old rows, their counts and unit counts.
+
+    With append the stage keeps its data: the new units join it (``_count_once`` refuses repeats).
+    """
+    if how.append:
+        return 0
     same_stage = select(DataImport.id).where(
         DataImport.pilot_id == pilot.id,
         DataImport.kind == "outcomes",
@@ -1573,12 +1596,13 @@ def _clear_or_refuse(
     )
     earlier = list(session.scalars(same_stage))
     counted = (ImportCount.import_id.in_(earlier), ImportCount.metric.in_(codes))
-    if not replace:
+    if not how.replace:
         clash = sorted(set(session.scalars(select(ImportCount.metric).where(*counted))))
         if clash:
             listed = ", ".join(names[c] for c in clash)
             raise InvalidInput(
-                f"stage '{stage}' of {pilot.ref} already has data for {listed}; nothing was imported (use --replace to swap them)"
+                f"stage '{stage}' of {pilot.ref} already has data for {listed}; nothing was imported "
+                "(use --append to add new units to them, or --replace to swap them)"
             )
         return 0
     session.execute(delete(ImportCount).where(*counted))
@@ -1601,10 +1625,12 @@ def _count_once(
     codes: dict[str, tuple[int, str]],
     summary: ImportSummary,
     protocol: Protocol,
-    new_units_only: bool,
+    how: Adding,
     path: str | Path,
 ) -> None:
     """Refuse the rows of units already counted for their metric in an earlier stage, or leave them out.
+
+    With ``how.append`` the stage's own earlier imports count as already counted too.
 
     A unit is already counted when it has a value for the metric from an earlier stage,
     or, for a missing value, any row for it (a unit whose value was missing may get it
@@ -1621,14 +1647,19 @@ def _count_once(
             select(DataImport).where(
                 DataImport.pilot_id == record.pilot_id,
                 DataImport.kind == "outcomes",
-                DataImport.stage_index < record.stage_index,
+                (DataImport.stage_index <= record.stage_index)
+                if how.append
+                else (DataImport.stage_index < record.stage_index),
+                DataImport.id != record.id,
             )
         )
     }
     if not earlier:
         return
     with _without_nested_loops(session):
-        _check_or_leave_out(session, record, earlier, checked, codes, summary, protocol, new_units_only, path)
+        _check_or_leave_out(
+            session, record, earlier, checked, codes, summary, protocol, how.new_units_only, path
+        )
 
 
 @contextlib.contextmanager

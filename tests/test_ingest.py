@@ -163,7 +163,8 @@ def test_second_import_of_the_same_metrics_needs_replace(rr, tmp_path):
     again = imported(rr, tmp_path, LONG)
     assert (
         again.stderr
-        == "Error: stage 'feasibility' of P-1 already has data for wellbeing, readmitted, incidents; nothing was imported (use --replace to swap them)\n"
+        == "Error: stage 'feasibility' of P-1 already has data for wellbeing, readmitted, incidents; nothing was imported "
+        "(use --append to add new units to them, or --replace to swap them)\n"
     )
     smaller = "unit_id,arm,metric,value\nu1,comparison,wellbeing,39\n"
     summary = rr.json(

@@ -279,6 +279,11 @@ def _import_text(d: dict[str, Any]) -> str:
 @click.option("--dry-run", is_flag=True, help="Check the file and report; change nothing.")
 @click.option("--replace", is_flag=True, help="Swap the stage's existing data for the metrics in this file.")
 @click.option(
+    "--append",
+    is_flag=True,
+    help="Add this file's units to the stage's existing data for its metrics (a monthly extract, say).",
+)
+@click.option(
     "--new-units-only",
     is_flag=True,
     help="Leave out (and report) the rows of units already counted for the metric in an earlier stage.",
@@ -306,6 +311,7 @@ def pilot_data(
     stage: str,
     dry_run: bool,
     replace: bool,
+    append: bool,
     new_units_only: bool,
     sheet: str | None,
     as_json: bool,
@@ -321,11 +327,16 @@ def pilot_data(
     refused with its line, unless --new-units-only leaves such rows out and says how
     many. A unit whose earlier value was missing may get its value later.
 
+    A stage takes one file per metric, unless --append adds a later file's units to it
+    (a unit the stage already holds for a metric is then refused the same way) or
+    --replace swaps the stage's data for the file's metrics.
+
     \b
     Example:
       riskreg pilot data P-1 pilots/data/hospital-befriending-feasibility.csv --stage feasibility
       riskreg pilot data P-1 pilots/data/hospital-befriending-extended.csv --stage extended \\
           --new-units-only --dry-run
+      riskreg pilot data P-1 december-extract.csv --stage extended --append
     """
     from riskreg.ingest import import_outcomes
 
@@ -340,6 +351,7 @@ def pilot_data(
                 file,
                 stage,
                 replace=replace,
+                append=append,
                 dry_run=dry_run,
                 progress=progress,
                 new_units_only=new_units_only,
