@@ -1891,6 +1891,8 @@ class ResourceSummary:
     rows: int
     dry_run: bool
     ignored: tuple[str, ...] = ()  # the file's columns left out (not riskreg's, not mapped)
+    replaced: str | None = None  # the earlier file this one replaced
+    replaced_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1899,6 +1901,8 @@ class ResourceSummary:
             "rows": self.rows,
             "dry_run": self.dry_run,
             "ignored": list(self.ignored),
+            "replaced": self.replaced,
+            "replaced_rows": self.replaced_rows,
         }
 
 
@@ -1911,13 +1915,20 @@ def import_resources(
     sheet: str | None = None,
     mapping: dict[str, str] | None = None,
     strict: bool = False,
+    replace: str | None = None,
 ) -> ResourceSummary:
-    """Import a resources CSV or workbook sheet (stage, side, kind, hours, amount[, arm][, note]), all rows or none."""
+    """Import a resources CSV or workbook sheet (stage, side, kind, hours, amount[, arm][, note]), all rows or none.
+
+    ``replace`` names an earlier resources file of the pilot (as recorded, or its import
+    number): its lines are removed in the same transaction, and the event says which
+    file the new one replaced, so the trail keeps both.
+    """
     path = with_sheet(path, sheet)
     pilot = get_pilot(session, ref)
     protocol = protocol_of(pilot)
     source = str(path)
     errors = RowErrors.for_file(source)
+    earlier = _resources_to_replace(session, pilot, replace) if replace is not None else None
     digest = _refuse_repeated_resources(session, pilot, path, source)
     record = _new_import(session, ctx, pilot, pilot.stage_index, "resources", source)
     record.sha256 = digest
@@ -1948,17 +1959,50 @@ def import_resources(
         raise InvalidInput(f"{source}: no resource rows (only a header)")
     session.add_all(rows)
     record.rows = len(rows)
+    after: dict[str, Any] = {"file": record.source, "rows": len(rows)}
+    removed = 0
+    if earlier is not None:
+        removed = session.execute(delete(Resource).where(Resource.import_id == earlier.id)).rowcount or 0
+        record.replaced = removed
+        after["replaces"] = {"import": earlier.id, "file": earlier.source, "rows": removed}
     session.flush()
     totals = resource_totals(session, pilot, ctx.config.citizen_hour_value, import_id=record.id)
-    audit.log(
-        session,
-        ctx,
-        "pilot.resources",
+    audit.log(session, ctx, "pilot.resources", pilot.ref, None, {**after, "totals": totals["total"]})
+    return ResourceSummary(
         pilot.ref,
-        None,
-        {"file": record.source, "rows": len(rows), "totals": totals["total"]},
+        source,
+        len(rows),
+        dry_run,
+        columns.ignored,
+        earlier.source if earlier is not None else None,
+        removed,
     )
-    return ResourceSummary(pilot.ref, source, len(rows), dry_run, columns.ignored)
+
+
+def _resources_to_replace(session: Session, pilot: Pilot, named: str) -> DataImport:
+    """Return the pilot's resources file that ``named`` (its recorded name or import number) identifies."""
+    files = list(
+        session.scalars(
+            select(DataImport)
+            .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources")
+            .order_by(DataImport.id)
+        )
+    )
+    live = [
+        f for f in files if session.scalar(select(Resource.id).where(Resource.import_id == f.id).limit(1))
+    ]
+    matches = [f for f in live if named in (f.source, str(f.id), Path(f.source).name)]
+    if len(matches) == 1:
+        return matches[0]
+    held = ", ".join(f"{f.source} (import {f.id})" for f in live) or "none"
+    if not matches:
+        raise InvalidInput(
+            f"{pilot.ref} has no resources file {named!r} to replace; nothing was imported (its files: {held})"
+        )
+    raise InvalidInput(
+        f"{named!r} names {len(matches)} resources files of {pilot.ref}; give the import number instead "
+        f"({held}); nothing was imported"
+    )
 
 
 def _resource_mapping(protocol: Protocol, mapping: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -350,6 +350,8 @@ class _DataFiles:
     ) -> Iterator[Mismatch]:
         pairs, unpaired = _paired(pilot.ref, "resources", records, events)
         yield from unpaired
+        # a file replaced by a later one (pilot resources --replace) keeps its record, not its lines
+        replaced = {after["replaces"]["import"] for _event, after in events if after.get("replaces")}
         for _index, record, event, after in pairs:
             # hours are valued at the rate of the day, which may have changed since: compare cash and hours
             try:
@@ -361,8 +363,12 @@ class _DataFiles:
                     f"resources file {record.source!r}: its rows can no longer be totalled by the protocol's stages",
                 )
                 continue
-            recorded = after.get("totals", {})
-            fields = {"file": (record.source, after.get("file")), "lines": (record.rows, after.get("rows"))}
+            recorded = {} if record.id in replaced else after.get("totals", {})
+            fields = {
+                "file": (record.source, after.get("file")),
+                "lines": (record.rows, after.get("rows")),
+                "replaced lines": (record.replaced or 0, (after.get("replaces") or {}).get("rows", 0)),
+            }
             for side in sorted(stored.keys() | recorded.keys()):
                 for amount in ("cash", "hours"):
                     fields[f"{side} {amount}"] = (

@@ -381,6 +381,13 @@ def pilot_data(
 @click.option(
     "--strict", is_flag=True, help="Refuse columns that are neither riskreg's nor mapped (else ignored)."
 )
+@click.option(
+    "--replace",
+    "replaces",
+    metavar="EARLIER",
+    help="Replace an earlier resources file that was wrong (its recorded name or import number): "
+    "its lines go, the new file's come in, and the event records both.",
+)
 @json_option
 @click.pass_obj
 def pilot_resources(  # type: ignore[no-untyped-def]
@@ -391,6 +398,7 @@ def pilot_resources(  # type: ignore[no-untyped-def]
     sheet: str | None,
     mapping: dict[str, str],
     strict: bool,
+    replaces: str | None,
     as_json: bool,
 ) -> None:
     """Import resources (public and citizen inputs) from a CSV or .xlsx, all rows or none.
@@ -398,11 +406,13 @@ def pilot_resources(  # type: ignore[no-untyped-def]
     Columns: stage,side,kind,hours,amount[,arm][,note]; side is public or citizen.
     Citizen hours without an amount are valued at citizen_hour_value (riskreg.toml).
     A file the pilot already holds (the same text, whatever its line ends or BOM) is
-    refused: its costs would count twice.
+    refused: its costs would count twice. A file that was wrong is corrected with
+    --replace EARLIER, naming the earlier file as recorded (or its import number).
 
     \b
     Example:
       riskreg pilot resources P-1 pilots/data/hospital-befriending-resources.csv
+      riskreg pilot resources P-1 costs-corrected.csv --replace costs.csv
     """
     from riskreg.ingest import import_resources, resource_totals
     from riskreg.pilots import get_pilot
@@ -410,7 +420,15 @@ def pilot_resources(  # type: ignore[no-untyped-def]
     ctx = app.context()
     with app.database().write(dry_run=dry_run) as session:
         summary = import_resources(
-            session, ctx, pilot_id, file, dry_run, sheet=sheet, mapping=mapping, strict=strict
+            session,
+            ctx,
+            pilot_id,
+            file,
+            dry_run,
+            sheet=sheet,
+            mapping=mapping,
+            strict=strict,
+            replace=replaces,
         )
         totals = resource_totals(session, get_pilot(session, pilot_id), ctx.config.citizen_hour_value)
     data = {**summary.to_dict(), "totals": totals}
@@ -421,8 +439,9 @@ def pilot_resources(  # type: ignore[no-untyped-def]
             (side, f"{t['hours']:g}", f"{t['cash']:.2f}", f"{t['valued']:.2f}")
             for side, t in d["totals"]["total"].items()
         ]
+        swapped = f", replacing {d['replaced']} ({d['replaced_rows']} rows)" if d["replaced"] else ""
         return (
-            f"{verb} {d['rows']} resource rows into {d['pilot']}{_ignored_text(d)}; totals so far:\n"
+            f"{verb} {d['rows']} resource rows into {d['pilot']}{swapped}{_ignored_text(d)}; totals so far:\n"
             + table(("SIDE", "HOURS", "CASH", "CITIZEN HOURS VALUED"), rows)
         )
 
