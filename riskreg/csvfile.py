@@ -106,7 +106,10 @@ def read_csv(handle: IO[str], source: str) -> CsvRows:
     if not first.strip():
         raise InvalidInput(f"{source}: the file is empty (expected a header line)")
     delimiter = sniff_delimiter(first)
-    names = [name.strip() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
+    try:
+        names = [name.strip() for name in next(csv.reader(io.StringIO(first), delimiter=delimiter))]
+    except csv.Error as exc:  # a header field over csv's field limit (128 KiB), say
+        raise InvalidInput(f"{source}: line 1: {exc}") from None
     reader = csv.reader(handle, delimiter=delimiter)
     return CsvRows(source, [name.lower() for name in names], _numbered(reader, source), delimiter, names)
 

@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -622,6 +623,25 @@ def status_of(url: str | None = None) -> dict[str, object]:
 # --- identity -------------------------------------------------------------------------------------
 
 
+ACTOR_LIMIT = 200  # the events' and rows' actor columns: one limit on every backend
+
+
+def checked_actor(name: str) -> str:
+    """Return an actor's name if every backend can store it as it is; else refuse it in one line.
+
+    SQLite would keep a longer name or a NUL that PostgreSQL refuses, and the actor is hashed
+    into the audit chain, so such a register could never move to PostgreSQL.
+    """
+    if len(name) > ACTOR_LIMIT:
+        raise InvalidInput(
+            f"the actor name is {len(name):,} characters long; at most {ACTOR_LIMIT} "
+            "(from --actor, RISKREG_ACTOR or the login)"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidInput("the actor name contains a control character (a NUL, tab or line break, say)")
+    return name
+
+
 def resolve_actor(database: Database, given: str | None, from_env: str | None) -> str:
     """Return the actor of a change: on PostgreSQL the login, else ``--actor``/RISKREG_ACTOR/the OS login.
 
@@ -631,7 +651,10 @@ def resolve_actor(database: Database, given: str | None, from_env: str | None) -
     refused for everyone: entering for someone else takes an explicit ``--actor``.
     """
     if database.backend != "postgresql":
-        return given or from_env or os_login()
+        return checked_actor(given or from_env or os_login())
+    for named in (given, from_env):
+        if named is not None:
+            checked_actor(named)
     login = database.login()
     if given is None:
         if from_env and from_env != login:

@@ -34,6 +34,15 @@ CRITERIA = {
 # Column names with a fixed meaning in outcome-data CSV files; a metric may not use them.
 RESERVED_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site", "stage")
 MAX_PLANNED_N = 1_000_000_000
+# Size limits, so that one protocol cannot fill the register or the reports: a real protocol
+# is a few kB with a handful of metrics and stages. Names (metrics, arms, slugs) go into
+# 100-character columns on every backend; free text (title, hypothesis, service...) is
+# generous prose.
+MAX_PROTOCOL_BYTES = 1 << 20
+MAX_METRICS = 100
+MAX_STAGES = 20
+MAX_NAME_CHARS = 100
+MAX_TEXT_CHARS = 10_000
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 ARM_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -205,6 +214,12 @@ def parse_protocol(data: bytes, source: str) -> Protocol:
     ``source`` names the file in messages. A leading UTF-8 byte-order mark is accepted;
     ``Protocol.text`` keeps it, so ``text.encode()`` gives back exactly ``data``.
     """
+    if len(data) > MAX_PROTOCOL_BYTES:
+        raise ProtocolError(
+            [
+                f"{source}: (file): {len(data):,} bytes; a protocol may be at most {MAX_PROTOCOL_BYTES:,} bytes (1 MiB)"
+            ]
+        )
     text = _decode(data, source)
     doc = _parse_toml(text, source)
     check = _Checker(source)
@@ -384,8 +399,8 @@ def _arms(check: _Checker, table: dict[str, Any]) -> tuple[str, str] | None:
         return None
     ok = True
     for index, value in enumerate(items):
-        if not isinstance(value, str) or not ARM_NAME.fullmatch(value):
-            text = "an arm name of letters, digits, '_' or '-'"
+        if not isinstance(value, str) or not ARM_NAME.fullmatch(value) or len(value) > MAX_NAME_CHARS:
+            text = f"an arm name of letters, digits, '_' or '-' (at most {MAX_NAME_CHARS} characters)"
             check.problem(f"design.arms[{index}]", f"expected {text}, got {_show(value)}")
             ok = False
     if ok and items[0] == items[1]:
@@ -409,6 +424,9 @@ def _allocation(check: _Checker, table: dict[str, Any]) -> tuple[float, float] |
 
 def _metrics(check: _Checker, items: list[Any] | None) -> tuple[Metric, ...] | None:
     if items is None:
+        return None
+    if len(items) > MAX_METRICS:
+        check.problem("metrics", f"{len(items):,} metrics; a protocol may have at most {MAX_METRICS}")
         return None
     metrics = [_metric(check, raw, f"metrics[{i}]") for i, raw in enumerate(items)]
     _check_unique(check, _raw_values(items, "name", str), "metrics", "name", "metric name")
@@ -520,6 +538,9 @@ def _baseline(check: _Checker, table: dict[str, Any], path: str, kind: str | Non
 
 def _stages(check: _Checker, items: list[Any] | None) -> tuple[Stage, ...] | None:
     if items is None:
+        return None
+    if len(items) > MAX_STAGES:
+        check.problem("stages", f"{len(items):,} stages; a protocol may have at most {MAX_STAGES}")
         return None
     stages = [_stage(check, raw, f"stages[{i}]") for i, raw in enumerate(items)]
     _check_unique(check, _raw_values(items, "name", str), "stages", "name", "stage name")
@@ -663,8 +684,11 @@ class _Checker:
         if self.missing(table, path, key, required):
             return None
         value = table[key]
+        limit = MAX_TEXT_CHARS if pattern is None else MAX_NAME_CHARS
         if not isinstance(value, str):
             self.problem(_join(path, key), f"expected a string, got {_show(value)}")
+        elif len(value) > limit:
+            self.problem(_join(path, key), f"{len(value):,} characters; at most {limit:,}")
         elif pattern is not None and not pattern.fullmatch(value):
             self.problem(_join(path, key), f"expected {pattern_text}, got {_show(value)}")
         elif not value.strip():

@@ -326,7 +326,7 @@ CASES = {
     ),
     "arm name": (
         edited(MINIMAL, ("design", "arms"), ["comparison", "pilot arm"]),
-        "pilots/x.toml: design.arms[1]: expected an arm name of letters, digits, '_' or '-', got 'pilot arm'",
+        "pilots/x.toml: design.arms[1]: expected an arm name of letters, digits, '_' or '-' (at most 100 characters), got 'pilot arm'",
     ),
     "allocation length": (
         edited(MINIMAL, ("design", "allocation"), [1]),
