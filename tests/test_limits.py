@@ -114,3 +114,73 @@ def test_a_protocol_at_its_limits_registers(rr, tmp_path):
     path = write(tmp_path, "full.toml", text)
     result = rr("pilot", "register", path)
     assert result.exit_code == 0, result.output
+
+
+def _full_disk_error(backend: str) -> Exception:
+    """The error each backend's driver raises when its disk fills during a write."""
+    if backend == "postgresql":
+        import psycopg
+
+        return psycopg.errors.DiskFull('could not extend file "base/16384/16385": No space left on device')
+    import sqlite3
+
+    return sqlite3.OperationalError("database or disk is full")
+
+
+def test_a_full_disk_during_an_import_is_one_error_line_and_nothing_is_written(
+    rr, backend, tmp_path, monkeypatch
+):
+    """Seen for real on a 3 MB tmpfs (SQLite): the driver's error became a traceback before."""
+    import riskreg.ingest as ingest
+
+    registered(rr, tmp_path)
+    before = (rr.json("pilot", "show", "P-1")["imports"], events(rr))
+    real = ingest._writer
+    failure = _full_disk_error(backend)
+
+    class FullDisk:
+        def __init__(self, session, import_id):  # type: ignore[no-untyped-def]
+            self.inner = real(session, import_id)
+
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            method = getattr(self.inner, name)
+            if name.startswith("write"):
+
+                def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+                    raise failure
+
+                return fail
+            return method
+
+    monkeypatch.setattr(ingest, "_writer", FullDisk)
+    path = write(
+        tmp_path, "d.csv", "unit_id,arm,metric,value\nu1,pilot,wellbeing,40\nu2,comparison,wellbeing,41\n"
+    )
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: the disk is full: nothing was saved (free some space, then run the command again)\n",
+    )
+    monkeypatch.undo()
+    assert (rr.json("pilot", "show", "P-1")["imports"], events(rr)) == before
+    assert rr.json("audit", "verify")["ok"] is True
+
+
+def test_a_full_disk_while_writing_an_export_is_one_error_line(rr, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    rr.json(*risk_add("Kept"))
+
+    def no_space(_fd: int) -> None:  # the last write before the rename finds the disk full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    target = tmp_path / "dump.json"
+    result = rr("export", str(target))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: cannot write {target}: No space left on device\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if "dump" in p.name) == []

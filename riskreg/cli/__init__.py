@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import sys
@@ -31,6 +32,35 @@ class RiskregGroup(click.Group):
             raise click.UsageError("an argument contains a NUL character") from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; the current change was not saved") from None
+        except Exception as exc:
+            if not _disk_full(exc):
+                raise
+            raise click.ClickException(DISK_FULL) from None
+
+
+DISK_FULL = "the disk is full: nothing was saved (free some space, then run the command again)"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error, or one it wraps, says the disk (or the database server's disk) is full.
+
+    SQLite says "database or disk is full", PostgreSQL SQLSTATE 53100 (disk_full), the
+    operating system ENOSPC or EDQUOT; SQLAlchemy wraps the first two in ``orig``.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return True
+        if "database or disk is full" in str(error) or getattr(error, "sqlstate", None) == "53100":
+            return True
+        pending += [getattr(error, "orig", None), error.__cause__, error.__context__]
+    return False
 
 
 # Control characters other than the newlines that separate a message's own lines (a file name
