@@ -143,6 +143,7 @@ def _open_workbook(path: str | os.PathLike[str], source: str) -> Iterator[Any]:
     except OSError as exc:
         raise InvalidInput(f"{source}: cannot read file: {exc.strerror}") from None
     try:
+        _refuse_zip_bomb(handle, source)
         try:
             # a file object: openpyxl then does not insist on an .xlsx name
             book = load_workbook(handle, read_only=True, data_only=True)
@@ -161,6 +162,40 @@ def _open_workbook(path: str | os.PathLike[str], source: str) -> Iterator[Any]:
             book.close()
     finally:
         handle.close()
+
+
+# A workbook is a zip of XML parts. Spreadsheet XML compresses about 5-20 to 1 (the demo's sheet
+# 9:1); deflate can reach about 1,000 to 1, so a small file could unpack to gigabytes of XML
+# that take minutes to read. These limits are checked from the zip's directory, before
+# anything is unpacked: a 1M-row, 10-column sheet is about 150 MB of XML.
+MAX_UNPACKED_BYTES = 2 << 30
+MAX_RATIO = 100
+RATIO_FROM_BYTES = 10 << 20  # parts smaller than this may compress as they like
+
+
+def _refuse_zip_bomb(handle: Any, source: str) -> None:
+    """Refuse a workbook whose parts would unpack to more than the limits allow (a zip bomb)."""
+    import zipfile
+
+    try:
+        parts = zipfile.ZipFile(handle).infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # damaged: load_workbook says so in its own words
+    finally:
+        handle.seek(0)
+    total = sum(part.file_size for part in parts)
+    if total > MAX_UNPACKED_BYTES:
+        raise InvalidInput(
+            f"{source}: the workbook would unpack to {total / (1 << 20):,.0f} MiB of XML; at most "
+            f"{MAX_UNPACKED_BYTES / (1 << 20):,.0f} MiB is read (split it, or export CSV UTF-8)"
+        )
+    for part in parts:
+        if part.file_size > RATIO_FROM_BYTES and part.file_size > MAX_RATIO * max(part.compress_size, 1):
+            raise InvalidInput(
+                f"{source}: the workbook's part {part.filename} would unpack {part.file_size // max(part.compress_size, 1):,} "
+                f"times larger than it is stored (at most {MAX_RATIO} times for a part over "
+                f"{RATIO_FROM_BYTES >> 20} MB): not a spreadsheet's XML; export CSV UTF-8 instead"
+            )
 
 
 def _reason(exc: BaseException) -> str:

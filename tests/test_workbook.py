@@ -360,3 +360,55 @@ def test_fuzzed_workbooks_never_give_a_traceback(rr, tmp_path, sheet):
     assert result.exit_code in (0, 1), result.output
     if result.exit_code == 1:
         assert result.output.startswith("Error: ")
+
+
+def _padded(source: str, target: Path, padding: int) -> str:
+    """Copy a workbook, its sheet's XML followed by ``padding`` spaces (which deflate to almost nothing)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for part in old.infolist():
+            data = old.read(part.filename)
+            if part.filename.startswith("xl/worksheets/"):
+                data += b" " * padding
+            new.writestr(part, data, compress_type=zipfile.ZIP_DEFLATED)
+    return str(target)
+
+
+def test_a_zip_bomb_is_refused_from_the_zip_directory_before_reading(rr, tmp_path):
+    rows = [
+        ["title", "side", "mode", "likelihood", "impact"],
+        ["Volunteer burnout", "citizen", "delivery", 3, 3],
+    ]
+    plain = book(tmp_path / "plain.xlsx", ("Risks", rows))
+    bomb = _padded(plain, tmp_path / "bomb.xlsx", 30 << 20)
+    before = rr.json("audit", "verify")["events"]
+    result = rr("risk", "import", bomb)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {bomb}: the workbook's part xl/worksheets/sheet1.xml would unpack "
+    )
+    assert result.stderr.endswith(
+        "times larger than it is stored (at most 100 times for a part over 10 MB): not a spreadsheet's XML; "
+        "export CSV UTF-8 instead\n"
+    )
+    assert rr.json("audit", "verify")["events"] == before
+    # a small part may compress as it likes: the same padding under 10 MB is read
+    assert rr.json("risk", "import", _padded(plain, tmp_path / "fine.xlsx", 1 << 20))["ids"] == ["R-1"]
+
+
+def test_a_workbook_that_would_unpack_beyond_the_total_limit_is_refused(rr, tmp_path, monkeypatch):
+    import riskreg.workbook as workbook
+
+    monkeypatch.setattr(workbook, "MAX_UNPACKED_BYTES", 1 << 20)  # 1 MiB stands in for 2 GiB
+    rows = [
+        ["title", "side", "mode", "likelihood", "impact"],
+        ["Volunteer burnout", "citizen", "delivery", 3, 3],
+    ]
+    big = _padded(book(tmp_path / "plain.xlsx", ("Risks", rows)), tmp_path / "big.xlsx", 2 << 20)
+    result = rr("risk", "import", big)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {big}: the workbook would unpack to 2 MiB of XML; at most 1 MiB is read (split it, or export "
+        "CSV UTF-8)\n",
+    )
