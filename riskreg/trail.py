@@ -37,7 +37,7 @@ from itertools import zip_longest
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from riskreg.actions import action_snapshot
@@ -312,8 +312,15 @@ class _DataFiles:
         return {(row.import_id, row.metric, row.arm): row for row in rows}
 
     def _observed(self, import_ids: list[int]) -> dict[tuple[int, int, int], ObservedRows]:
-        """Recount and re-add the stored observation rows of these imports, by (import, metric code, arm)."""
-        o = observations.c
+        """Recount and re-add the stored observation rows of these imports, by (import, metric code, arm).
+
+        Values are added shifted as the import added them (d = value - shift for continuous
+        metrics), so the sums compare like for like; a square under 1e-300 counts as 0, since
+        PostgreSQL refuses a float that underflows (a value of 1e-300 squared).
+        """
+        o, c = observations.c, ImportCount
+        shifted = o.value - func.coalesce(c.shift, 0.0)
+        square = case((func.abs(shifted) < 1e-150, 0.0), else_=shifted * shifted)
         query = (
             select(
                 o.import_id,
@@ -321,11 +328,13 @@ class _DataFiles:
                 o.arm,
                 func.count(),
                 func.count(o.value),
-                func.sum(o.value),
-                func.sum(o.value * o.value),
+                func.sum(shifted),
+                func.sum(square),
                 func.sum(o.exposure),
                 func.count(distinct(o.unit_id)),
             )
+            .select_from(observations)
+            .outerjoin(c, and_(c.import_id == o.import_id, c.metric == o.metric, c.arm == o.arm))
             .where(o.import_id.in_(import_ids))
             .group_by(o.import_id, o.metric, o.arm)
         )
@@ -502,16 +511,10 @@ def _observed_problem(counted: ImportCount | None, rows: ObservedRows | None) ->
         return f"{repeated} {'unit appears' if repeated == 1 else 'units appear'} twice among its observation rows"
     if found.present != counted.n:
         return f"{found.present} of its observation rows have values, but the import counted {counted.n}"
-    if counted.shift is not None:  # continuous: Σy = n·shift + Σd and Σy² = n·shift² + 2·shift·Σd + Σd²
-        total = counted.n * counted.shift + (counted.sum_d or 0.0)
-        squares = (
-            counted.n * counted.shift**2
-            + 2 * counted.shift * (counted.sum_d or 0.0)
-            + (counted.sum_d2 or 0.0)
-        )
-        scale = counted.n * counted.shift**2 + abs(squares)
-        if not _close(found.total, total, abs(total) + abs(counted.n * counted.shift)) or not _close(
-            found.squares, squares, scale
+    if counted.shift is not None:  # continuous: the sums of d = value - shift and of d²
+        scale = abs(counted.sum_d or 0.0) + counted.n * abs(counted.shift)
+        if not _close(found.total, counted.sum_d or 0.0, scale) or not _close(
+            found.squares, counted.sum_d2 or 0.0, abs(counted.sum_d2 or 0.0)
         ):
             return "the stored values no longer add up to what the import counted"
     elif not _close(found.total, counted.total, abs(counted.total)):
