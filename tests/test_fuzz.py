@@ -138,6 +138,47 @@ def test_random_csv_files_never_crash(seeded, tmp_path, content, target):
     check(result, before, after)
 
 
+CELL = st.one_of(
+    st.none(),
+    st.sampled_from(["unit_id", "arm", "metric", "value", "exposure", "title", "side", "mode", "likelihood",
+                     "impact", "stage", "kind", "hours", "amount", "u1", "pilot", "comparison", "wellbeing",
+                     "feasibility", "public", "citizen", "design", "NA", "#N/A", "=1+1", "1e999", ""]),
+    st.integers(-3, 10**16),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.dates(),
+    st.text(max_size=30),
+)  # fmt: skip
+SHEET = st.lists(st.lists(CELL, max_size=7), max_size=6)
+
+
+@SETTINGS
+@given(rows=SHEET, target=st.sampled_from(["data", "resources", "risks"]), merged=st.booleans())
+def test_random_workbooks_never_crash(seeded, tmp_path, rows, target, merged):
+    """Hypothesis-built .xlsx sheets (typed cells, dates, errors, merged cells) never give a traceback."""
+    from openpyxl import Workbook
+    from openpyxl.utils.exceptions import IllegalCharacterError
+
+    book = Workbook()
+    sheet = book.active
+    try:
+        for row in rows:
+            sheet.append(row)
+    except (IllegalCharacterError, ValueError, TypeError):
+        return  # openpyxl will not write such a cell: no workbook to read
+    if merged and rows:
+        sheet.merge_cells("A1:B1")
+    path = tmp_path / "input.xlsx"
+    book.save(path)
+    args = {
+        "data": ["pilot", "data", "P-1", str(path), "--stage", "feasibility", "--replace"],
+        "resources": ["pilot", "resources", "P-1", str(path)],
+        "risks": ["risk", "import", str(path)],
+    }[target]
+    result, before, after = run(seeded, tmp_path, args)
+    check(result, before, after)
+
+
 TOML = (ROOT / "pilots" / "housing-repairs.toml").read_bytes()
 
 
