@@ -139,10 +139,24 @@ def _write(
         row.value, row.version, row.updated_at, row.updated_by = encoded, row.version + 1, now, actor
     session.flush()
     after = {"key": key, "value": value, "version": row.version}
+    _record(session, actor, now, ACTION, before, after, reason)
+    return after
+
+
+def _record(
+    session: Session,
+    actor: str,
+    now: Any,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    reason: str | None,
+) -> None:
+    """Record a change of the governed settings as an audit event (config.set or config.unset)."""
     audit.record(
         session,
         actor=actor,
-        action=ACTION,
+        action=action,
         entity="config",
         entity_id=SCOPE,
         scope=SCOPE,
@@ -151,7 +165,6 @@ def _write(
         reason=reason,
         at=now,
     )
-    return after
 
 
 def set_value(
@@ -195,18 +208,7 @@ def unset_value(
     session.flush()
     in_force = in_force_value(config, key)
     after = {"key": key, "value": None, "in_force": in_force}
-    audit.record(
-        session,
-        actor=ctx.actor,
-        action=UNSET_ACTION,
-        entity="config",
-        entity_id=SCOPE,
-        scope=SCOPE,
-        before=before,
-        after=after,
-        reason=reason,
-        at=ctx.now,
-    )
+    _record(session, ctx.actor, ctx.now, UNSET_ACTION, before, after, reason)
     return {"key": key, "before": before["value"], "in_force": in_force}
 
 

@@ -116,6 +116,15 @@ def test_random_arguments_never_crash(seeded, tmp_path, command, words):
     check(result, before, after)
 
 
+def import_args(target: str, path: Path) -> list[str]:
+    """The command that imports ``path`` as outcome data, resources or risks."""
+    return {
+        "data": ["pilot", "data", "P-1", str(path), "--stage", "feasibility", "--replace"],
+        "resources": ["pilot", "resources", "P-1", str(path)],
+        "risks": ["risk", "import", str(path)],
+    }[target]
+
+
 CSV_TEXT = st.one_of(
     st.binary(max_size=300),
     st.lists(st.lists(st.sampled_from(["unit_id", "arm", "metric", "value", "exposure", "u1", "pilot", "comparison", "wellbeing",
@@ -129,11 +138,7 @@ CSV_TEXT = st.one_of(
 def test_random_csv_files_never_crash(seeded, tmp_path, content, target):
     path = tmp_path / "input.csv"
     path.write_bytes(content)
-    args = {
-        "data": ["pilot", "data", "P-1", str(path), "--stage", "feasibility", "--replace"],
-        "resources": ["pilot", "resources", "P-1", str(path)],
-        "risks": ["risk", "import", str(path)],
-    }[target]
+    args = import_args(target, path)
     result, before, after = run(seeded, tmp_path, args)
     check(result, before, after)
 
@@ -170,11 +175,7 @@ def test_random_workbooks_never_crash(seeded, tmp_path, rows, target, merged):
         sheet.merge_cells("A1:B1")
     path = tmp_path / "input.xlsx"
     book.save(path)
-    args = {
-        "data": ["pilot", "data", "P-1", str(path), "--stage", "feasibility", "--replace"],
-        "resources": ["pilot", "resources", "P-1", str(path)],
-        "risks": ["risk", "import", str(path)],
-    }[target]
+    args = import_args(target, path)
     result, before, after = run(seeded, tmp_path, args)
     check(result, before, after)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
 from riskreg.printpdf import NO_BROWSER
-from tests.conftest import IN_CI, Riskreg
+from tests.conftest import Riskreg
 from tests.risk_fixtures import risk_add
+from tests.test_browser import chromium
 
 pytestmark = pytest.mark.slow
 A4_POINTS = (595.0, 842.0)  # 210 × 297 mm at 72 points to the inch
@@ -20,12 +20,7 @@ A4_POINTS = (595.0, 842.0)  # 210 × 297 mm at 72 points to the inch
 
 @pytest.fixture
 def browser() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if IN_CI:
-            pytest.fail("chromium is not installed; .ci/run should have installed it", pytrace=False)
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return found
+    return chromium()  # skips locally, fails in CI, without one
 
 
 @pytest.fixture
