@@ -146,7 +146,7 @@ def test_qa_report_opens_with_the_audit_assurance(reports):
     html = reports["qa"]
     main = html.split("<main>", 1)[1]
     assert main.index('id="assurance-h"') < main.index('id="findings-h"')
-    assert "audit chain verified: 27 events intact." in main
+    assert "audit chain verified: 28 events intact." in main  # 27 changes and the risk file's import event
     assert re.search(r"the register matches the trail: 15 risks, 0 controls, 2 pilots, 4 data files", main)
 
 
