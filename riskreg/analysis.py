@@ -66,6 +66,7 @@ from riskreg.stats.sequential import conditional_power, lan_demets_boundaries, s
 from riskreg.stats.srm import sample_ratio_check
 from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSummary
 from riskreg.stats.verdicts import holm, judge
+from riskreg.strata import stratified_results
 from riskreg.units import double_counted
 
 __all__ = [
@@ -205,6 +206,7 @@ class Analysis:
     futility: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    stratified: dict[str, Any] = field(default_factory=dict)  # by metric, when [design] stratify is set
 
     def metric(self, name: str) -> MetricResult:
         """Return the result of the metric called ``name``."""
@@ -241,6 +243,7 @@ class Analysis:
             "metrics": [m.to_dict() for m in self.metrics],
             "criteria": [c.to_dict() for c in self.criteria],
             "costs": _plain(self.costs),
+            **({"stratified": _plain(self.stratified)} if self.stratified else {}),
         }
 
 
@@ -325,6 +328,7 @@ def analyse(
         costs=costs,
         primary_meets_boundary=rule.primary_meets,
         warnings=tuple(warnings),
+        stratified=stratified_results(session, imports, protocol, codes),
     )
 
 

@@ -34,6 +34,7 @@ CRITERIA = {
 # Column names with a fixed meaning in outcome-data CSV files; a metric may not use them.
 RESERVED_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site", "stage")
 MAX_PLANNED_N = 1_000_000_000
+STRATA_COLUMNS = ("site",)  # what [design] stratify may name: the outcome files' site column
 # Size limits, so that one protocol cannot fill the register or the reports: a real protocol
 # is a few kB with a handful of metrics and stages. Names (metrics, arms, slugs) go into
 # 100-character columns on every backend; free text (title, hypothesis, service...) is
@@ -53,7 +54,7 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _KEYS = {
     "": ("pilot", "design", "metrics", "stages", "data"),
     "pilot": ("key", "title", "service", "modes", "owner", "hypothesis", "risks"),
-    "design": ("arms", "allocation", "alpha", "power", "futility"),
+    "design": ("arms", "allocation", "alpha", "power", "futility", "stratify"),
     "metric": ("name", "kind", "role", "better", "test", "margin", "sd", "baseline", "description", "unit"),
     "stage": ("name", "planned_n", "evidence_level", "criteria"),
     "criteria": tuple(CRITERIA),
@@ -123,6 +124,7 @@ class Design:
     alpha: float
     power: float
     futility: float = DEFAULT_FUTILITY
+    stratify: str | None = None  # "site": results are also combined within site (riskreg.strata)
 
     @property
     def comparison(self) -> str:
@@ -193,6 +195,8 @@ class Protocol:
         del data["text"]
         if not (self.data.columns or self.data.arm_labels):
             del data["data"]  # shown only when the protocol has a [data] table
+        if self.design.stratify is None:
+            del data["design"]["stratify"]  # shown only when the design is stratified
         data["primary"] = self.primary.name
         return data
 
@@ -385,9 +389,14 @@ def _design(check: _Checker, table: dict[str, Any] | None) -> Design | None:
     alpha = check.number(table, "design", "alpha", default=0.05, low=0.0, high=0.5)
     power = check.number(table, "design", "power", default=0.8, low=0.0, high=1.0)
     futility = check.number(table, "design", "futility", default=DEFAULT_FUTILITY, low=0.0, high=1.0)
+    stratify = check.choice(table, "design", "stratify", STRATA_COLUMNS) if "stratify" in table else None
+    if "stratify" in table and stratify is None:
+        return None
     if arms is None or allocation is None or alpha is None or power is None or futility is None:
         return None
-    return Design(arms=arms, allocation=allocation, alpha=alpha, power=power, futility=futility)
+    return Design(
+        arms=arms, allocation=allocation, alpha=alpha, power=power, futility=futility, stratify=stratify
+    )
 
 
 def _arms(check: _Checker, table: dict[str, Any]) -> tuple[str, str] | None:
@@ -796,6 +805,8 @@ def _quote(key: str) -> str:
 
 
 def _one_of(values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return values[0]
     return ", ".join(values[:-1]) + " or " + values[-1]
 
 

@@ -129,6 +129,7 @@ def analysis_text(analysis: dict[str, Any]) -> str:
                 f"{_money_text(inc.get('per_unit_of_effect_with_citizen'))} with citizen inputs, "
                 f"{_money_text(inc.get('per_unit_of_effect_public_only'))} public only"
             )
+    out += _stratified_text(analysis.get("stratified") or {})
     out.append("")
     out.append(f"recommendation: {analysis['recommendation'].upper()}")
     for reason in analysis.get("reasons", []):
@@ -145,3 +146,34 @@ def _money_text(value: float | None) -> str:
 def _srm_test(srm: dict[str, Any]) -> str:
     """Return the sample-ratio test's short name: exact binomial for two arms (older analyses: chi-squared)."""
     return "exact binomial" if "binomial" in str(srm.get("method", "")) else "chi-squared"
+
+
+def _stratified_text(stratified: dict[str, Any]) -> list[str]:
+    """Return the site-stratified results: each metric's combined estimate, heterogeneity and sites."""
+    if not stratified:
+        return []
+    out = [
+        "",
+        "stratified by site (95% intervals, not adjusted for looks; the recommendation reads the pooled results):",
+    ]
+    rows = []
+    for name, s in stratified.items():
+        spread = s.get("heterogeneity")
+        if s.get("estimate") is None:
+            rows.append([name, "-", "-", "-", "-", s.get("note", "")])
+            continue
+        low, high = s["ci"]
+        rows.append(
+            [
+                name,
+                _num(s["estimate"]),
+                f"[{_num(low)}, {_num(high)}]",
+                _p(s.get("p_value")),
+                "-"
+                if spread is None
+                else f"Q {_num(spread['q'], 3)} ({spread['df']} df), I² {spread['i_squared']:.0%}",
+                ", ".join(f"{site['site']}: {_num(site['estimate'])}" for site in s["sites"]),
+            ]
+        )
+    out.append(table(["METRIC", "ESTIMATE", "CI", "P", "HETEROGENEITY", "BY SITE"], rows))
+    return out

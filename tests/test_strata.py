@@ -1,0 +1,103 @@
+"""`[design] stratify = "site"`: each metric also combined within site, with the sites shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskreg.stats.stratified import (
+    BinaryStratum,
+    MeanStratum,
+    RateStratum,
+    inverse_variance,
+    mh_rate_ratio,
+    mh_risk_difference,
+)
+from tests.pilot_fixtures import PROTOCOL, registered, write
+
+STRATIFIED = PROTOCOL.replace(
+    'arms = ["comparison", "pilot"]', 'arms = ["comparison", "pilot"]\nstratify = "site"'
+)
+
+# two sites; wellbeing: north pilot 44, 46 vs comparison 40, 42; south pilot 50, 54 vs comparison 49, 51
+ROWS = [
+    ("n1", "comparison", "north", 40, 1, 0, 10.0),
+    ("n2", "comparison", "north", 42, 0, 1, 10.0),
+    ("n3", "pilot", "north", 44, 0, 0, 10.0),
+    ("n4", "pilot", "north", 46, 1, 1, 10.0),
+    ("s1", "comparison", "south", 49, 1, 2, 20.0),
+    ("s2", "comparison", "south", 51, 1, 0, 20.0),
+    ("s3", "pilot", "south", 50, 0, 1, 20.0),
+    ("s4", "pilot", "south", 54, 1, 0, 20.0),
+]
+
+
+def data() -> str:
+    lines = ["unit_id,arm,metric,value,exposure,site"]
+    for unit, arm, site, wellbeing, readmitted, incidents, exposure in ROWS:
+        lines += [
+            f"{unit},{arm},wellbeing,{wellbeing},,{site}",
+            f"{unit},{arm},readmitted,{readmitted},,{site}",
+            f"{unit},{arm},incidents,{incidents},{exposure},{site}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def analysed(rr, tmp_path, protocol: str = STRATIFIED) -> dict:
+    registered(rr, tmp_path, protocol)
+    assert (
+        rr("pilot", "data", "P-1", write(tmp_path, "d.csv", data()), "--stage", "feasibility").exit_code == 0
+    )
+    return rr.json("pilot", "analyse", "P-1")
+
+
+def test_each_metric_is_combined_within_site_as_the_pooling_functions_do(rr, tmp_path):
+    stratified = analysed(rr, tmp_path)["stratified"]
+    # continuous: each site's difference in means, with its Welch variance, pooled by inverse variance
+    north = MeanStratum(45 - 41, 2 / 2 + 2 / 2)  # variances 2 in each arm, n = 2
+    south = MeanStratum(52 - 50, 8 / 2 + 2 / 2)
+    wellbeing = inverse_variance([north, south])
+    assert stratified["wellbeing"]["estimate"] == pytest.approx(wellbeing.estimate)
+    assert stratified["wellbeing"]["ci"] == [pytest.approx(v) for v in wellbeing.ci]
+    assert [s["site"] for s in stratified["wellbeing"]["sites"]] == ["north", "south"]
+    assert [s["estimate"] for s in stratified["wellbeing"]["sites"]] == [
+        pytest.approx(4.0),
+        pytest.approx(2.0),
+    ]
+    # binary: Mantel-Haenszel risk difference; count: Mantel-Haenszel rate ratio
+    readmitted = mh_risk_difference([BinaryStratum(1, 2, 1, 2), BinaryStratum(1, 2, 2, 2)])
+    assert stratified["readmitted"]["estimate"] == pytest.approx(readmitted.estimate)
+    incidents = mh_rate_ratio([RateStratum(1, 20.0, 1, 20.0), RateStratum(1, 40.0, 2, 40.0)])
+    assert stratified["incidents"]["estimate"] == pytest.approx(incidents.estimate)
+    assert stratified["incidents"]["heterogeneity"]["df"] == 1
+    assert stratified["wellbeing"]["sites"][0]["pilot"] == {"n": 2, "summary": 45.0}
+
+
+def test_the_terminal_report_shows_the_sites_and_says_what_the_recommendation_reads(rr, tmp_path):
+    analysed(rr, tmp_path)
+    text = rr("pilot", "analyse", "P-1").stdout
+    assert (
+        "stratified by site (95% intervals, not adjusted for looks; the recommendation reads the pooled results):"
+        in text
+    )
+    assert "north: 4, south: 2" in text
+
+
+def test_without_stratify_the_analysis_is_as_before(rr, tmp_path):
+    found = analysed(rr, tmp_path, PROTOCOL)
+    assert "stratified" not in found
+    assert "stratify" not in rr.json("pilot", "show", "P-1")["protocol"]["design"]
+
+
+def test_stratify_names_only_the_site_column(rr, tmp_path):
+    path = write(
+        tmp_path,
+        "x.toml",
+        PROTOCOL.replace(
+            'arms = ["comparison", "pilot"]', 'arms = ["comparison", "pilot"]\nstratify = "ward"'
+        ),
+    )
+    result = rr("pilot", "register", path)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {path}: design.stratify: expected site, got 'ward'\n",
+    )
