@@ -99,6 +99,7 @@ from riskreg.report_context import (
     RiskList,
     RuleLine,
     SideCounts,
+    SiteLine,
     StageAnalysis,
     StageDefinition,
     TopRisk,
@@ -926,6 +927,38 @@ def _stage_analysis(
             _result_line(m, arms, units.get(m["name"]), bool(a["boundaries"].get("final")))
             for m in a["metrics"]
         ),
+        by_site=tuple(_site_line(name, s) for name, s in (a.get("stratified") or {}).items()),
+    )
+
+
+def _site_line(metric: str, s: dict[str, Any]) -> SiteLine:
+    """Say one metric's site-stratified result for the pilot report's by-site table."""
+    spread = s.get("heterogeneity")
+    low, high = s.get("ci") or (None, None)
+
+    def arm(site: dict[str, Any], name: str) -> str:
+        held = site.get(name) or {}
+        if not held.get("n"):
+            return "–"
+        return f"{num(held.get('summary'))} (n = {held['n']:,})"
+
+    return SiteLine(
+        metric=metric,
+        estimate=num(s.get("estimate")) if s.get("estimate") is not None else "–",
+        interval="–" if low is None else f"{num(low)} to {num(high)}",
+        heterogeneity=s.get("note", "–")
+        if spread is None
+        else f"Q = {num(spread['q'])} on {spread['df']} df, p = {p_text(spread['p_value'])}; I² = {spread['i_squared']:.0%}",
+        sites=tuple(
+            (
+                site["site"],
+                arm(site, "comparison"),
+                arm(site, "pilot"),
+                num(site["estimate"]) if site["estimate"] is not None else "–",
+            )
+            for site in s.get("sites", [])
+        ),
+        method=s.get("method", ""),
     )
 
 

@@ -1205,6 +1205,19 @@ class StageAnalysis:
     notes: tuple[str, ...] = ()  # early evidence of effect, provisional criteria
     futility: str = ""  # "the chance of showing ..., if the rest of the pilot went as planned, is 97 %"
     stagewise: str = ""  # the primary's median-unbiased estimate after an early crossing
+    by_site: tuple[SiteLine, ...] = ()  # [design] stratify = "site": each metric within site
+
+
+@dataclass(frozen=True)
+class SiteLine:
+    """One metric's site-stratified result: the combined estimate, heterogeneity and each site's own."""
+
+    metric: str
+    estimate: str
+    interval: str
+    heterogeneity: str
+    sites: tuple[tuple[str, str, str, str], ...]  # (site, comparison, pilot, the site's own estimate)
+    method: str
 
 
 @dataclass(frozen=True)

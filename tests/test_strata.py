@@ -101,3 +101,15 @@ def test_stratify_names_only_the_site_column(rr, tmp_path):
         1,
         f"Error: {path}: design.stratify: expected site, got 'ward'\n",
     )
+
+
+def test_the_pilot_report_shows_each_metric_by_site(rr, tmp_path):
+    analysed(rr, tmp_path)
+    assert rr("report", "pilot", "P-1", "-o", "p.html", "--as-of", "2026-12-01").exit_code == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "<h4>By site at feasibility</h4>" in html
+    assert (
+        '<tr><th scope="row"><bdi>north</bdi></th><td class="num">41 (n = 2)</td><td class="num">45 (n = 2)</td>'
+        '<td class="num">4</td></tr>'
+    ) in html
+    assert 'aria-label="wellbeing by site at feasibility (table; scrolls sideways)"' in html
