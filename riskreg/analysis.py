@@ -119,6 +119,25 @@ class MetricResult:
     stagewise: dict[str, Any] | None = None  # the primary's inference after an early crossing
     dispersion: float | None = None  # counts: the Pearson dispersion φ̂ from per-unit data
 
+    def chance(self) -> dict[str, Any] | None:
+        """Return how likely the pilot arm is better (and beyond the margin), for a board; None without an estimate.
+
+        A flat-prior normal reading of the estimate and its standard error (riskreg.stats.probability):
+        not adjusted for the looks, and no verdict.
+        """
+        from riskreg.stats.probability import chance_of_benefit
+
+        if self.estimate is None or not self.se or (self.kind == "count" and self.estimate <= 0):
+            return None
+        line = None
+        if self.test == "non-inferiority" and self.margin is not None:
+            if self.kind == "count":
+                line = self.margin if self.better == "lower" else 1.0 / self.margin
+            else:
+                line = -self.margin if self.better == "higher" else self.margin
+        found = chance_of_benefit(self.estimate, self.se, self.better == "higher", self.kind == "count", line)
+        return {"better": found.better, "beyond_margin": found.beyond_margin, "method": found.method}
+
     def to_dict(self) -> dict[str, Any]:
         """Return the metric as DESIGN §3's analysis metric object (plus extras)."""
         return {
@@ -150,6 +169,7 @@ class MetricResult:
             "power": None if self.power is None else dict(self.power),
             "stagewise": None if self.stagewise is None else _plain(self.stagewise),
             "dispersion": self.dispersion,
+            "chance": self.chance(),
             "warnings": list(self.warnings),
         }
 

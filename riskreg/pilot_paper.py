@@ -186,6 +186,7 @@ class DecisionPanel:
     primary_sentence: str
     primary_meaning: str  # what the interval means against the margin
     primary_n: str  # "n = 211 comparison, 210 pilot (units with the primary outcome); …"
+    primary_chance: str  # "The chance that the pilot arm is better: 73 %; ...", or ""
     safety: tuple[SafetyLine, ...]
     rag: tuple[RagLine, ...]
     costs: tuple[CostFigure, ...]
@@ -300,6 +301,29 @@ def _effect_unit(kind: str, unit: str | None) -> str:
     return "unit of effect" + (f" ({unit})" if unit else "")
 
 
+def _percent(p: float) -> str:
+    """A probability as a whole percentage, never rounded to a certainty it is not ("more than 99 %")."""
+    if p > 0.99:
+        return "more than 99 %"
+    if p < 0.01:
+        return "less than 1 %"
+    return f"{p * 100:.0f} %"
+
+
+def chance_text(metric: Mapping[str, Any]) -> str:
+    """Say how likely the pilot arm is better (and on the good side of the margin), or "" without a reading."""
+    found = metric.get("chance")
+    if not found:
+        return ""
+    text = f"The chance that the pilot arm is better: {_percent(found['better'])}"
+    if found.get("beyond_margin") is not None:
+        text += f"; that it is no worse than the margin allows: {_percent(found['beyond_margin'])}"
+    return (
+        text + ". A plain reading of the data so far (flat prior, normal approximation): it is not "
+        "adjusted for the pilot's looks and is no verdict."
+    )
+
+
 def decision_panel(
     analyses: Sequence[Mapping[str, Any]],
     decisions: Sequence[DecisionLine],
@@ -313,7 +337,7 @@ def decision_panel(
     primary = primary_of(latest)
     final = bool((latest.get("boundaries") or {}).get("final"))
     notes: list[Footnote] = []
-    sentence = meaning_text = n_text = ""
+    sentence = meaning_text = n_text = chance = ""
     name = label(latest.get("primary") or "")
     if primary is not None:
         unit = units.get(primary["name"])
@@ -324,6 +348,7 @@ def decision_panel(
         sentence = plain_sentence(primary, unit, words)
         meaning_text = meaning(primary, unit)
         n_text = _n_text(primary, latest, arms)
+        chance = chance_text(primary)
     decided = [d for d in decisions if d.stage == latest["stage"]]
     return DecisionPanel(
         stage=latest["stage"],
@@ -335,6 +360,7 @@ def decision_panel(
         primary_sentence=sentence,
         primary_meaning=meaning_text,
         primary_n=n_text,
+        primary_chance=chance,
         safety=tuple(
             _safety_line(m, arms, units.get(m["name"])) for m in latest["metrics"] if m["role"] == "safety"
         ),

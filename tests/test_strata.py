@@ -113,3 +113,22 @@ def test_the_pilot_report_shows_each_metric_by_site(rr, tmp_path):
         '<td class="num">4</td></tr>'
     ) in html
     assert 'aria-label="wellbeing by site at feasibility (table; scrolls sideways)"' in html
+
+
+def test_each_metric_carries_its_chance_of_benefit_and_the_panel_says_it(rr, tmp_path):
+    """Issue 18's probabilities: read from each metric's estimate and standard error."""
+    from scipy.stats import norm
+
+    found = analysed(rr, tmp_path)
+    wellbeing = next(m for m in found["metrics"] if m["name"] == "wellbeing")
+    z = wellbeing["estimate"] / wellbeing["se"]
+    assert wellbeing["chance"]["better"] == pytest.approx(norm.cdf(z))
+    # non-inferiority, higher better, margin 3: the line is at -3
+    assert wellbeing["chance"]["beyond_margin"] == pytest.approx(
+        norm.cdf((wellbeing["estimate"] + 3) / wellbeing["se"])
+    )
+    incidents = next(m for m in found["metrics"] if m["name"] == "incidents")
+    assert incidents["chance"]["beyond_margin"] is None  # superiority: no margin line
+    assert rr("report", "pilot", "P-1", "-o", "p.html", "--as-of", "2026-12-01").exit_code == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "<strong>Probability:</strong> The chance that the pilot arm is better: " in html
