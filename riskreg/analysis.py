@@ -66,7 +66,7 @@ from riskreg.stats.sequential import conditional_power, lan_demets_boundaries, s
 from riskreg.stats.srm import sample_ratio_check
 from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSummary
 from riskreg.stats.verdicts import holm, judge
-from riskreg.strata import stratified_results
+from riskreg.strata import adjusted_results, stratified_results
 from riskreg.units import double_counted
 
 __all__ = [
@@ -227,6 +227,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     stratified: dict[str, Any] = field(default_factory=dict)  # by metric, when [design] stratify is set
+    adjusted: dict[str, Any] = field(default_factory=dict)  # by metric, for metrics with a covariate
 
     def metric(self, name: str) -> MetricResult:
         """Return the result of the metric called ``name``."""
@@ -264,6 +265,7 @@ class Analysis:
             "criteria": [c.to_dict() for c in self.criteria],
             "costs": _plain(self.costs),
             **({"stratified": _plain(self.stratified)} if self.stratified else {}),
+            **({"adjusted": _plain(self.adjusted)} if self.adjusted else {}),
         }
 
 
@@ -349,6 +351,7 @@ def analyse(
         primary_meets_boundary=rule.primary_meets,
         warnings=tuple(warnings),
         stratified=stratified_results(session, imports, protocol, codes),
+        adjusted=adjusted_results(session, imports, protocol, codes),
     )
 
 
@@ -387,6 +390,7 @@ def judge_look(
             metric, summaries[metric.name], missing[metric.name], protocol.design, looks, with_power
         )
         for metric in protocol.metrics
+        if metric.role != "baseline"  # a covariate is measured, never tested
     ]
     results = _adjust(results, alpha)
     srm_check = sample_ratio_check([units[a] for a in arms], protocol.design.allocation, config.srm_threshold)

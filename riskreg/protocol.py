@@ -24,7 +24,7 @@ from riskreg.errors import NotFound, ProtocolError
 from riskreg.vocab import MODES
 
 KINDS = ("continuous", "binary", "count")
-ROLES = ("primary", "secondary", "safety")
+ROLES = ("primary", "secondary", "safety", "baseline")  # baseline: a covariate, measured, never tested
 TESTS = ("superiority", "non-inferiority", "equivalence")
 BETTER = ("higher", "lower")
 CRITERIA = {
@@ -55,7 +55,19 @@ _KEYS = {
     "": ("pilot", "design", "metrics", "stages", "data"),
     "pilot": ("key", "title", "service", "modes", "owner", "hypothesis", "risks"),
     "design": ("arms", "allocation", "alpha", "power", "futility", "stratify"),
-    "metric": ("name", "kind", "role", "better", "test", "margin", "sd", "baseline", "description", "unit"),
+    "metric": (
+        "name",
+        "kind",
+        "role",
+        "better",
+        "test",
+        "margin",
+        "sd",
+        "baseline",
+        "covariate",
+        "description",
+        "unit",
+    ),
     "stage": ("name", "planned_n", "evidence_level", "criteria"),
     "criteria": tuple(CRITERIA),
     "data": ("columns", "arm_labels"),
@@ -109,6 +121,7 @@ class Metric:
     baseline: float | None
     description: str | None
     unit: str | None
+    covariate: str | None = None  # a baseline metric to adjust this continuous one for (ANCOVA)
 
 
 @dataclass(frozen=True)
@@ -446,7 +459,28 @@ def _metrics(check: _Checker, items: list[Any] | None) -> tuple[Metric, ...] | N
     for index in primaries[1:]:
         message = f"a second primary metric (metrics[{primaries[0]}] is primary); exactly one is required"
         check.problem(f"metrics[{index}].role", message)
+    _check_covariates(check, metrics)
     return None if None in metrics else tuple(m for m in metrics if m is not None)
+
+
+def _check_covariates(check: _Checker, metrics: list[Metric | None]) -> None:
+    """Each covariate names a continuous baseline metric, and adjusts a continuous outcome."""
+    by_name = {m.name: m for m in metrics if m is not None}
+    for index, metric in enumerate(metrics):
+        if metric is None:
+            continue
+        if metric.role == "baseline" and metric.kind != "continuous":
+            check.problem(f"metrics[{index}].kind", "a baseline metric must be continuous (a covariate)")
+        if metric.covariate is None:
+            continue
+        path = f"metrics[{index}].covariate"
+        named = by_name.get(metric.covariate)
+        if metric.kind != "continuous" or metric.role == "baseline":
+            check.problem(path, "only a continuous outcome (not a baseline) is adjusted for a covariate")
+        elif named is None or named.role != "baseline":
+            check.problem(
+                path, f"expected the name of a metric with role 'baseline', got {metric.covariate!r}"
+            )
 
 
 def _raw_values(items: list[Any], key: str, kind: type) -> list[Any]:
@@ -474,12 +508,15 @@ def _metric(check: _Checker, raw: Any, path: str) -> Metric | None:
     baseline = _baseline(check, table, path, kind)
     description = check.string(table, path, "description")
     unit = check.string(table, path, "unit")
+    covariate = check.string(table, path, "covariate", pattern=IDENTIFIER, pattern_text="a metric name")
     fields = (name, kind, role, better, test)
     if None in fields or any(k in table and v is None for k, v in (("margin", margin), ("sd", sd))):
         return None
     if "baseline" in table and baseline is None:
         return None
-    return Metric(name, kind, role, better, test, margin, sd, baseline, description, unit)
+    if "covariate" in table and covariate is None:
+        return None
+    return Metric(name, kind, role, better, test, margin, sd, baseline, description, unit, covariate)
 
 
 def _metric_name(check: _Checker, table: dict[str, Any], path: str) -> str | None:

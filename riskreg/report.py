@@ -928,6 +928,21 @@ def _stage_analysis(
             for m in a["metrics"]
         ),
         by_site=tuple(_site_line(name, s) for name, s in (a.get("stratified") or {}).items()),
+        adjusted=tuple(_adjusted_sentence(name, x) for name, x in (a.get("adjusted") or {}).items()),
+    )
+
+
+def _adjusted_sentence(metric: str, a: dict[str, Any]) -> str:
+    """Say a metric's baseline-adjusted result beside the unadjusted one, in one sentence."""
+    if a.get("estimate") is None:
+        return f"{metric}, adjusted for {a['covariate']}: {a.get('note', 'no estimate')}."
+    low, high = a["ci"]
+    units = a.get("units", {})
+    return (
+        f"{metric}, adjusted for {a['covariate']}: difference {num(a['estimate'])} (95% interval {num(low)} to "
+        f"{num(high)}, p = {p_text(a.get('p_value'))}) against {num(a['unadjusted_estimate'])} unadjusted, on "
+        f"{units.get('comparison', 0):,} comparison and {units.get('pilot', 0):,} pilot units with both values; "
+        f"the baseline cut the variance of the difference by {a['variance_reduction']:.0%}."
     )
 
 

@@ -1206,6 +1206,7 @@ class StageAnalysis:
     futility: str = ""  # "the chance of showing ..., if the rest of the pilot went as planned, is 97 %"
     stagewise: str = ""  # the primary's median-unbiased estimate after an early crossing
     by_site: tuple[SiteLine, ...] = ()  # [design] stratify = "site": each metric within site
+    adjusted: tuple[str, ...] = ()  # metrics with a covariate: the baseline-adjusted result in words
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,76 @@ def test_each_metric_carries_its_chance_of_benefit_and_the_panel_says_it(rr, tmp
     assert rr("report", "pilot", "P-1", "-o", "p.html", "--as-of", "2026-12-01").exit_code == 0
     html = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "<strong>Probability:</strong> The chance that the pilot arm is better: " in html
+
+
+# --- baseline adjustment -------------------------------------------------------------------------
+
+ADJUSTED = (
+    PROTOCOL.replace(
+        'test = "non-inferiority"\nmargin = 3.0\n',
+        'test = "non-inferiority"\nmargin = 3.0\ncovariate = "wellbeing_at_referral"\n',
+    )
+    + '\n[[metrics]]\nname = "wellbeing_at_referral"\nkind = "continuous"\nrole = "baseline"\nbetter = "higher"\n'
+)
+
+
+def baseline_data() -> tuple[str, list[tuple[str, int, float, float]]]:
+    """Wide-form rows: unit, arm (0 comparison, 1 pilot), baseline, outcome; outcome ≈ 10 + 0.8·baseline (+2 pilot)."""
+    import random
+
+    rng = random.Random(5)
+    units = []
+    for i in range(40):
+        arm = i % 2
+        x = rng.gauss(40, 8)
+        units.append((f"u{i}", arm, round(x, 2), round(10 + 0.8 * x + 2 * arm + rng.gauss(0, 2), 2)))
+    lines = ["unit_id,arm,wellbeing,wellbeing_at_referral,readmitted,incidents,exposure"]
+    for unit, arm, x, y in units:
+        lines.append(f"{unit},{'pilot' if arm else 'comparison'},{y},{x},0,0,10")
+    return "\n".join(lines) + "\n", units
+
+
+def test_a_metric_with_a_covariate_is_also_adjusted_as_full_least_squares_would(rr, tmp_path):
+    import numpy as np
+
+    registered(rr, tmp_path, ADJUSTED)
+    text, units = baseline_data()
+    assert rr("pilot", "data", "P-1", write(tmp_path, "d.csv", text), "--stage", "feasibility").exit_code == 0
+    found = rr.json("pilot", "analyse", "P-1")
+    assert [m["name"] for m in found["metrics"]] == [
+        "wellbeing",
+        "readmitted",
+        "incidents",
+    ]  # the baseline is not tested
+    adjusted = found["adjusted"]["wellbeing"]
+    design = np.array([[1.0, arm, x] for _u, arm, x, _y in units])
+    outcome = np.array([y for *_rest, y in units])
+    coefficients, *_ = np.linalg.lstsq(design, outcome, rcond=None)
+    assert adjusted["estimate"] == pytest.approx(float(coefficients[1]), rel=1e-9)
+    assert adjusted["units"] == {"comparison": 20, "pilot": 20}
+    assert adjusted["variance_reduction"] > 0.7  # the baseline explains most of the spread
+    wellbeing = next(m for m in found["metrics"] if m["name"] == "wellbeing")
+    assert adjusted["unadjusted_estimate"] == pytest.approx(wellbeing["estimate"])
+    text_report = rr("pilot", "analyse", "P-1").stdout
+    assert "adjusted for a baseline (ANCOVA;" in text_report and "wellbeing_at_referral" in text_report
+
+
+def test_a_covariate_must_name_a_continuous_baseline_metric(rr, tmp_path):
+    wrong = ADJUSTED.replace('covariate = "wellbeing_at_referral"', 'covariate = "readmitted"')
+    path = write(tmp_path, "x.toml", wrong)
+    result = rr("pilot", "register", path)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {path}: metrics[0].covariate: expected the name of a metric with role 'baseline', got 'readmitted'\n",
+    )
+
+
+def test_the_pilot_report_gives_the_adjusted_result_in_words(rr, tmp_path):
+    registered(rr, tmp_path, ADJUSTED)
+    text, _units = baseline_data()
+    assert rr("pilot", "data", "P-1", write(tmp_path, "d.csv", text), "--stage", "feasibility").exit_code == 0
+    assert rr("report", "pilot", "P-1", "-o", "p.html", "--as-of", "2026-12-01").exit_code == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "<h4>Adjusted for a baseline at feasibility</h4>" in html
+    assert "wellbeing, adjusted for wellbeing_at_referral: difference " in html
+    assert "on 20 comparison and 20 pilot units with both values; the baseline cut the variance" in html

@@ -130,6 +130,7 @@ def analysis_text(analysis: dict[str, Any]) -> str:
                 f"{_money_text(inc.get('per_unit_of_effect_public_only'))} public only"
             )
     out += _stratified_text(analysis.get("stratified") or {})
+    out += _adjusted_text(analysis.get("adjusted") or {})
     out.append("")
     out.append(f"recommendation: {analysis['recommendation'].upper()}")
     for reason in analysis.get("reasons", []):
@@ -176,4 +177,35 @@ def _stratified_text(stratified: dict[str, Any]) -> list[str]:
             ]
         )
     out.append(table(["METRIC", "ESTIMATE", "CI", "P", "HETEROGENEITY", "BY SITE"], rows))
+    return out
+
+
+def _adjusted_text(adjusted: dict[str, Any]) -> list[str]:
+    """Return the baseline-adjusted results beside the unadjusted ones on the same units."""
+    if not adjusted:
+        return []
+    out = [
+        "",
+        "adjusted for a baseline (ANCOVA; 95% intervals, not adjusted for looks; the recommendation reads the results above):",
+    ]
+    rows = []
+    for name, a in adjusted.items():
+        units = a.get("units", {})
+        if a.get("estimate") is None:
+            rows.append([name, a["covariate"], "-", "-", "-", "-", "-", a.get("note", "")])
+            continue
+        low, high = a["ci"]
+        rows.append(
+            [
+                name,
+                a["covariate"],
+                f"{units.get('comparison', 0)} / {units.get('pilot', 0)}",
+                _num(a["estimate"]),
+                f"[{_num(low)}, {_num(high)}]",
+                _p(a.get("p_value")),
+                _num(a["unadjusted_estimate"]),
+                f"{a['variance_reduction']:.0%}",
+            ]
+        )
+    out.append(table(["METRIC", "BASELINE", "N", "ADJUSTED", "CI", "P", "UNADJUSTED", "VARIANCE CUT"], rows))
     return out

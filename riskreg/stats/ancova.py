@@ -24,21 +24,33 @@ from riskreg.stats import checks
 
 @dataclass(frozen=True)
 class ArmMoments:
-    """One arm's sufficient statistics for an outcome y and its baseline x."""
+    """One arm's sufficient statistics for an outcome y and its baseline x, about the arm's means.
+
+    ``sxx``, ``syy`` and ``sxy`` are the sums of squares and products of deviations from the
+    arm's own means, so no variance comes from a raw sum of squares; ``from_sums`` builds
+    them from Σx, Σx², Σy, Σy² and Σxy when that is what is kept.
+    """
 
     n: int
-    sum_x: float
-    sum_x2: float
-    sum_y: float
-    sum_y2: float
-    sum_xy: float
+    mean_x: float
+    mean_y: float
+    sxx: float
+    syy: float
+    sxy: float
 
-    def centred(self) -> tuple[float, float, float]:
-        """Return the arm's within-arm sums of squares and products (Sxx, Syy, Sxy)."""
-        return (
-            self.sum_x2 - self.sum_x**2 / self.n,
-            self.sum_y2 - self.sum_y**2 / self.n,
-            self.sum_xy - self.sum_x * self.sum_y / self.n,
+    @classmethod
+    def from_sums(
+        cls, n: int, sum_x: float, sum_x2: float, sum_y: float, sum_y2: float, sum_xy: float
+    ) -> ArmMoments:
+        """Return the moments of an arm kept as raw sums (n, Σx, Σx², Σy, Σy², Σxy)."""
+        checks.whole("n", n, 1)
+        return cls(
+            n=n,
+            mean_x=sum_x / n,
+            mean_y=sum_y / n,
+            sxx=sum_x2 - sum_x**2 / n,
+            syy=sum_y2 - sum_y**2 / n,
+            sxy=sum_xy - sum_x * sum_y / n,
         )
 
 
@@ -63,18 +75,17 @@ def ancova(pilot: ArmMoments, comparison: ArmMoments, level: float = 0.95) -> Ad
     level = checks.open_unit("level", level)
     for name, arm in (("pilot", pilot), ("comparison", comparison)):
         checks.whole(f"{name}.n", arm.n, 2)
-        for field in ("sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy"):
+        for field in ("mean_x", "mean_y", "sxx", "syy", "sxy"):
             checks.number(f"{name}.{field}", getattr(arm, field))
     total = pilot.n + comparison.n
     if total < 4:
         raise ValueError("the adjustment needs at least 4 units (N − 3 degrees of freedom)")
-    (sxx1, syy1, sxy1), (sxx0, syy0, sxy0) = pilot.centred(), comparison.centred()
-    sxx, syy, sxy = sxx1 + sxx0, syy1 + syy0, sxy1 + sxy0
-    if sxx <= 0:
+    sxx, syy, sxy = pilot.sxx + comparison.sxx, pilot.syy + comparison.syy, pilot.sxy + comparison.sxy
+    if sxx <= 1e-12 * max(abs(pilot.mean_x), abs(comparison.mean_x), 1.0) ** 2 * total:
         raise ValueError("the baseline does not vary within the arms: there is nothing to adjust for")
     slope = sxy / sxx
-    mean_x1, mean_x0 = pilot.sum_x / pilot.n, comparison.sum_x / comparison.n
-    raw = pilot.sum_y / pilot.n - comparison.sum_y / comparison.n
+    mean_x1, mean_x0 = pilot.mean_x, comparison.mean_x
+    raw = pilot.mean_y - comparison.mean_y
     difference = raw - slope * (mean_x1 - mean_x0)
     df = total - 3
     residual = max(syy - sxy * slope, 0.0) / df

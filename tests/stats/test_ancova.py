@@ -15,7 +15,7 @@ from riskreg.stats.ancova import ArmMoments, ancova
 
 
 def moments(x: list[float], y: list[float]) -> ArmMoments:
-    return ArmMoments(
+    return ArmMoments.from_sums(
         n=len(x),
         sum_x=math.fsum(x),
         sum_x2=math.fsum(v * v for v in x),
