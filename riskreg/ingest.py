@@ -2025,9 +2025,15 @@ def _resource_mapping(protocol: Protocol, mapping: dict[str, str]) -> tuple[dict
 def _refuse_repeated_resources(session: Session, pilot: Pilot, path: str | Path, source: str) -> str:
     """Return the file's text SHA-256, refusing a file whose content the pilot's resources already hold."""
     digest = table_sha256(path, source) if is_workbook(path) else text_sha256(path)
-    earlier = session.scalars(
+    still_held = select(Resource.id).where(Resource.import_id == DataImport.id).exists()
+    earlier = session.scalars(  # a file whose lines a --replace removed is no longer held
         select(DataImport)
-        .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources", DataImport.sha256 == digest)
+        .where(
+            DataImport.pilot_id == pilot.id,
+            DataImport.kind == "resources",
+            DataImport.sha256 == digest,
+            still_held,
+        )
         .order_by(DataImport.id)
         .limit(1)
     ).first()

@@ -66,3 +66,15 @@ def test_a_replaced_file_cannot_be_replaced_again(rr, tmp_path):
     # the correction itself can be replaced, by its import number
     assert rr.json("pilot", "resources", "P-1", third, "--replace", "2")["replaced_rows"] == 2
     assert rr.json("audit", "verify")["ok"] is True
+
+
+def test_after_a_replacement_the_replaced_content_may_come_back(rr, tmp_path):
+    """A file whose lines a --replace removed is no longer held: its content is not refused as a repeat."""
+    wrong_then_right(rr, tmp_path)
+    again = write(tmp_path, "costs-again.csv", WRONG)
+    back = rr.json("pilot", "resources", "P-1", again, "--replace", "costs-corrected.csv")
+    assert back["totals"]["total"]["public"]["cash"] == 3000.0
+    assert rr.json("audit", "verify")["ok"] is True
+    # while held, the same content is still refused
+    refused = rr("pilot", "resources", "P-1", write(tmp_path, "costs-third.csv", WRONG))
+    assert refused.exit_code == 1 and "already has these resources" in refused.stderr
