@@ -118,25 +118,38 @@ class MetricResult:
     warnings: tuple[str, ...] = ()
     stagewise: dict[str, Any] | None = None  # the primary's inference after an early crossing
     dispersion: float | None = None  # counts: the Pearson dispersion φ̂ from per-unit data
+    prior: tuple[float, float] | None = None  # the probabilities' normal prior (mean, sd), analysis scale
+    prior_source: str = "flat"
 
     def chance(self) -> dict[str, Any] | None:
-        """Return how likely the pilot arm is better (and beyond the margin), for a board; None without an estimate.
+        """Return how likely the pilot arm is better, worse, and beyond the margin, for a board; None without an estimate.
 
-        A flat-prior normal reading of the estimate and its standard error (riskreg.stats.probability):
-        not adjusted for the looks, and no verdict.
+        The normal posterior of the effect under ``prior`` (riskreg.stats.designs.board_chances):
+        not adjusted for the looks, and no verdict (the gate rests on the pre-registered test).
+        ``beyond_margin``: the pilot is not worse by more than the margin (it clears a
+        non-inferiority or equivalence margin); ``harm``: it is worse by more than the margin.
         """
-        from riskreg.stats.probability import chance_of_benefit
+        from riskreg.stats.designs import NormalPrior, board_chances
 
         if self.estimate is None or not self.se or (self.kind == "count" and self.estimate <= 0):
             return None
-        line = None
-        if self.test == "non-inferiority" and self.margin is not None:
-            if self.kind == "count":
-                line = self.margin if self.better == "lower" else 1.0 / self.margin
-            else:
-                line = -self.margin if self.better == "higher" else self.margin
-        found = chance_of_benefit(self.estimate, self.se, self.better == "higher", self.kind == "count", line)
-        return {"better": found.better, "beyond_margin": found.beyond_margin, "method": found.method}
+        margin = self.margin if self.test != "superiority" and self.margin else None
+        prior = None if self.prior is None else NormalPrior(*self.prior)
+        found = board_chances(
+            self.estimate, self.se, self.better == "higher", self.kind == "count", margin, prior
+        )
+        harm = found.harm_beyond_margin
+        return {
+            "better": found.better,
+            "worse": found.worse,
+            "beyond_margin": None if harm is None else 1.0 - harm,
+            "harm": harm,
+            "prior": None if self.prior is None else {"mean": self.prior[0], "sd": self.prior[1]},
+            "prior_source": self.prior_source,
+            "words": found.words() if harm is None else _chance_words(found.better, harm),
+            "method": f"normal approximation to the posterior, {found.prior}; not adjusted for the looks, "
+            "and no verdict: the gate rests on the pre-registered test",
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metric as DESIGN §3's analysis metric object (plus extras)."""
@@ -228,6 +241,7 @@ class Analysis:
     warnings: tuple[str, ...] = field(default=())
     stratified: dict[str, Any] = field(default_factory=dict)  # by metric, when [design] stratify is set
     adjusted: dict[str, Any] = field(default_factory=dict)  # by metric, for metrics with a covariate
+    design: dict[str, Any] = field(default_factory=dict)  # a cluster design's clusters, ICC and design effect
 
     def metric(self, name: str) -> MetricResult:
         """Return the result of the metric called ``name``."""
@@ -266,6 +280,7 @@ class Analysis:
             "costs": _plain(self.costs),
             **({"stratified": _plain(self.stratified)} if self.stratified else {}),
             **({"adjusted": _plain(self.adjusted)} if self.adjusted else {}),
+            **({"design": _plain(self.design)} if self.design else {}),
         }
 
 
@@ -307,14 +322,49 @@ def analyse(
         summaries, missing, holding = _summaries(session, imports, protocol, codes)
     units, primary_units = _units(session, imports, holding, arms, codes[primary.name][0])
 
+    clusters = None
+    if protocol.design.clustered:  # the decision rule reads the cluster-level analysis
+        from riskreg.clustered import cluster_analysis
+
+        clusters = cluster_analysis(session, imports, protocol, codes)
     # The primary's boundary at this look: looks are the gate decisions (riskreg.looks).
     previous = previous_looks(session, pilot, protocol, k)
-    look = judge_look(protocol, k, summaries, missing, units, primary_units, previous, config, with_power)
+    rule_units, rule_primary_units, idle = units, primary_units, frozenset[str]()
+    if protocol.design.stepped:
+        # A stepped wedge's stages are periods whose arms the schedule sets: a stage's planned n
+        # counts the units measured in both arms, and before any cluster switches the pilot
+        # arm has no data by design (README, Designs).
+        rule_units = dict.fromkeys(arms, sum(units.values()))
+        rule_primary_units = dict.fromkeys(arms, sum(primary_units.values()))
+        switches = [protocol.stage_index(stage) for _cluster, stage in protocol.design.schedule]
+        idle = frozenset([protocol.design.pilot]) if k < min(switches) else idle
+    look = judge_look(
+        protocol,
+        k,
+        summaries,
+        missing,
+        rule_units,
+        rule_primary_units,
+        previous,
+        config,
+        with_power,
+        comparers=None if clusters is None else clusters.comparers,
+        allocated=None if clusters is None else clusters.clusters,
+        idle_arms=idle,
+    )
     looks, results, rule = look.looks, look.results, look.rule
     primary_result = next(r for r in results if r.role == "primary")
     costs = _costs(session, pilot, protocol, k, units, primary_result, summaries[primary.name], config)
     srm_check, criteria, futility = look.srm, look.criteria, look.futility
     srm = {**srm_check.to_dict(), "units": dict(units), "allocation": list(protocol.design.allocation)}
+    if clusters is not None:
+        srm["clusters"] = dict(clusters.clusters)
+    if protocol.design.stepped:
+        srm.update(
+            ok=True,
+            p_value=None,
+            method="not applicable: a stepped wedge's schedule sets each stage's arms (checked at import)",
+        )
     warnings = [*looks.warnings, *_warnings(srm_check, arms, protocol.design.allocation, results)]
 
     boundaries = _boundaries_dict(protocol, looks)
@@ -352,7 +402,26 @@ def analyse(
         warnings=tuple(warnings),
         stratified=stratified_results(session, imports, protocol, codes),
         adjusted=adjusted_results(session, imports, protocol, codes),
+        design={} if clusters is None else _design_dict(protocol.design, clusters),
     )
+
+
+def _design_dict(design: Design, clusters: Any) -> dict[str, Any]:
+    """What a cluster design's analysis shows beside the results: layout, clusters and per-metric clustering."""
+    return {
+        "unit": design.unit,
+        "layout": design.layout,
+        "cluster_column": design.cluster,
+        "weighting": design.weighting if not design.stepped else None,
+        "clusters": dict(clusters.clusters),
+        "planned": {
+            "clusters_per_arm": design.clusters_per_arm,
+            "cluster_size": design.cluster_size,
+            "icc": design.icc,
+        },
+        **({"schedule": dict(design.schedule)} if design.stepped else {}),
+        "metrics": clusters.details,
+    }
 
 
 @dataclass(frozen=True)
@@ -377,23 +446,38 @@ def judge_look(
     previous: tuple[Look, ...],
     config: Config,
     with_power: bool = True,
+    comparers: dict[str, Callable[[float], Comparison]] | None = None,
+    allocated: dict[str, int] | None = None,
+    idle_arms: frozenset[str] = frozenset(),
 ) -> JudgedLook:
     """Judge one look from sufficient statistics and the looks before it: the analysis without the database.
 
     ``analyse`` gathers its inputs from the register; the simulation test calls this
-    directly, so that what it measures is the rule users get.
+    directly, so that what it measures is the rule users get. ``comparers`` (by metric)
+    replace the unit-level comparison, for cluster designs (riskreg.clustered), and
+    ``allocated`` are then the clusters per arm the sample-ratio check counts. ``idle_arms``
+    have no data at this look by design (a stepped wedge's pilot arm before any switch).
     """
     arms, alpha = protocol.design.arms, protocol.design.alpha
     looks = look_plan(protocol, k, previous, units, primary_units)
     results = [
         _analyse_metric(
-            metric, summaries[metric.name], missing[metric.name], protocol.design, looks, with_power
+            metric,
+            summaries[metric.name],
+            missing[metric.name],
+            protocol.design,
+            looks,
+            with_power,
+            None if comparers is None else comparers[metric.name],
         )
         for metric in protocol.metrics
         if metric.role != "baseline"  # a covariate is measured, never tested
     ]
     results = _adjust(results, alpha)
-    srm_check = sample_ratio_check([units[a] for a in arms], protocol.design.allocation, config.srm_threshold)
+    allocated = units if allocated is None else allocated
+    srm_check = sample_ratio_check(
+        [allocated[a] for a in arms], protocol.design.allocation, config.srm_threshold
+    )
     criteria = _criteria(protocol.stages[k].criteria, units, primary_units, arms)
     primary_result = next(r for r in results if r.role == "primary")
     futility = _futility(protocol.design, primary_result, looks)
@@ -405,6 +489,7 @@ def judge_look(
         criteria=criteria,
         units=units,
         futility=futility,
+        idle_arms=idle_arms,
     )
     if rule.early_evidence:
         results = [_with_stagewise(r, looks, alpha) if r.role == "primary" else r for r in results]
@@ -705,27 +790,34 @@ def _analyse_metric(
     design: Design,
     looks: LookPlan,
     with_power: bool = True,
+    comparer: Callable[[float], Comparison] | None = None,
 ) -> MetricResult:
-    """Compare one metric; the primary's CI is at this look's boundary, the others' at 1 − α."""
+    """Compare one metric; the primary's CI is at this look's boundary, the others' at 1 − α.
+
+    ``comparer`` (alpha → comparison) replaces the unit-level comparison of the summaries:
+    a cluster design's cluster-level analysis. Power is then left out (it would assume
+    units were allocated one by one).
+    """
     arms, alpha, boundary = design.arms, design.alpha, looks.boundary
     comparison_summary, pilot_summary = arms_summaries
     is_primary = metric.role == "primary"
     level_alpha = _boundary_alpha(boundary) if is_primary else alpha
-    result = _safe_compare(metric.kind, comparison_summary, pilot_summary, level_alpha)
+
+    def compare(at: float) -> Comparison:
+        if comparer is not None:
+            return comparer(at)
+        return _safe_compare(metric.kind, comparison_summary, pilot_summary, at)
+
+    result = compare(level_alpha)
     tost = None
     if metric.test == "equivalence":
-        tost_alpha = min(2.0 * level_alpha, 0.999999)
-        tost = _safe_compare(metric.kind, comparison_summary, pilot_summary, tost_alpha)
+        tost = compare(min(2.0 * level_alpha, 0.999999))
     verdict = _verdict(metric, result, tost)
 
     nominal = None
     if is_primary:
-        fixed = _safe_compare(metric.kind, comparison_summary, pilot_summary, alpha)
-        fixed_tost = (
-            _safe_compare(metric.kind, comparison_summary, pilot_summary, 2.0 * alpha)
-            if metric.test == "equivalence"
-            else None
-        )
+        fixed = compare(alpha)
+        fixed_tost = compare(2.0 * alpha) if metric.test == "equivalence" else None
         nominal = {
             "ci": [fixed.ci_low, fixed.ci_high],
             "ci_level": fixed.ci_level,
@@ -741,6 +833,7 @@ def _analyse_metric(
     detail = {arm: _plain(s.to_dict()) for arm, s in zip(arms, arms_summaries, strict=True)}
 
     method = _method(metric, result, tost, looks, level_alpha)
+    prior, prior_source = default_prior(metric, comparison_summary, pilot_summary)
     return MetricResult(
         name=metric.name,
         kind=metric.kind,
@@ -766,9 +859,13 @@ def _analyse_metric(
         se=result.se,
         equivalence_ci=None if tost is None else (tost.ci_low, tost.ci_high),
         nominal=nominal,
-        power=_power(metric, comparison_summary, pilot_summary, alpha, design.power) if with_power else None,
+        power=_power(metric, comparison_summary, pilot_summary, alpha, design.power)
+        if with_power and comparer is None
+        else None,
         warnings=tuple(warnings),
         dispersion=result.dispersion,
+        prior=prior,
+        prior_source=prior_source,
     )
 
 
@@ -918,6 +1015,46 @@ def _power(
     except (ValueError, ArithmeticError, RuntimeError):
         return None
     return None
+
+
+def default_prior(
+    metric: Metric, comparison: Summary, pilot: Summary
+) -> tuple[tuple[float, float] | None, str]:
+    """Return the probabilities' prior (mean, sd) on the analysis scale, and where it came from.
+
+    The protocol's ``prior`` if it gives one; else a weakly informative normal prior centred
+    on no difference: one standard deviation of the outcome for a continuous metric (the
+    protocol's ``sd``, else the pooled observed one), 0.25 for a difference in proportions
+    (95 % of its weight within ±0.49), and 1 on the log rate ratio (95 % within ratios
+    0.14 to 7). Data of any useful size outweigh it; with little data it keeps a
+    probability from overstating a noisy estimate.
+    """
+    if metric.prior is not None:
+        return metric.prior, "protocol"
+    if metric.kind == "binary":
+        return (0.0, 0.25), "default"
+    if metric.kind == "count":
+        return (0.0, 1.0), "default"
+    if metric.sd is not None:
+        return (0.0, metric.sd), "default (the protocol's sd)"
+    if isinstance(comparison, ContinuousSummary) and isinstance(pilot, ContinuousSummary):
+        df = comparison.n + pilot.n - 2
+        pooled = (comparison.m2 + pilot.m2) / df if df > 0 else 0.0
+        if pooled > 0:
+            return (0.0, math.sqrt(pooled)), "default (the observed sd)"
+    return None, "flat (no sd to scale a prior)"
+
+
+def _chance_words(better: float, harm: float) -> str:
+    from riskreg.stats.designs import percent
+
+    def article(p: float) -> str:
+        return "an" if percent(p).startswith(("8", "11 ", "18 ")) else "a"
+
+    return (
+        f"{article(better)} {percent(better)} chance the pilot is better; "
+        f"{article(harm)} {percent(harm)} chance it is worse by more than the margin"
+    )
 
 
 # --- criteria, costs, recommendation ---------------------------------------------------------

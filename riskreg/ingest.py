@@ -1238,6 +1238,8 @@ def import_outcomes(
     if checked.rows == 0 and checked.errors.total == 0:
         raise InvalidInput(f"{source}: no data rows (only a header)")
     checked.errors.raise_if_any()
+    if protocol.design.clustered:
+        _check_clusters(session, pilot, record, protocol, path, source, checked.layout, intake)
     summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
     summary.ignored = list(checked.layout.ignored) if checked.layout is not None else []
     how = Adding(replace=replace, append=append, new_units_only=new_units_only)
@@ -1812,6 +1814,112 @@ def _refuse_repeats(
     if not errors.shown:  # the file changed since it was read
         raise InvalidInput(f"{source}: the file changed while it was imported; nothing was imported")
     errors.total = len(found)
+    errors.raise_if_any()
+
+
+# --- cluster designs: every row names its cluster, and a cluster keeps to its arm ------------
+
+
+def _check_clusters(
+    session: Session,
+    pilot: Pilot,
+    record: DataImport,
+    protocol: Protocol,
+    path: str | Path,
+    source: str,
+    layout: _Layout | None,
+    intake: Intake,
+) -> None:
+    """Refuse a cluster design's file whose rows lack a cluster, or put a cluster in the wrong arm.
+
+    Clusters are allocated whole: in a parallel layout a cluster belongs to one arm over all
+    the pilot's data; in a stepped wedge its arm at each stage follows the schedule (the
+    comparison arm before its switching stage, the pilot from it on).
+    """
+    design = protocol.design
+    column = design.cluster or "site"
+    if layout is None or layout.site < 0:
+        raise InvalidInput(
+            f'{source}: line 1: no {column!r} column: the design allocates clusters ([design] unit = "cluster"), '
+            "so each row must name its cluster; nothing was imported"
+        )
+    o = observations.c
+    here = select(o.site, o.arm).where(o.import_id == record.id).distinct()
+    found = [(site, arm) for site, arm in session.execute(here)]
+    expected: dict[str, int] = {}  # cluster → the arm it must be in
+    if design.stepped:
+        for site, _arm in found:
+            switch = design.switch_stage(site) if site is not None else None
+            if switch is not None:
+                expected[site] = 1 if record.stage_index >= protocol.stage_index(switch) else 0
+    else:
+        sites = sorted({site for site, _arm in found if site is not None})
+        earlier = (
+            select(o.site, func.min(o.arm))
+            .join(DataImport, DataImport.id == o.import_id)
+            .where(
+                DataImport.pilot_id == pilot.id,
+                DataImport.kind == "outcomes",
+                o.import_id != record.id,
+                o.site.in_(sites),
+            )
+            .group_by(o.site)
+        )
+        expected = {site: arm for site, arm in session.execute(earlier)} if sites else {}
+    wrong = any(
+        site is None or (design.stepped and site not in expected) or expected.get(site, arm) != arm
+        for site, arm in found
+    ) or (not design.stepped and len({site for site, _arm in found}) < len(found))
+    if wrong:
+        _name_cluster_lines(protocol, path, source, layout, intake, record.stage_index, expected)
+
+
+def _name_cluster_lines(
+    protocol: Protocol,
+    path: str | Path,
+    source: str,
+    layout: _Layout,
+    intake: Intake,
+    stage_index: int,
+    expected: dict[str, int],
+) -> None:
+    """Read the file again to name the lines whose cluster is missing or in the wrong arm, and refuse it."""
+    design = protocol.design
+    arms = {name: i for i, name in enumerate(design.arms)}
+    arms.update({label: design.arms.index(arm) for label, arm in intake.arm_labels.items()})
+    column = design.cluster or "site"
+    stage = protocol.stages[stage_index].name
+    origin = dict.fromkeys(expected, "in earlier data of this pilot")  # where a cluster's arm was set
+    errors = RowErrors.for_file(source)
+    with open_table(path, source) as parsed:
+        for line, values in parsed.rows:
+            site, arm = _cell(values, layout.site).strip(), arms.get(_cell(values, layout.arm).strip())
+            if arm is None:
+                continue
+            if not site:
+                errors.add(
+                    line, f"no cluster: the {column!r} column is empty (each row must name its cluster)"
+                )
+            elif design.stepped and site not in expected:
+                listed = ", ".join(name for name, _stage in design.schedule)
+                errors.add(line, f"cluster {site!r} is not in the stepped-wedge schedule ({listed})")
+            elif design.stepped and expected[site] != arm:
+                switch = design.switch_stage(site)
+                errors.add(
+                    line,
+                    f"cluster {site!r} is in the {design.arms[arm]} arm at stage '{stage}', but the schedule "
+                    f"switches it to the pilot at stage '{switch}', so it belongs in the {design.arms[expected[site]]} arm",
+                )
+            elif not design.stepped and site not in expected:
+                expected[site], origin[site] = arm, f"on line {line}"
+            elif not design.stepped and expected[site] != arm:
+                errors.add(
+                    line,
+                    f"cluster {site!r} is in the {design.arms[arm]} arm here but in the "
+                    f"{design.arms[expected[site]]} arm {origin[site]}: clusters are allocated whole, to one arm",
+                )
+    if not errors.total:  # the file changed since it was read
+        raise InvalidInput(f"{source}: the file changed while it was imported; nothing was imported")
     errors.raise_if_any()
 
 

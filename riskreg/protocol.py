@@ -35,6 +35,11 @@ CRITERIA = {
 RESERVED_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site", "stage")
 MAX_PLANNED_N = 1_000_000_000
 STRATA_COLUMNS = ("site",)  # what [design] stratify may name: the outcome files' site column
+UNITS = ("individual", "cluster")  # what [design] unit allocates to the arms
+LAYOUTS = ("parallel", "stepped-wedge")
+WEIGHTINGS = ("equal", "size", "minimum-variance")  # riskreg.stats.designs: cluster summaries' weights
+CLUSTER_KEYS = ("cluster", "clusters_per_arm", "cluster_size", "icc", "weighting", "layout", "schedule")
+MAX_CLUSTERS = 1000
 # Size limits, so that one protocol cannot fill the register or the reports: a real protocol
 # is a few kB with a handful of metrics and stages. Names (metrics, arms, slugs) go into
 # 100-character columns on every backend; free text (title, hypothesis, service...) is
@@ -54,7 +59,8 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _KEYS = {
     "": ("pilot", "design", "metrics", "stages", "data"),
     "pilot": ("key", "title", "service", "modes", "owner", "hypothesis", "risks"),
-    "design": ("arms", "allocation", "alpha", "power", "futility", "stratify"),
+    "design": ("arms", "allocation", "alpha", "power", "futility", "stratify", "unit", *CLUSTER_KEYS),
+    "prior": ("mean", "sd"),
     "metric": (
         "name",
         "kind",
@@ -65,6 +71,7 @@ _KEYS = {
         "sd",
         "baseline",
         "covariate",
+        "prior",
         "description",
         "unit",
     ),
@@ -122,6 +129,9 @@ class Metric:
     description: str | None
     unit: str | None
     covariate: str | None = None  # a baseline metric to adjust this continuous one for (ANCOVA)
+    # the board probabilities' normal prior for the effect (mean, sd) on the analysis scale (log for
+    # counts); None: the default (riskreg.analysis.default_prior)
+    prior: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,30 @@ class Design:
     power: float
     futility: float = DEFAULT_FUTILITY
     stratify: str | None = None  # "site": results are also combined within site (riskreg.strata)
+    unit: str = "individual"  # "cluster": whole clusters (teams, wards, practices) are allocated
+    # cluster designs (riskreg.clustered): the file column naming each cluster, the planning
+    # assumptions, and the weights of the cluster-level test
+    cluster: str | None = None
+    clusters_per_arm: int | None = None
+    cluster_size: float | None = None
+    icc: float | None = None
+    weighting: str = "equal"
+    layout: str = "parallel"  # "stepped-wedge": every cluster crosses to the pilot at its own stage
+    schedule: tuple[tuple[str, str], ...] = ()  # stepped wedge: (cluster, the stage it switches at)
+
+    @property
+    def clustered(self) -> bool:
+        """True if clusters, not individuals, are allocated to the arms."""
+        return self.unit == "cluster"
+
+    @property
+    def stepped(self) -> bool:
+        """True for a stepped-wedge layout (the stages are its periods)."""
+        return self.layout == "stepped-wedge"
+
+    def switch_stage(self, cluster: str) -> str | None:
+        """Return the stage at which a stepped-wedge cluster switches to the pilot, None if unscheduled."""
+        return dict(self.schedule).get(cluster)
 
     @property
     def comparison(self) -> str:
@@ -210,6 +244,18 @@ class Protocol:
             del data["data"]  # shown only when the protocol has a [data] table
         if self.design.stratify is None:
             del data["design"]["stratify"]  # shown only when the design is stratified
+        if not self.design.clustered:  # shown only for cluster designs
+            for key in ("unit", *CLUSTER_KEYS):
+                del data["design"][key]
+        elif self.design.stepped:
+            data["design"]["schedule"] = dict(self.design.schedule)
+        else:
+            del data["design"]["schedule"]
+        for metric in data["metrics"]:
+            if metric["prior"] is None:
+                del metric["prior"]
+            else:
+                metric["prior"] = dict(zip(("mean", "sd"), metric["prior"], strict=True))
         data["primary"] = self.primary.name
         return data
 
@@ -277,6 +323,16 @@ def _build(check: _Checker, doc: dict[str, Any], text: str, sha256: str) -> Prot
     design = _design(check, check.section(doc, "design"))
     metrics = _metrics(check, check.array(doc, "metrics"))
     stages = _stages(check, check.array(doc, "stages"))
+    if design is not None and design.stepped and stages is not None:
+        _check_schedule(check, design, stages)
+    if design is not None and design.stepped and metrics is not None:
+        for index, metric in enumerate(metrics):
+            if metric.kind == "count":
+                check.problem(
+                    f"metrics[{index}].kind",
+                    "a stepped-wedge pilot analyses continuous and binary metrics (the Hussey–Hughes model); "
+                    "record a count as a rate per unit (continuous) instead",
+                )
     data = _data(check, doc, design, metrics)
     if check.problems or None in (pilot, design, metrics, stages, data):
         return None
@@ -288,9 +344,13 @@ def _build(check: _Checker, doc: dict[str, Any], text: str, sha256: str) -> Prot
 def _data(
     check: _Checker, doc: dict[str, Any], design: Design | None, metrics: tuple[Metric, ...] | None
 ) -> DataSpec | None:
-    """The optional [data] table: column names and arm labels of the pilot's data files."""
+    """The optional [data] table: column names and arm labels of the pilot's data files.
+
+    A cluster design's ``cluster`` column is the file's site column: ``[design] cluster =
+    "team"`` reads like ``[data] columns.site = "team"``.
+    """
     if "data" not in doc:
-        return DataSpec()
+        return _with_cluster_column(check, DataSpec(), design)
     table = check.table(doc["data"], "data")
     if table is None:
         return None
@@ -317,7 +377,24 @@ def _data(
                 _join("data.arm_labels", label), f"expected an arm ({_one_of(arms)}), got {_show(arm)}"
             )
             ok = False
-    return DataSpec(columns, {label.strip(): arm for label, arm in labels.items()}) if ok else None
+    if not ok:
+        return None
+    return _with_cluster_column(
+        check, DataSpec(columns, {label.strip(): arm for label, arm in labels.items()}), design
+    )
+
+
+def _with_cluster_column(check: _Checker, spec: DataSpec, design: Design | None) -> DataSpec | None:
+    if design is None or not design.clustered or design.cluster in (None, "site"):
+        return spec
+    named = spec.columns.get("site")
+    if named is not None and named != design.cluster:
+        check.problem(
+            "data.columns.site",
+            f"the cluster column is design.cluster ({design.cluster!r}); data.columns.site names {named!r}",
+        )
+        return None
+    return DataSpec({**spec.columns, "site": design.cluster}, spec.arm_labels)
 
 
 def _string_table(
@@ -405,11 +482,131 @@ def _design(check: _Checker, table: dict[str, Any] | None) -> Design | None:
     stratify = check.choice(table, "design", "stratify", STRATA_COLUMNS) if "stratify" in table else None
     if "stratify" in table and stratify is None:
         return None
+    unit = check.choice(table, "design", "unit", UNITS, default="individual")
+    clusters = _cluster_design(check, table, unit, stratify)
     if arms is None or allocation is None or alpha is None or power is None or futility is None:
         return None
+    if unit is None or clusters is None:
+        return None
     return Design(
-        arms=arms, allocation=allocation, alpha=alpha, power=power, futility=futility, stratify=stratify
+        arms=arms,
+        allocation=allocation,
+        alpha=alpha,
+        power=power,
+        futility=futility,
+        stratify=stratify,
+        unit=unit,
+        **clusters,
     )
+
+
+def _cluster_design(
+    check: _Checker, table: dict[str, Any], unit: str | None, stratify: str | None
+) -> dict[str, Any] | None:
+    """The keys of a cluster design ([design] unit = "cluster"); refused for individual designs."""
+    if unit != "cluster":
+        for key in CLUSTER_KEYS:
+            if key in table and unit is not None:
+                check.problem(f"design.{key}", 'only for cluster designs (unit = "cluster")')
+        return {} if unit is None or not any(key in table for key in CLUSTER_KEYS) else None
+    if stratify is not None:
+        check.problem(
+            "design.stratify", "a cluster design compares clusters, not units within sites: leave it out"
+        )
+    layout = check.choice(table, "design", "layout", LAYOUTS, default="parallel")
+    found = {
+        "cluster": check.string(table, "design", "cluster") or "site",
+        "cluster_size": check.number(table, "design", "cluster_size", low=0.0, high=1e9),
+        "icc": _icc(check, table),
+        "weighting": check.choice(table, "design", "weighting", WEIGHTINGS, default="equal"),
+        "layout": layout,
+        "clusters_per_arm": None,
+        "schedule": (),
+    }
+    for key in ("cluster_size", "icc"):
+        if key not in table:
+            check.problem(f"design.{key}", "missing required key (a cluster design's planning assumption)")
+    if layout == "stepped-wedge":
+        if "clusters_per_arm" in table:
+            check.problem(
+                "design.clusters_per_arm",
+                "a stepped wedge's clusters are those of its schedule: leave it out",
+            )
+        found["schedule"] = _schedule(check, table)
+    elif layout == "parallel":
+        found["clusters_per_arm"] = check.integer(
+            table, "design", "clusters_per_arm", 2, MAX_CLUSTERS, required=True
+        )
+        if "schedule" in table:
+            check.problem("design.schedule", 'only for layout = "stepped-wedge"')
+    too_small = found["cluster_size"] is not None and found["cluster_size"] < 1
+    if None in found.values() or too_small:
+        if too_small:
+            check.problem(
+                "design.cluster_size",
+                f"expected at least 1 unit per cluster, got {_show(table['cluster_size'])}",
+            )
+        return None
+    return found
+
+
+def _icc(check: _Checker, table: dict[str, Any]) -> float | None:
+    """The ICC assumed for planning: 0 up to (not including) 1."""
+    if "icc" not in table:
+        return None
+    icc = check.finite(table["icc"], "design.icc")
+    if icc is not None and not 0.0 <= icc < 1.0:
+        check.problem(
+            "design.icc", f"expected a number from 0 up to (not including) 1, got {_show(table['icc'])}"
+        )
+        return None
+    return icc
+
+
+def _schedule(check: _Checker, table: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """A stepped wedge's schedule: each cluster (as its file names it) → the stage it switches at."""
+    if "schedule" not in table:
+        check.problem(
+            "design.schedule",
+            'missing required key (layout = "stepped-wedge": each cluster\'s switching stage)',
+        )
+        return None
+    value = check.table(table["schedule"], "design.schedule")
+    if value is None:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for cluster, stage in value.items():
+        path = _join("design.schedule", cluster)
+        if not cluster.strip() or len(cluster) > 200:
+            check.problem(path, "expected a cluster name of 1 to 200 characters")
+        elif not isinstance(stage, str) or not stage.strip():
+            check.problem(
+                path, f"expected the name of the stage it switches to the pilot at, got {_show(stage)}"
+            )
+        else:
+            pairs.append((cluster.strip(), stage))
+    if len(value) > MAX_CLUSTERS:
+        check.problem("design.schedule", f"{len(value):,} clusters; at most {MAX_CLUSTERS:,}")
+    elif len(pairs) == len(value) and len(pairs) < 2:
+        check.problem("design.schedule", "expected at least two clusters")
+    return tuple(pairs) if len(pairs) == len(value) else None
+
+
+def _check_schedule(check: _Checker, design: Design, stages: tuple[Stage, ...]) -> None:
+    """Each cluster switches at a stage after the first (a baseline period), and not all at once."""
+    names = [stage.name for stage in stages]
+    if len(stages) < 2:
+        check.problem("stages", "a stepped wedge needs at least two stages: a baseline period and a switch")
+        return
+    for cluster, stage in design.schedule:
+        path = _join("design.schedule", cluster)
+        if stage not in names:
+            check.problem(path, f"no stage {stage!r} (stages: {', '.join(names)})")
+        elif stage == names[0]:
+            check.problem(
+                path,
+                f"the first stage ({stage!r}) is the baseline period: every cluster starts in the comparison arm",
+            )
 
 
 def _arms(check: _Checker, table: dict[str, Any]) -> tuple[str, str] | None:
@@ -509,14 +706,36 @@ def _metric(check: _Checker, raw: Any, path: str) -> Metric | None:
     description = check.string(table, path, "description")
     unit = check.string(table, path, "unit")
     covariate = check.string(table, path, "covariate", pattern=IDENTIFIER, pattern_text="a metric name")
+    prior = _prior(check, table, path, kind)
     fields = (name, kind, role, better, test)
     if None in fields or any(k in table and v is None for k, v in (("margin", margin), ("sd", sd))):
         return None
     if "baseline" in table and baseline is None:
         return None
-    if "covariate" in table and covariate is None:
+    if ("covariate" in table and covariate is None) or ("prior" in table and prior is None):
         return None
-    return Metric(name, kind, role, better, test, margin, sd, baseline, description, unit, covariate)
+    return Metric(name, kind, role, better, test, margin, sd, baseline, description, unit, covariate, prior)
+
+
+def _prior(check: _Checker, table: dict[str, Any], path: str, kind: str | None) -> tuple[float, float] | None:
+    """A metric's prior = { mean, sd } for the board probabilities; a count's mean is a rate ratio, its sd on the log scale."""
+    if "prior" not in table:
+        return None
+    where = f"{path}.prior"
+    value = check.table(table["prior"], where)
+    if value is None:
+        return None
+    check.unknown(value, "prior", where)
+    if "sd" not in value:
+        check.problem(f"{where}.sd", "missing required key")
+        return None
+    sd = check.positive(value["sd"], f"{where}.sd")
+    if kind == "count":
+        mean = check.positive(value.get("mean", 1.0), f"{where}.mean")  # a rate ratio
+        mean = None if mean is None else math.log(mean)
+    else:
+        mean = check.finite(value.get("mean", 0.0), f"{where}.mean")
+    return None if sd is None or mean is None else (mean, sd)
 
 
 def _metric_name(check: _Checker, table: dict[str, Any], path: str) -> str | None:

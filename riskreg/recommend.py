@@ -66,8 +66,13 @@ def recommend(
     criteria: list[Any],
     units: dict[str, int],
     futility: dict[str, Any] | None,
+    idle_arms: frozenset[str] = frozenset(),
 ) -> Recommendation:
-    """Return the gate recommendation for one look (see the module docstring for the rule)."""
+    """Return the gate recommendation for one look (see the module docstring for the rule).
+
+    ``idle_arms`` have no data at this look by design (a stepped wedge's pilot arm before
+    its first switch): their missing safety data hold nothing back.
+    """
     primary = next(r for r in results if r.role == "primary")
     meets = primary.verdict in WANTED[primary.test]
     recruited = min(units.values())
@@ -87,7 +92,7 @@ def recommend(
         return _collecting(primary, criteria, units, recruited, planned_n, meets, last_stage)
     if last_stage:
         return _final(primary, results, criteria, meets)
-    return _interim(primary, results, criteria, recruited, planned_n, meets, futility)
+    return _interim(primary, results, criteria, recruited, planned_n, meets, futility, idle_arms)
 
 
 def _stop_reasons(
@@ -170,12 +175,13 @@ def _interim(
     planned_n: int,
     meets: bool,
     futility: dict[str, Any] | None,
+    idle_arms: frozenset[str] = frozenset(),
 ) -> Recommendation:
     """Return an interim stage's ``adapt`` (a criterion is amber), ``continue`` (data missing) or ``proceed``."""
     missing = [
         f"progression criterion {c.name} cannot be judged yet" for c in criteria if c.status == "no-data"
     ]
-    missing += _safety_gaps(results)
+    missing += _safety_gaps(results, idle_arms)
     if missing:
         return Recommendation("continue", tuple(missing), meets, meets)
     amber = [c for c in criteria if c.status == "amber"]
@@ -202,14 +208,14 @@ def _interim(
     return Recommendation("proceed", tuple(reasons), meets, meets, tuple(notes))
 
 
-def _safety_gaps(results: list[Any]) -> list[str]:
+def _safety_gaps(results: list[Any], idle_arms: frozenset[str] = frozenset()) -> list[str]:
     """Return safety metrics with no data in an arm: no data is not evidence of no harm."""
     return [
         f"safety: {r.name} has no data yet in the {arm} arm, so harm cannot be ruled out"
         for r in results
         if r.role == "safety"
         for arm, n in r.n.items()
-        if n == 0
+        if n == 0 and arm not in idle_arms
     ]
 
 

@@ -42,42 +42,44 @@ class SiteArm:
 
 
 def site_sums(
-    session: Session, imports: Sequence[int], codes: dict[str, tuple[int, str]]
-) -> dict[str, dict[str, dict[int, SiteArm]]]:
+    session: Session, imports: Sequence[int], codes: dict[str, tuple[int, str]], by_import: bool = False
+) -> dict[str, dict[Any, dict[int, SiteArm]]]:
     """Return {metric: {site: {arm: SiteArm}}} over the given imports' stored observations.
 
-    Squares are taken about each group's own mean (a second pass in the database), so a
-    variance never comes from a raw sum of squares.
+    With ``by_import`` the groups are (site, import id) instead, for designs whose periods
+    are the stages (a stepped wedge). Squares are taken about each group's own mean (a
+    second pass in the database), so a variance never comes from a raw sum of squares.
     """
     o = observations.c
     site = func.coalesce(o.site, NO_SITE)
     scope = o.import_id.in_(list(imports))
-    means = (
-        select(o.metric, site.label("site"), o.arm, func.avg(o.value).label("mean"))
-        .where(scope)
-        .group_by(o.metric, site, o.arm)
-        .subquery()
-    )
+    keys = [o.metric, site.label("site"), o.arm, *([o.import_id] if by_import else [])]
+    means = select(*keys, func.avg(o.value).label("mean")).where(scope).group_by(*keys).subquery()
     deviation = o.value - means.c.mean
     square = case((func.abs(deviation) < 1e-150, 0.0), else_=deviation * deviation)
+    joined = [means.c.metric == o.metric, means.c.site == site, means.c.arm == o.arm]
+    if by_import:
+        joined.append(means.c.import_id == o.import_id)
+    group = [o.metric, means.c.site, o.arm, *([o.import_id] if by_import else [])]
     query = (
         select(
-            o.metric,
-            means.c.site,
-            o.arm,
+            *group,
             func.count(o.value),
             func.sum(o.value),
             func.sum(square),
             func.sum(o.exposure),
         )
-        .join(means, and_(means.c.metric == o.metric, means.c.site == site, means.c.arm == o.arm))
+        .join(means, and_(*joined))
         .where(scope)
-        .group_by(o.metric, means.c.site, o.arm)
+        .group_by(*group)
     )
     names = {code: name for name, (code, _kind) in codes.items()}
-    found: dict[str, dict[str, dict[int, SiteArm]]] = {}
-    for code, where, arm, n, total, squares, exposure in session.execute(query):
-        found.setdefault(names.get(code, str(code)), {}).setdefault(where, {})[arm] = SiteArm(
+    found: dict[str, dict[Any, dict[int, SiteArm]]] = {}
+    for row in session.execute(query):
+        code, where, arm = row[0], row[1], row[2]
+        key = (where, row[3]) if by_import else where
+        n, total, squares, exposure = row[-4:]
+        found.setdefault(names.get(code, str(code)), {}).setdefault(key, {})[arm] = SiteArm(
             n, total or 0.0, squares or 0.0, exposure or 0.0
         )
     return found

@@ -248,7 +248,7 @@ CASES = {
     ),
     "unknown key, no close match": (
         edited(MINIMAL, ("design", "blinding"), True),
-        "pilots/x.toml: design.blinding: unknown key 'blinding' (known keys: arms, allocation, alpha, power, futility, stratify)",
+        "pilots/x.toml: design.blinding: unknown key 'blinding' (known keys: arms, allocation, alpha, power, futility, stratify, unit, cluster, clusters_per_arm, cluster_size, icc, weighting, layout, schedule)",
     ),
     "unknown top-level key": (
         edited(MINIMAL, ("pilots",), {"key": "x"}),

@@ -116,22 +116,43 @@ def test_the_pilot_report_shows_each_metric_by_site(rr, tmp_path):
 
 
 def test_each_metric_carries_its_chance_of_benefit_and_the_panel_says_it(rr, tmp_path):
-    """Issue 18's probabilities: read from each metric's estimate and standard error."""
+    """Issue 18's probabilities: the normal posterior of each metric's estimate under the default prior."""
     from scipy.stats import norm
 
     found = analysed(rr, tmp_path)
     wellbeing = next(m for m in found["metrics"] if m["name"] == "wellbeing")
-    z = wellbeing["estimate"] / wellbeing["se"]
-    assert wellbeing["chance"]["better"] == pytest.approx(norm.cdf(z))
-    # non-inferiority, higher better, margin 3: the line is at -3
-    assert wellbeing["chance"]["beyond_margin"] == pytest.approx(
-        norm.cdf((wellbeing["estimate"] + 3) / wellbeing["se"])
-    )
+    chance = wellbeing["chance"]
+    # the default prior for a continuous metric without a protocol sd: N(0, sd²) with the pooled
+    # observed sd: sums of squares 85 (40, 42, 49, 51) and 59 (44, 46, 50, 54) on 6 df
+    tau = (144 / 6) ** 0.5
+    assert chance["prior"] == {"mean": 0.0, "sd": pytest.approx(tau)}
+    assert chance["prior_source"] == "default (the observed sd)"
+    # conjugate normal update (Spiegelhalter, Abrams & Myles 2004, §3.6)
+    estimate, se = wellbeing["estimate"], wellbeing["se"]
+    precision = 1 / se**2 + 1 / tau**2
+    mean, sd = estimate / se**2 / precision, precision**-0.5
+    assert chance["better"] == pytest.approx(norm.cdf(mean / sd))
+    assert chance["worse"] == pytest.approx(1 - chance["better"])
+    # non-inferiority, higher better, margin 3: clears it above -3, harm below -3
+    assert chance["beyond_margin"] == pytest.approx(norm.cdf((mean + 3) / sd))
+    assert chance["harm"] == pytest.approx(norm.cdf((-3 - mean) / sd))
+    assert chance["words"].endswith("chance it is worse by more than the margin")
     incidents = next(m for m in found["metrics"] if m["name"] == "incidents")
     assert incidents["chance"]["beyond_margin"] is None  # superiority: no margin line
+    assert incidents["chance"]["harm"] is None
+    assert incidents["chance"]["prior"] == {"mean": 0.0, "sd": 1.0}  # log rate ratio
     assert rr("report", "pilot", "P-1", "-o", "p.html", "--as-of", "2026-12-01").exit_code == 0
     html = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "<strong>Probability:</strong> The chance that the pilot arm is better: " in html
+
+
+def test_a_protocol_prior_replaces_the_default(rr, tmp_path):
+    protocol = PROTOCOL.replace('name = "wellbeing"', 'name = "wellbeing"\nprior = { mean = 1.0, sd = 2.0 }')
+    assert protocol != PROTOCOL
+    found = analysed(rr, tmp_path, protocol)
+    chance = next(m for m in found["metrics"] if m["name"] == "wellbeing")["chance"]
+    assert chance["prior"] == {"mean": 1.0, "sd": 2.0}
+    assert chance["prior_source"] == "protocol"
 
 
 # --- baseline adjustment -------------------------------------------------------------------------
