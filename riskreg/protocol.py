@@ -540,7 +540,10 @@ def _cluster_design(
         if "schedule" in table:
             check.problem("design.schedule", 'only for layout = "stepped-wedge"')
     too_small = found["cluster_size"] is not None and found["cluster_size"] < 1
-    if None in found.values() or too_small:
+    needed = [
+        value for key, value in found.items() if not (key == "clusters_per_arm" and layout != "parallel")
+    ]
+    if None in needed or too_small:
         if too_small:
             check.problem(
                 "design.cluster_size",
