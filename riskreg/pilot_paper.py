@@ -311,16 +311,22 @@ def _percent(p: float) -> str:
 
 
 def chance_text(metric: Mapping[str, Any]) -> str:
-    """Say how likely the pilot arm is better (and on the good side of the margin), or "" without a reading."""
+    """Say how likely the pilot arm is better, clears the margin and is worse beyond it, or "" without a reading."""
     found = metric.get("chance")
     if not found:
         return ""
     text = f"The chance that the pilot arm is better: {_percent(found['better'])}"
     if found.get("beyond_margin") is not None:
         text += f"; that it is no worse than the margin allows: {_percent(found['beyond_margin'])}"
+    if found.get("harm") is not None:
+        text += f"; that it is worse by more than the margin: {_percent(found['harm'])}"
+    prior = found.get("prior")
+    basis = "a flat prior" if prior is None else "a weakly informative prior centred on no difference"
+    if found.get("prior_source") == "protocol":
+        basis = "the protocol's prior"
     return (
-        text + ". A plain reading of the data so far (flat prior, normal approximation): it is not "
-        "adjusted for the pilot's looks and is no verdict."
+        text + f". A plain reading of the data so far ({basis}, normal approximation): it is not "
+        "adjusted for the pilot's looks and is no verdict; the gate rests on the pre-registered test."
     )
 
 

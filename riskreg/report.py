@@ -689,6 +689,13 @@ def _primary(analysis: dict[str, Any] | None) -> dict[str, Any] | None:
     return next((m for m in analysis.get("metrics", []) if m.get("role") == "primary"), None)
 
 
+def _primary_text(primary: dict[str, Any]) -> str:
+    """Say the primary's verdict and estimate in one line, with the board probabilities where the analysis has them."""
+    text = f"{label(primary['name'])}: {primary['verdict']} ({estimate_text(primary)}, {ci_text(primary)})"
+    words = (primary.get("chance") or {}).get("words")
+    return f"{text}; {words} (a reading of the data, not the verdict)" if words else text
+
+
 def _pilot_line(
     pilot: Pilot,
     protocol: Protocol,
@@ -721,9 +728,7 @@ def _pilot_line(
         recommendation=recommendation,
         source=source,
         reasons=tuple(analysis.get("reasons", ())) if analysis else (),
-        primary=""
-        if primary is None
-        else f"{label(primary['name'])}: {primary['verdict']} ({estimate_text(primary)}, {ci_text(primary)})",
+        primary="" if primary is None else _primary_text(primary),
         progress=f"{smallest} of {stage.planned_n} per arm",
         decision_due=due,
         last_decision=last,
@@ -890,7 +895,10 @@ def _stage_analysis(
     elif not any(a["units"].values()):
         note = "No outcome data yet."
     srm = a["srm"]
-    counts = ", ".join(f"{n:,} {arm}" for arm, n in srm.get("units", {}).items())
+    counted = srm.get("clusters") or srm.get("units", {})  # a cluster design allocates clusters
+    counts = ", ".join(f"{n:,} {arm}" for arm, n in counted.items()) + (
+        " clusters" if srm.get("clusters") else ""
+    )
     ok = bool(srm.get("ok", True))
     futility = (a.get("futility") or {}).get("text", "")
     stagewise = next((_stagewise_text(m) for m in a["metrics"] if m.get("stagewise")), "")
@@ -905,9 +913,7 @@ def _stage_analysis(
         units=_arm_values(a["units"], arms, lambda v: f"{v:,}"),
         information_fraction=num(a["information_fraction"]),
         boundary=num(a["boundaries"]["boundary"], 4),
-        srm=f"{counts} against allocation {':'.join(f'{x:g}' for x in srm.get('allocation', []))}; "
-        f"{'exact binomial' if 'binomial' in str(srm.get('method', '')) else 'χ²'} p = {p_text(srm.get('p_value'))}: "
-        f"{'no mismatch' if ok else 'MISMATCH (p < ' + format(srm.get('threshold', 0.01), 'g') + ')'}",
+        srm=_srm_sentence(srm, counts, ok),
         srm_ok=ok,
         notes=tuple(a.get("notes") or ()),
         futility=futility,
@@ -929,6 +935,65 @@ def _stage_analysis(
         ),
         by_site=tuple(_site_line(name, s) for name, s in (a.get("stratified") or {}).items()),
         adjusted=tuple(_adjusted_sentence(name, x) for name, x in (a.get("adjusted") or {}).items()),
+        design=_design_sentences(a.get("design") or {}),
+    )
+
+
+def _design_sentences(design: dict[str, Any]) -> tuple[str, ...]:
+    """Say a cluster design's layout, clusters and each metric's clustering, for the pilot report."""
+    if not design:
+        return ()
+    column = design["cluster_column"]
+    if design["layout"] == "stepped-wedge":
+        by_stage: dict[str, list[str]] = {}
+        for cluster, stage in design.get("schedule", {}).items():
+            by_stage.setdefault(stage, []).append(cluster)
+        said = [
+            f"A stepped wedge by {column}: every cluster starts in the comparison arm and crosses to the pilot "
+            "at its scheduled stage; the stages are the periods. The results above are the Hussey–Hughes model's "
+            "(period effects, a random cluster effect), and the recommendation reads them.",
+            "Schedule: "
+            + "; ".join(f"{', '.join(names)} at {stage}" for stage, names in by_stage.items())
+            + ".",
+        ]
+        for name, d in design["metrics"].items():
+            model = d.get("model") or {}
+            if model.get("icc") is not None:
+                said.append(
+                    f"{name}: {d['clusters']} clusters over {d['periods']} periods; estimated ICC {num(model['icc'], 3)}."
+                )
+        return tuple(said)
+    clusters = " and ".join(f"{n:,} {arm}" for arm, n in design["clusters"].items())
+    said = [
+        f"Clusters ({column}) were allocated whole: {clusters} clusters. The results above compare the clusters "
+        f"(a cluster-level t test, {design['weighting']} weights), and the recommendation reads them: an analysis "
+        "of units as if each had been randomised would give intervals too narrow."
+    ]
+    for name, d in design["metrics"].items():
+        if d.get("design_effect") is not None:
+            said.append(
+                f"{name}: estimated ICC {num(d['icc'], 3)}, design effect {num(d['design_effect'], 3)}: the units "
+                f"carry the information of {num(d['effective_n'], 4)} randomised one by one."
+            )
+        elif d.get("rate_cv") is not None:
+            said.append(f"{name}: the clusters' event rates vary by a coefficient of {num(d['rate_cv'], 3)}.")
+    planned = design.get("planned") or {}
+    if planned.get("icc") is not None:
+        said.append(
+            f"Planned: ICC {planned['icc']:g}, {planned['cluster_size']:g} units per cluster, "
+            f"{planned['clusters_per_arm']} clusters per arm."
+        )
+    return tuple(said)
+
+
+def _srm_sentence(srm: dict[str, Any], counts: str, ok: bool) -> str:
+    """Say the sample-ratio check: the counts against the allocation, its test and verdict."""
+    if srm.get("p_value") is None and "not applicable" in str(srm.get("method", "")):
+        return f"{counts}; {srm['method']}"
+    return (
+        f"{counts} against allocation {':'.join(f'{x:g}' for x in srm.get('allocation', []))}; "
+        f"{'exact binomial' if 'binomial' in str(srm.get('method', '')) else 'χ²'} p = {p_text(srm.get('p_value'))}: "
+        f"{'no mismatch' if ok else 'MISMATCH (p < ' + format(srm.get('threshold', 0.01), 'g') + ')'}"
     )
 
 

@@ -1207,6 +1207,7 @@ class StageAnalysis:
     stagewise: str = ""  # the primary's median-unbiased estimate after an early crossing
     by_site: tuple[SiteLine, ...] = ()  # [design] stratify = "site": each metric within site
     adjusted: tuple[str, ...] = ()  # metrics with a covariate: the baseline-adjusted result in words
+    design: tuple[str, ...] = ()  # a cluster design's layout, clusters, ICC and design effect in words
 
 
 @dataclass(frozen=True)

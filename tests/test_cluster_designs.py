@@ -271,3 +271,18 @@ def test_cluster_keys_need_a_cluster_design(rr, tmp_path):
     assert result.output == (
         f'Error: {path}: design.cluster: only for cluster designs (unit = "cluster") (and 3 more problems)\n'
     )
+
+
+def test_the_terminal_and_the_pilot_report_show_the_design(rr, tmp_path):
+    registered(rr, tmp_path)
+    assert rr("pilot", "data", "P-1", data_file(tmp_path), "--stage", "feasibility").exit_code == 0
+    text = rr("pilot", "analyse", "P-1").output
+    assert "sample ratio (clusters): comparison 6, pilot 6; exact binomial p = 1.0000; ok" in text
+    assert "cluster-randomised by team: 6 comparison, 6 pilot clusters; equal weights" in text
+    assert "planned: ICC 0.05, 5 units per cluster, 6 clusters per arm" in text
+    assert "  wellbeing: a" in text and "chance the pilot is better (prior N(0, " in text
+    assert rr("report", "pilot", "P-1", "-o", "p.html").exit_code == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "<h4>Design: clusters at feasibility</h4>" in html
+    assert "Clusters (team) were allocated whole: 6 comparison and 6 pilot clusters." in html
+    assert "6 comparison, 6 pilot clusters against allocation 1:1" in html

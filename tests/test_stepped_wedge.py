@@ -210,3 +210,13 @@ def test_stepped_wedge_keys_are_validated(rr, tmp_path, old, new, message):
     result = rr("pilot", "register", path)
     assert result.exit_code == 1
     assert f"{path}: {message}" in result.output
+
+
+def test_the_pilot_report_shows_the_schedule(rr, tmp_path):
+    registered(rr, tmp_path)
+    imported(rr, tmp_path, 2)
+    assert rr("report", "pilot", "P-1", "-o", "p.html").exit_code == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "A stepped wedge by ward" in html
+    assert "Schedule: Ward A, Ward B at step-1; Ward C, Ward D at step-2; Ward E, Ward F at step-3." in html
+    assert "not applicable: a stepped wedge" in rr("pilot", "analyse", "P-1").output

@@ -77,13 +77,16 @@ def analysis_text(analysis: dict[str, Any]) -> str:
     out.append("")
 
     srm = analysis.get("srm", {})
-    units = srm.get("units", {})
-    out.append(
-        "sample ratio: "
-        + ", ".join(f"{a} {n}" for a, n in units.items())
-        + f"; {_srm_test(srm)} p = {_p(srm.get('p_value'))}; "
-        + ("ok" if srm.get("ok", True) else f"MISMATCH (p < {srm.get('threshold', 0.01):g})")
-    )
+    if srm.get("p_value") is None and "not applicable" in str(srm.get("method", "")):
+        out.append(f"sample ratio: {srm['method']}")
+    else:
+        counted = srm.get("clusters") or srm.get("units", {})  # a cluster design allocates clusters
+        out.append(
+            ("sample ratio (clusters): " if srm.get("clusters") else "sample ratio: ")
+            + ", ".join(f"{a} {n}" for a, n in counted.items())
+            + f"; {_srm_test(srm)} p = {_p(srm.get('p_value'))}; "
+            + ("ok" if srm.get("ok", True) else f"MISMATCH (p < {srm.get('threshold', 0.01):g})")
+        )
     if analysis.get("criteria"):
         out.append("")
         out.append("progression criteria:")
@@ -131,6 +134,8 @@ def analysis_text(analysis: dict[str, Any]) -> str:
             )
     out += _stratified_text(analysis.get("stratified") or {})
     out += _adjusted_text(analysis.get("adjusted") or {})
+    out += _design_text(analysis.get("design") or {})
+    out += _chance_text(analysis.get("metrics") or [])
     out.append("")
     out.append(f"recommendation: {analysis['recommendation'].upper()}")
     for reason in analysis.get("reasons", []):
@@ -177,6 +182,65 @@ def _stratified_text(stratified: dict[str, Any]) -> list[str]:
             ]
         )
     out.append(table(["METRIC", "ESTIMATE", "CI", "P", "HETEROGENEITY", "BY SITE"], rows))
+    return out
+
+
+def _design_text(design: dict[str, Any]) -> list[str]:
+    """Return a cluster design's lines: its layout, clusters, and each metric's clustering."""
+    if not design:
+        return []
+    clusters = ", ".join(f"{n} {arm}" for arm, n in design["clusters"].items())
+    if design["layout"] == "stepped-wedge":
+        head = f"stepped wedge by {design['cluster_column']}: {clusters.split(',')[0].split()[0]} clusters, the stages are the periods"
+        head += " (Hussey-Hughes model; the recommendation reads it)"
+    else:
+        head = f"cluster-randomised by {design['cluster_column']}: {clusters} clusters; {design['weighting']} weights"
+        head += " (cluster-level t test; the recommendation reads it)"
+    out = ["", head + ":"]
+    rows = []
+    for name, d in design["metrics"].items():
+        if design["layout"] == "stepped-wedge":
+            model = d.get("model") or {}
+            rows.append([name, _num(model.get("icc"), 3), "-", "-", str(d.get("periods", "-"))])
+        elif "rate_cv" in d:  # counts: the between-cluster variation of rates, not an ICC
+            rows.append([name, f"k {_num(d.get('rate_cv'), 3)}", "-", "-", "-"])
+        else:
+            rows.append(
+                [
+                    name,
+                    _num(d.get("icc"), 3),
+                    _num(d.get("design_effect"), 3),
+                    _num(d.get("effective_n"), 4),
+                    "-",
+                ]
+            )
+    out.append(table(["METRIC", "ICC", "DESIGN EFFECT", "EFFECTIVE N", "PERIODS"], rows))
+    planned = design.get("planned") or {}
+    if planned.get("icc") is not None:
+        out.append(
+            f"planned: ICC {planned['icc']:g}, {planned.get('cluster_size'):g} units per cluster"
+            + (f", {planned['clusters_per_arm']} clusters per arm" if planned.get("clusters_per_arm") else "")
+        )
+    return out
+
+
+def _chance_text(metrics: list[dict[str, Any]]) -> list[str]:
+    """Return each metric's board probabilities in words, with the prior they rest on."""
+    said = [(m["name"], m["chance"]) for m in metrics if m.get("chance")]
+    if not said:
+        return []
+    out = [
+        "",
+        "probabilities (normal approximation; not adjusted for looks, and no verdict: the gate rests on the test):",
+    ]
+    for name, chance in said:
+        prior = chance.get("prior")
+        basis = (
+            "flat prior"
+            if prior is None
+            else f"prior N({_num(prior['mean'])}, {_num(prior['sd'])}²), {chance['prior_source']}"
+        )
+        out.append(f"  {name}: {chance['words']} ({basis})")
     return out
 
 
