@@ -323,10 +323,12 @@ def analyse(
     units, primary_units = _units(session, imports, holding, arms, codes[primary.name][0])
 
     clusters = None
+    adjusted, comparers = adjusted_results(session, imports, protocol, codes)
     if protocol.design.clustered:  # the decision rule reads the cluster-level analysis
         from riskreg.clustered import cluster_analysis
 
         clusters = cluster_analysis(session, imports, protocol, codes)
+        comparers = clusters.comparers
     # The primary's boundary at this look: looks are the gate decisions (riskreg.looks).
     previous = previous_looks(session, pilot, protocol, k)
     rule_units, rule_primary_units, idle = units, primary_units, frozenset[str]()
@@ -348,7 +350,7 @@ def analyse(
         previous,
         config,
         with_power,
-        comparers=None if clusters is None else clusters.comparers,
+        comparers=comparers,
         allocated=None if clusters is None else clusters.clusters,
         idle_arms=idle,
     )
@@ -401,7 +403,7 @@ def analyse(
         primary_meets_boundary=rule.primary_meets,
         warnings=tuple(warnings),
         stratified=stratified_results(session, imports, protocol, codes),
-        adjusted=adjusted_results(session, imports, protocol, codes),
+        adjusted={name: {**a, "read_by_rule": clusters is None} for name, a in adjusted.items()},
         design={} if clusters is None else _design_dict(protocol.design, clusters),
     )
 
@@ -468,7 +470,7 @@ def judge_look(
             protocol.design,
             looks,
             with_power,
-            None if comparers is None else comparers[metric.name],
+            None if comparers is None else comparers.get(metric.name),
         )
         for metric in protocol.metrics
         if metric.role != "baseline"  # a covariate is measured, never tested
@@ -795,8 +797,8 @@ def _analyse_metric(
     """Compare one metric; the primary's CI is at this look's boundary, the others' at 1 − α.
 
     ``comparer`` (alpha → comparison) replaces the unit-level comparison of the summaries:
-    a cluster design's cluster-level analysis. Power is then left out (it would assume
-    units were allocated one by one).
+    a cluster design's cluster-level analysis, or a covariate-adjusted one. Power is left
+    out for cluster designs (it would assume units were allocated one by one).
     """
     arms, alpha, boundary = design.arms, design.alpha, looks.boundary
     comparison_summary, pilot_summary = arms_summaries
@@ -860,7 +862,7 @@ def _analyse_metric(
         equivalence_ci=None if tost is None else (tost.ci_low, tost.ci_high),
         nominal=nominal,
         power=_power(metric, comparison_summary, pilot_summary, alpha, design.power)
-        if with_power and comparer is None
+        if with_power and not design.clustered
         else None,
         warnings=tuple(warnings),
         dispersion=result.dispersion,

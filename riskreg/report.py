@@ -1003,10 +1003,12 @@ def _adjusted_sentence(metric: str, a: dict[str, Any]) -> str:
         return f"{metric}, adjusted for {a['covariate']}: {a.get('note', 'no estimate')}."
     low, high = a["ci"]
     units = a.get("units", {})
+    gaps = sum((a.get("missing_baseline") or {}).values())
+    kept = f" ({gaps:,} without a baseline, kept in by a missing indicator)" if gaps else ""
     return (
         f"{metric}, adjusted for {a['covariate']}: difference {num(a['estimate'])} (95% interval {num(low)} to "
         f"{num(high)}, p = {p_text(a.get('p_value'))}) against {num(a['unadjusted_estimate'])} unadjusted, on "
-        f"{units.get('comparison', 0):,} comparison and {units.get('pilot', 0):,} pilot units with both values; "
+        f"{units.get('comparison', 0):,} comparison and {units.get('pilot', 0):,} pilot units{kept}; "
         f"the baseline cut the variance of the difference by {a['variance_reduction']:.0%}."
     )
 

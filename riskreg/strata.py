@@ -18,7 +18,7 @@ rows of the long form).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from riskreg.models import observations
 from riskreg.protocol import Protocol
+from riskreg.stats.compare import Comparison
 
 NO_SITE = "(no site)"
 
@@ -175,40 +176,100 @@ def _own_estimate(kind: str, arms: dict[int, SiteArm]) -> float | None:
 
 def adjusted_results(
     session: Session, imports: Sequence[int], protocol: Protocol, codes: dict[str, tuple[int, str]]
-) -> dict[str, Any]:
-    """Return each covariate-adjusted metric's ANCOVA result (JSON-ready), by metric name.
+) -> tuple[dict[str, Any], dict[str, Callable[[float], Comparison]]]:
+    """Return each covariate-adjusted metric's ANCOVA result (JSON-ready) and its comparer, by metric name.
 
-    Units with both the outcome and its baseline count; the adjusted difference is given
-    beside the unadjusted one on the same units, with the variance reduction achieved.
+    Every unit with the outcome counts once: a unit without its baseline takes the mean
+    baseline, with a missing indicator in the model (riskreg.stats.ancova). The comparer
+    (alpha → the adjusted comparison at 1 − alpha) is what the decision rule reads for the
+    metric, as the protocol pre-specified the adjustment; the JSON result gives the adjusted
+    difference at 95 % beside the unadjusted one, with the variance reduction achieved.
     """
     found: dict[str, Any] = {}
+    comparers: dict[str, Callable[[float], Comparison]] = {}
     for metric in protocol.metrics:
         if metric.covariate is None or not imports:
             continue
-        moments = _paired_moments(session, imports, codes[metric.name][0], codes[metric.covariate][0])
-        found[metric.name] = _ancova_dict(metric.covariate, moments)
-    return found
+        groups = _baseline_groups(session, imports, codes[metric.name][0], codes[metric.covariate][0])
+        found[metric.name] = _ancova_dict(metric.covariate, groups)
+        comparers[metric.name] = _ancova_comparer(groups)
+    return found, comparers
 
 
-def _ancova_dict(covariate: str, moments: dict[int, Any]) -> dict[str, Any]:
-    from riskreg.stats.ancova import ancova
+ADJUSTED_METHOD = (
+    "ANCOVA: one common slope on the baseline; a unit without it takes the mean baseline, "
+    "with a missing indicator (White & Thompson 2005); t on N − 4 df (N − 3 with no baseline missing)"
+)
 
-    units = {"comparison": moments[0].n if 0 in moments else 0, "pilot": moments[1].n if 1 in moments else 0}
+
+def _fit(groups: dict[tuple[int, bool], Any], level: float) -> Any:
+    from riskreg.stats.ancova import ancova_missing_indicator
+
+    return ancova_missing_indicator(
+        groups.get((1, False)), groups.get((0, False)), groups.get((1, True)), groups.get((0, True)), level
+    )
+
+
+def _ancova_comparer(groups: dict[tuple[int, bool], Any]) -> Callable[[float], Comparison]:
+    def compare(alpha: float) -> Comparison:
+        try:
+            found = _fit(groups, 1.0 - alpha)
+        except ValueError as exc:
+            return Comparison(
+                kind="continuous",
+                method=f"ANCOVA: {exc}",
+                estimate=None,
+                ci_low=None,
+                ci_high=None,
+                ci_level=1.0 - alpha,
+                p_value=None,
+                statistic=None,
+                df=None,
+                effect_size=None,
+                se=None,
+                warnings=("no-adjusted-estimate",),
+            )
+        return Comparison(
+            kind="continuous",
+            method=ADJUSTED_METHOD,
+            estimate=found.difference,
+            ci_low=found.ci[0],
+            ci_high=found.ci[1],
+            ci_level=1.0 - alpha,
+            p_value=found.p_value,
+            statistic=found.t,
+            df=float(found.df),
+            effect_size=None,
+            se=found.se,
+        )
+
+    return compare
+
+
+def _ancova_dict(covariate: str, groups: dict[tuple[int, bool], Any]) -> dict[str, Any]:
+    units = {
+        arm: sum(groups[(index, gap)].n for gap in (False, True) if (index, gap) in groups)
+        for index, arm in ((0, "comparison"), (1, "pilot"))
+    }
+    missing = {
+        arm: groups[(index, True)].n if (index, True) in groups else 0
+        for index, arm in ((0, "comparison"), (1, "pilot"))
+    }
     try:
-        if len(moments) < 2:
-            raise ValueError("both arms need units with the outcome and its baseline")
-        result = ancova(moments[1], moments[0])
+        result = _fit(groups, 0.95)
     except ValueError as exc:
         return {
             "covariate": covariate,
             "units": units,
+            "missing_baseline": missing,
             "estimate": None,
             "note": f"no adjusted estimate: {exc}",
         }
     return {
         "covariate": covariate,
         "units": units,
-        "method": "ANCOVA: one common slope on the baseline, t on N − 3 df",
+        "missing_baseline": missing,
+        "method": ADJUSTED_METHOD,
         "level": 0.95,
         "estimate": result.difference,
         "ci": list(result.ci),
@@ -219,34 +280,44 @@ def _ancova_dict(covariate: str, moments: dict[int, Any]) -> dict[str, Any]:
     }
 
 
-def _paired_moments(session: Session, imports: Sequence[int], outcome: int, baseline: int) -> dict[int, Any]:
-    """Return {arm: ArmMoments} of the units with a value for both the outcome and its baseline.
+def _baseline_groups(
+    session: Session, imports: Sequence[int], outcome: int, baseline: int
+) -> dict[tuple[int, bool], Any]:
+    """Return {(arm, baseline missing): moments} of the units with a value of the outcome.
 
-    Deviations are taken about each arm's own means (a second pass in the database).
+    Units with the baseline give ArmMoments, those without a MissingBaseline. Deviations
+    are taken about each group's own means (a second pass in the database).
     """
-    from riskreg.stats.ancova import ArmMoments
+    from riskreg.stats.ancova import ArmMoments, MissingBaseline
 
     y, x = observations.alias("y"), observations.alias("x")
     scope = list(imports)
-    pairs = (
-        select(y.c.arm.label("arm"), y.c.value.label("y"), x.c.value.label("x"))
-        .join(x, and_(x.c.unit_id == y.c.unit_id, x.c.arm == y.c.arm))
-        .where(
-            y.c.metric == outcome,
-            x.c.metric == baseline,
-            y.c.import_id.in_(scope),
-            x.c.import_id.in_(scope),
-            y.c.value.is_not(None),
-            x.c.value.is_not(None),
+    rows = (
+        select(
+            y.c.arm.label("arm"),
+            case((x.c.value.is_(None), 1), else_=0).label("gap"),
+            y.c.value.label("y"),
+            x.c.value.label("x"),
         )
+        .outerjoin(
+            x,
+            and_(
+                x.c.unit_id == y.c.unit_id,
+                x.c.arm == y.c.arm,
+                x.c.metric == baseline,
+                x.c.import_id.in_(scope),
+                x.c.value.is_not(None),
+            ),
+        )
+        .where(y.c.metric == outcome, y.c.import_id.in_(scope), y.c.value.is_not(None))
         .subquery()
     )
     means = (
-        select(pairs.c.arm, func.avg(pairs.c.x).label("mx"), func.avg(pairs.c.y).label("my"))
-        .group_by(pairs.c.arm)
+        select(rows.c.arm, rows.c.gap, func.avg(rows.c.x).label("mx"), func.avg(rows.c.y).label("my"))
+        .group_by(rows.c.arm, rows.c.gap)
         .subquery()
     )
-    dx, dy = pairs.c.x - means.c.mx, pairs.c.y - means.c.my
+    dx, dy = rows.c.x - means.c.mx, rows.c.y - means.c.my
 
     def product(a: Any, b: Any) -> Any:
         # PostgreSQL refuses a product that underflows: a deviation under 1e-150 counts as 0
@@ -254,7 +325,8 @@ def _paired_moments(session: Session, imports: Sequence[int], outcome: int, base
 
     query = (
         select(
-            pairs.c.arm,
+            rows.c.arm,
+            rows.c.gap,
             func.count(),
             means.c.mx,
             means.c.my,
@@ -262,13 +334,16 @@ def _paired_moments(session: Session, imports: Sequence[int], outcome: int, base
             func.sum(product(dy, dy)),
             func.sum(product(dx, dy)),
         )
-        .join(means, means.c.arm == pairs.c.arm)
-        .group_by(pairs.c.arm, means.c.mx, means.c.my)
+        .join(means, and_(means.c.arm == rows.c.arm, means.c.gap == rows.c.gap))
+        .group_by(rows.c.arm, rows.c.gap, means.c.mx, means.c.my)
     )
-    return {
-        arm: ArmMoments(n, mx, my, sxx or 0.0, syy or 0.0, sxy or 0.0)
-        for arm, n, mx, my, sxx, syy, sxy in session.execute(query)
-    }
+    groups: dict[tuple[int, bool], Any] = {}
+    for arm, gap, n, mx, my, sxx, syy, sxy in session.execute(query):
+        if gap:
+            groups[(arm, True)] = MissingBaseline(n, my, syy or 0.0)
+        else:
+            groups[(arm, False)] = ArmMoments(n, mx, my, sxx or 0.0, syy or 0.0, sxy or 0.0)
+    return groups
 
 
 __all__ = ["NO_SITE", "SiteArm", "adjusted_results", "site_sums", "stratified_results"]

@@ -201,10 +201,54 @@ def test_a_metric_with_a_covariate_is_also_adjusted_as_full_least_squares_would(
     assert adjusted["estimate"] == pytest.approx(float(coefficients[1]), rel=1e-9)
     assert adjusted["units"] == {"comparison": 20, "pilot": 20}
     assert adjusted["variance_reduction"] > 0.7  # the baseline explains most of the spread
+    means = [np.mean([y for _u, arm, _x, y in units if arm == a]) for a in (1, 0)]
+    assert adjusted["unadjusted_estimate"] == pytest.approx(means[0] - means[1])
+    # the protocol pre-specifies the adjustment: the metric's result, and the gate, read it
     wellbeing = next(m for m in found["metrics"] if m["name"] == "wellbeing")
-    assert adjusted["unadjusted_estimate"] == pytest.approx(wellbeing["estimate"])
+    assert wellbeing["estimate"] == pytest.approx(adjusted["estimate"])
+    assert wellbeing["nominal"]["ci"] == [pytest.approx(v) for v in adjusted["ci"]]
+    assert wellbeing["method"].startswith("non-inferiority test (higher is better, margin 3); ANCOVA")
+    assert adjusted["read_by_rule"] is True
     text_report = rr("pilot", "analyse", "P-1").stdout
-    assert "adjusted for a baseline (ANCOVA;" in text_report and "wellbeing_at_referral" in text_report
+    assert "adjusted for a baseline (ANCOVA, as the protocol pre-specifies; the results above" in text_report
+    assert "wellbeing_at_referral" in text_report
+
+
+def test_units_without_a_baseline_count_once_through_a_missing_indicator(rr, tmp_path):
+    import numpy as np
+
+    registered(rr, tmp_path, ADJUSTED)
+    text, units = baseline_data()
+    lines = text.splitlines()
+    for index in (3, 8, 15):  # units u2, u7 and u14 have no baseline recorded
+        cells = lines[index].split(",")
+        cells[3] = "NA"
+        lines[index] = ",".join(cells)
+    path = write(tmp_path, "d.csv", "\n".join(lines) + "\n")
+    assert rr("pilot", "data", "P-1", path, "--stage", "feasibility").exit_code == 0
+    adjusted = rr.json("pilot", "analyse", "P-1")["adjusted"]["wellbeing"]
+    assert adjusted["units"] == {"comparison": 20, "pilot": 20}  # every unit with the outcome, once
+    assert adjusted["missing_baseline"] == {"comparison": 2, "pilot": 1}
+    gaps = {"u2", "u7", "u14"}
+    observed = [x for u, _arm, x, _y in units if u not in gaps]
+    fill = sum(observed) / len(observed)
+    design = np.array([[1.0, arm, fill if u in gaps else x, float(u in gaps)] for u, arm, x, _y in units])
+    outcome = np.array([y for *_rest, y in units])
+    coefficients, *_ = np.linalg.lstsq(design, outcome, rcond=None)
+    assert adjusted["estimate"] == pytest.approx(float(coefficients[1]), rel=1e-9)
+
+
+def test_a_baseline_that_is_not_a_number_is_refused_with_its_line(rr, tmp_path):
+    registered(rr, tmp_path, ADJUSTED)
+    text, _units = baseline_data()
+    lines = text.splitlines()
+    lines[4] = lines[4].replace(lines[4].split(",")[3], "high", 1)
+    path = write(tmp_path, "d.csv", "\n".join(lines) + "\n")
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path}: line 5: wellbeing_at_referral: value must be a number, got 'high'; nothing was imported\n"
+    )
 
 
 def test_a_covariate_must_name_a_continuous_baseline_metric(rr, tmp_path):
@@ -225,4 +269,4 @@ def test_the_pilot_report_gives_the_adjusted_result_in_words(rr, tmp_path):
     html = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "<h4>Adjusted for a baseline at feasibility</h4>" in html
     assert "wellbeing, adjusted for wellbeing_at_referral: difference " in html
-    assert "on 20 comparison and 20 pilot units with both values; the baseline cut the variance" in html
+    assert "on 20 comparison and 20 pilot units; the baseline cut the variance" in html

@@ -248,9 +248,16 @@ def _adjusted_text(adjusted: dict[str, Any]) -> list[str]:
     """Return the baseline-adjusted results beside the unadjusted ones on the same units."""
     if not adjusted:
         return []
+    read = all(a.get("read_by_rule", True) for a in adjusted.values())
     out = [
         "",
-        "adjusted for a baseline (ANCOVA; 95% intervals, not adjusted for looks; the recommendation reads the results above):",
+        "adjusted for a baseline (ANCOVA, as the protocol pre-specifies; "
+        + (
+            "the results above for these metrics are adjusted, and the recommendation reads them; "
+            if read
+            else "shown beside the cluster-level results, which the recommendation reads; "
+        )
+        + "here at 95%, not adjusted for looks):",
     ]
     rows = []
     for name, a in adjusted.items():
@@ -259,11 +266,13 @@ def _adjusted_text(adjusted: dict[str, Any]) -> list[str]:
             rows.append([name, a["covariate"], "-", "-", "-", "-", "-", a.get("note", "")])
             continue
         low, high = a["ci"]
+        gaps = a.get("missing_baseline") or {}
         rows.append(
             [
                 name,
                 a["covariate"],
-                f"{units.get('comparison', 0)} / {units.get('pilot', 0)}",
+                f"{units.get('comparison', 0)} / {units.get('pilot', 0)}"
+                + (f" ({sum(gaps.values())} without)" if any(gaps.values()) else ""),
                 _num(a["estimate"]),
                 f"[{_num(low)}, {_num(high)}]",
                 _p(a.get("p_value")),

@@ -91,3 +91,65 @@ def test_sufficient_statistics_always_agree_with_least_squares(seed, n1, n0, slo
     d, se, _df = least_squares(x1, y1, x0, y0)
     assert found.difference == pytest.approx(d, rel=1e-6, abs=1e-9)
     assert found.se == pytest.approx(se, rel=1e-6)
+
+
+# --- units without a baseline: mean imputation with a missing indicator -------------------------
+
+from riskreg.stats.ancova import MissingBaseline, ancova_missing_indicator  # noqa: E402
+
+
+def indicator_least_squares(rows):  # type: ignore[no-untyped-def]
+    """numpy's least squares of y = a + d·pilot + b·x̃ + g·missing on the rows, x̃ the observed mean where x is None."""
+    observed = [x for _t, x, _y in rows if x is not None]
+    fill = sum(observed) / len(observed)
+    design = np.array([[1.0, t, fill if x is None else x, float(x is None)] for t, x, _y in rows])
+    y = np.array([y for _t, _x, y in rows])
+    beta, residual, _rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    df = len(rows) - 4
+    s2 = float(residual[0]) / df
+    cov = s2 * np.linalg.inv(design.T @ design)
+    return float(beta[1]), math.sqrt(cov[1, 1]), float(beta[2]), df
+
+
+def split(rows, treated):  # type: ignore[no-untyped-def]
+    present = [(x, y) for t, x, y in rows if t == treated and x is not None]
+    gaps = [y for t, x, y in rows if t == treated and x is None]
+    arm = moments([x for x, _ in present], [y for _, y in present]) if present else None
+    mean = sum(gaps) / len(gaps) if gaps else 0.0
+    gap = MissingBaseline(len(gaps), mean, sum((v - mean) ** 2 for v in gaps)) if gaps else None
+    return arm, gap
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_units_without_a_baseline_are_kept_by_a_missing_indicator_as_least_squares_on_the_rows(seed):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(80):
+        treated = i % 2
+        x = rng.gauss(50, 10)
+        y = 20 + 0.6 * x + 3 * treated + rng.gauss(0, 5)
+        rows.append((treated, None if rng.random() < 0.25 else x, y))
+    pilot, pilot_gap = split(rows, 1)
+    comparison, comparison_gap = split(rows, 0)
+    found = ancova_missing_indicator(pilot, comparison, pilot_gap, comparison_gap)
+    d, se, slope, df = indicator_least_squares(rows)
+    assert found.difference == pytest.approx(d, rel=1e-9)
+    assert found.se == pytest.approx(se, rel=1e-9)
+    assert found.slope == pytest.approx(slope, rel=1e-9)
+    assert found.df == df == 76
+    assert found.p_value == pytest.approx(2 * dist.t.sf(abs(d / se), df), rel=1e-9)
+    # the unadjusted difference uses every unit with an outcome
+    means = [np.mean([y for t, _x, y in rows if t == arm]) for arm in (1, 0)]
+    assert found.unadjusted_difference == pytest.approx(means[0] - means[1])
+
+
+def test_with_every_baseline_present_it_is_the_plain_ancova():
+    x1, y1, x0, y0 = [1.0, 2, 4, 5], [3.0, 4, 7, 8], [1.0, 3, 4, 6], [2.0, 3, 5, 6]
+    plain = ancova(moments(x1, y1), moments(x0, y0))
+    assert ancova_missing_indicator(moments(x1, y1), moments(x0, y0)) == plain
+
+
+def test_an_arm_whose_baselines_are_all_missing_cannot_be_told_from_the_indicator():
+    comparison = moments([1.0, 2, 4], [2.0, 3, 5])
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        ancova_missing_indicator(None, comparison, MissingBaseline(3, 4.0, 2.0), None)
