@@ -323,12 +323,13 @@ def analyse(
     units, primary_units = _units(session, imports, holding, arms, codes[primary.name][0])
 
     clusters = None
-    adjusted, comparers = adjusted_results(session, imports, protocol, codes)
     if protocol.design.clustered:  # the decision rule reads the cluster-level analysis
         from riskreg.clustered import cluster_analysis
 
         clusters = cluster_analysis(session, imports, protocol, codes)
-        comparers = clusters.comparers
+        comparers, adjusted = clusters.comparers, clusters.adjusted
+    else:
+        adjusted, comparers = adjusted_results(session, imports, protocol, codes)
     # The primary's boundary at this look: looks are the gate decisions (riskreg.looks).
     previous = previous_looks(session, pilot, protocol, k)
     rule_units, rule_primary_units, idle = units, primary_units, frozenset[str]()
@@ -403,7 +404,7 @@ def analyse(
         primary_meets_boundary=rule.primary_meets,
         warnings=tuple(warnings),
         stratified=stratified_results(session, imports, protocol, codes),
-        adjusted={name: {**a, "read_by_rule": clusters is None} for name, a in adjusted.items()},
+        adjusted=adjusted,
         design={} if clusters is None else _design_dict(protocol.design, clusters),
     )
 

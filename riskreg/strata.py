@@ -281,19 +281,22 @@ def _ancova_dict(covariate: str, groups: dict[tuple[int, bool], Any]) -> dict[st
 
 
 def _baseline_groups(
-    session: Session, imports: Sequence[int], outcome: int, baseline: int
-) -> dict[tuple[int, bool], Any]:
+    session: Session, imports: Sequence[int], outcome: int, baseline: int, by_site: bool = False
+) -> dict[tuple[Any, ...], Any]:
     """Return {(arm, baseline missing): moments} of the units with a value of the outcome.
 
-    Units with the baseline give ArmMoments, those without a MissingBaseline. Deviations
-    are taken about each group's own means (a second pass in the database).
+    Units with the baseline give ArmMoments, those without a MissingBaseline; with
+    ``by_site`` the keys are (site, arm, missing), for cluster designs. Deviations are
+    taken about each group's own means (a second pass in the database).
     """
     from riskreg.stats.ancova import ArmMoments, MissingBaseline
 
     y, x = observations.alias("y"), observations.alias("x")
     scope = list(imports)
+    site = [func.coalesce(y.c.site, NO_SITE).label("site")] if by_site else []
     rows = (
         select(
+            *site,
             y.c.arm.label("arm"),
             case((x.c.value.is_(None), 1), else_=0).label("gap"),
             y.c.value.label("y"),
@@ -312,9 +315,10 @@ def _baseline_groups(
         .where(y.c.metric == outcome, y.c.import_id.in_(scope), y.c.value.is_not(None))
         .subquery()
     )
+    keys = [*([rows.c.site] if by_site else []), rows.c.arm, rows.c.gap]
     means = (
-        select(rows.c.arm, rows.c.gap, func.avg(rows.c.x).label("mx"), func.avg(rows.c.y).label("my"))
-        .group_by(rows.c.arm, rows.c.gap)
+        select(*keys, func.avg(rows.c.x).label("mx"), func.avg(rows.c.y).label("my"))
+        .group_by(*keys)
         .subquery()
     )
     dx, dy = rows.c.x - means.c.mx, rows.c.y - means.c.my
@@ -325,8 +329,7 @@ def _baseline_groups(
 
     query = (
         select(
-            rows.c.arm,
-            rows.c.gap,
+            *keys,
             func.count(),
             means.c.mx,
             means.c.my,
@@ -334,16 +337,33 @@ def _baseline_groups(
             func.sum(product(dy, dy)),
             func.sum(product(dx, dy)),
         )
-        .join(means, and_(means.c.arm == rows.c.arm, means.c.gap == rows.c.gap))
-        .group_by(rows.c.arm, rows.c.gap, means.c.mx, means.c.my)
+        .join(means, and_(*(means.c[key.name] == key for key in keys)))
+        .group_by(*keys, means.c.mx, means.c.my)
     )
-    groups: dict[tuple[int, bool], Any] = {}
-    for arm, gap, n, mx, my, sxx, syy, sxy in session.execute(query):
+    groups: dict[tuple[Any, ...], Any] = {}
+    for row in session.execute(query):
+        *key, n, mx, my, sxx, syy, sxy = row
+        gap = bool(key[-1])
+        group = (*key[:-1], gap)
         if gap:
-            groups[(arm, True)] = MissingBaseline(n, my, syy or 0.0)
+            groups[group] = MissingBaseline(n, my, syy or 0.0)
         else:
-            groups[(arm, False)] = ArmMoments(n, mx, my, sxx or 0.0, syy or 0.0, sxy or 0.0)
+            groups[group] = ArmMoments(n, mx, my, sxx or 0.0, syy or 0.0, sxy or 0.0)
     return groups
 
 
-__all__ = ["NO_SITE", "SiteArm", "adjusted_results", "site_sums", "stratified_results"]
+def baseline_groups_by_site(
+    session: Session, imports: Sequence[int], outcome: int, baseline: int
+) -> dict[tuple[Any, ...], Any]:
+    """Return {(site, arm, baseline missing): moments} of the units with a value of the outcome."""
+    return _baseline_groups(session, imports, outcome, baseline, by_site=True)
+
+
+__all__ = [
+    "NO_SITE",
+    "SiteArm",
+    "adjusted_results",
+    "baseline_groups_by_site",
+    "site_sums",
+    "stratified_results",
+]

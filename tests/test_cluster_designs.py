@@ -286,3 +286,61 @@ def test_the_terminal_and_the_pilot_report_show_the_design(rr, tmp_path):
     assert "<h4>Design: clusters at feasibility</h4>" in html
     assert "Clusters (team) were allocated whole: 6 comparison and 6 pilot clusters." in html
     assert "6 comparison, 6 pilot clusters against allocation 1:1" in html
+
+
+def test_a_covariate_in_a_cluster_design_is_adjusted_by_the_two_stage_method(rr, tmp_path):
+    """The gate reads the cluster-level adjusted result; numpy and scipy on the rows give the same."""
+    import numpy as np
+
+    text = (
+        CLUSTERED.replace(
+            'better = "higher"\n', 'better = "higher"\ncovariate = "wellbeing_at_referral"\n', 1
+        )
+        + '\n[[metrics]]\nname = "wellbeing_at_referral"\nkind = "continuous"\nrole = "baseline"\nbetter = "higher"\n'
+    )
+    registered(rr, tmp_path, text)
+    table = rows()
+    baseline = {
+        unit: 40 + (i * 7) % 11 + 0.5 * TEAM_SHIFT[team] for i, (unit, _a, team, *_r) in enumerate(table)
+    }
+    baseline[table[3][0]] = None  # one resident without a baseline
+    lines = ["unit_id,arm,team,wellbeing,wellbeing_at_referral,readmitted,incidents,exposure"]
+    for unit, arm, team, wellbeing, readmitted, incidents in table:
+        x = "NA" if baseline[unit] is None else baseline[unit]
+        lines.append(f"{unit},{arm},{team},{wellbeing},{x},{int(readmitted)},{incidents},10")
+    assert (
+        rr(
+            "pilot",
+            "data",
+            "P-1",
+            write(tmp_path, "b.csv", "\n".join(lines) + "\n"),
+            "--stage",
+            "feasibility",
+        ).exit_code
+        == 0
+    )
+    found = rr.json("pilot", "analyse", "P-1")
+    observed = [x for x in baseline.values() if x is not None]
+    fill = sum(observed) / len(observed)
+    design = np.array(
+        [[1.0, fill if baseline[u] is None else baseline[u], float(baseline[u] is None)] for u, *_ in table]
+    )
+    outcome = np.array([float(row[3]) for row in table])
+    beta, *_ = np.linalg.lstsq(design, outcome, rcond=None)
+    residual = outcome - design @ beta
+    by_team: dict[str, list[float]] = {}
+    for r, row in zip(residual, table, strict=True):
+        by_team.setdefault(row[2], []).append(float(r))
+    pilot = [np.mean(v) for team, v in by_team.items() if team_arm(team) == "pilot"]
+    comparison = [np.mean(v) for team, v in by_team.items() if team_arm(team) == "comparison"]
+    reference = stats.ttest_ind(pilot, comparison)
+    wellbeing = next(m for m in found["metrics"] if m["name"] == "wellbeing")
+    assert wellbeing["estimate"] == pytest.approx(np.mean(pilot) - np.mean(comparison))
+    assert wellbeing["p_value"] == pytest.approx(reference.pvalue)
+    adjusted = found["adjusted"]["wellbeing"]
+    assert adjusted["missing_baseline"] == {"comparison": 1, "pilot": 0}
+    assert adjusted["units"] == {"comparison": 30, "pilot": 30}
+    assert adjusted["unadjusted_estimate"] == pytest.approx(
+        sum(cluster_means(3)[0]) / 6 - sum(cluster_means(3)[1]) / 6
+    )
+    assert "two-stage cluster-level adjustment" in wellbeing["method"]

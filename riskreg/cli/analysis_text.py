@@ -248,16 +248,10 @@ def _adjusted_text(adjusted: dict[str, Any]) -> list[str]:
     """Return the baseline-adjusted results beside the unadjusted ones on the same units."""
     if not adjusted:
         return []
-    read = all(a.get("read_by_rule", True) for a in adjusted.values())
     out = [
         "",
-        "adjusted for a baseline (ANCOVA, as the protocol pre-specifies; "
-        + (
-            "the results above for these metrics are adjusted, and the recommendation reads them; "
-            if read
-            else "shown beside the cluster-level results, which the recommendation reads; "
-        )
-        + "here at 95%, not adjusted for looks):",
+        "adjusted for a baseline, as the protocol pre-specifies (ANCOVA; two-stage for clusters): the results above "
+        "for these metrics are adjusted, and the recommendation reads them (here at 95%, not adjusted for looks):",
     ]
     rows = []
     for name, a in adjusted.items():

@@ -259,3 +259,73 @@ def test_swapping_the_arms_negates_the_difference_and_inverts_the_ratio(ones, ze
     assert backward.p_value == pytest.approx(forward.p_value)
     shuffled = cluster_risk_ratio(pilot[::-1], comparison[::-1])
     assert shuffled.estimate == pytest.approx(forward.estimate)
+
+
+# --- baseline adjustment in cluster designs: the two-stage method -------------------------------
+
+
+def test_two_stage_adjustment_is_the_t_test_on_cluster_mean_residuals_of_the_pooled_regression():
+    """Hayes & Moulton (2017) §10.3, computed independently with numpy and scipy on the rows."""
+    import random
+
+    import numpy as np
+    from scipy import stats as dist
+
+    from riskreg.stats.ancova import ArmMoments, MissingBaseline
+    from riskreg.stats.designs import CovariateCluster, cluster_adjusted_difference
+
+    rng = random.Random(11)
+    rows = []  # (cluster, arm, baseline or None, outcome)
+    for cluster in range(12):
+        arm = cluster % 2
+        level = rng.gauss(0, 2)
+        for _ in range(rng.randint(6, 14)):
+            x = rng.gauss(40, 8)
+            rows.append(
+                (
+                    cluster,
+                    arm,
+                    None if rng.random() < 0.15 else x,
+                    10 + 0.7 * x + 2 * arm + level + rng.gauss(0, 4),
+                )
+            )
+    observed = [x for _c, _a, x, _y in rows if x is not None]
+    fill = sum(observed) / len(observed)
+    design = np.array([[1.0, fill if x is None else x, float(x is None)] for _c, _a, x, _y in rows])
+    outcome = np.array([y for *_rest, y in rows])
+    beta, *_ = np.linalg.lstsq(design, outcome, rcond=None)
+    residual = outcome - design @ beta
+    means = {
+        c: float(np.mean([r for r, row in zip(residual, rows, strict=True) if row[0] == c]))
+        for c in range(12)
+    }
+    reference = dist.ttest_ind([means[c] for c in range(1, 12, 2)], [means[c] for c in range(0, 12, 2)])
+
+    def cluster(c: int) -> CovariateCluster:
+        present = [(x, y) for cc, _a, x, y in rows if cc == c and x is not None]
+        gaps = [y for cc, _a, x, y in rows if cc == c and x is None]
+        xs, ys = [x for x, _ in present], [y for _, y in present]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        moments = ArmMoments(
+            len(xs),
+            mx,
+            my,
+            sum((x - mx) ** 2 for x in xs),
+            sum((y - my) ** 2 for y in ys),
+            sum((x - mx) * (y - my) for x, y in present),
+        )
+        gap = None
+        if gaps:
+            mg = sum(gaps) / len(gaps)
+            gap = MissingBaseline(len(gaps), mg, sum((y - mg) ** 2 for y in gaps))
+        return CovariateCluster(moments, gap)
+
+    found = cluster_adjusted_difference(
+        [cluster(c) for c in range(1, 12, 2)], [cluster(c) for c in range(0, 12, 2)]
+    )
+    assert found.estimate == pytest.approx(
+        np.mean([means[c] for c in range(1, 12, 2)]) - np.mean([means[c] for c in range(0, 12, 2)]), rel=1e-9
+    )
+    assert found.t == pytest.approx(reference.statistic, rel=1e-9)
+    assert found.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert found.df == 10
