@@ -51,6 +51,18 @@ step "Analyse housing repairs: complaints show harm and retention is red, so 'st
 riskreg pilot analyse P-2
 riskreg --actor "Head of Housing" pilot gate P-2 --decision stop --reason "Complaints rose in the co-assessed arm; redesign before another pilot"
 
+step "A cluster-randomised pilot: 14 community hubs allocated whole, 7 to each arm" "pilot register community-hubs.toml"
+riskreg pilot register community-hubs.toml
+riskreg pilot data P-3 data/community-hubs-feasibility.csv --stage feasibility
+riskreg --actor "Head of Financial Inclusion" pilot gate P-3 --decision proceed \
+  --reason "Programme board 3 June: all 14 hubs recruiting; efficacy is for the main stage"
+
+step "Community hubs, main stage: the hubs are compared (not the residents), adjusted for the score at referral" "pilot analyse P-3"
+riskreg pilot data P-3 data/community-hubs-main.csv --stage main
+riskreg pilot analyse P-3
+riskreg --actor "Head of Financial Inclusion" pilot gate P-3 --decision proceed \
+  --reason "Programme board 9 Dec: superior at the hub level; extend to every hub"
+
 step "Pilots now" "pilot list"
 riskreg pilot list
 
@@ -71,6 +83,7 @@ riskreg report board -o ../build/reports/board.html --meeting "Health and Wellbe
   --lead "Director of Adult Services" --marking OFFICIAL
 riskreg report pilot P-1 -o ../build/reports/pilot-P-1.html
 riskreg report pilot P-2 -o ../build/reports/pilot-P-2.html
+riskreg report pilot P-3 -o ../build/reports/pilot-P-3.html
 riskreg report qa -o ../build/reports/qa.html
 if command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then
   riskreg report board --pdf -o ../build/reports/board.pdf --meeting "Health and Wellbeing Board" \

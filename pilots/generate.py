@@ -34,6 +34,18 @@ housing-repairs (co-assessment), repair jobs randomised 1:1 when raised, feasibi
     exposure = months from the report to the 4-week check.
   Intended story: recruitment amber (64 in the smallest arm), retention red (0.535 here),
   complaints higher in the pilot arm, so the pilot must not proceed ("stop").
+
+community-hubs (co-delivery), cluster-randomised: 14 community hubs, 7 per arm, 10
+residents a hub at feasibility and 15 more at the main stage:
+  * financial_wellbeing (0-100, primary): 52 in the comparison arm, +6 in the pilot arm;
+    each hub's own level varies with sd 3 (ICC about 0.06), residents' with sd 12 about it;
+    half of that spread is predicted by the score at referral (correlation 0.7).
+  * financial_wellbeing_at_referral: recorded for about 95 % of residents.
+  * claim_awarded: 45 % in the comparison arm, 55 % in the pilot arm.
+  Intended story: at feasibility the hubs' results are too few to judge ("proceed" on
+  recruitment alone); at main the cluster-level test shows superiority ("proceed"), and
+  the design effect shows why an analysis of residents as if randomised one by one would
+  have overstated the evidence.
 """
 
 from __future__ import annotations
@@ -301,6 +313,61 @@ def housing_jobs(seed: int) -> list[Unit]:
     return housing_units(random.Random(f"{seed}-housing-repairs"))
 
 
+HUBS = (
+    "Northgate Library hub",
+    "St Anne's Community Centre",
+    "Riverside Family Hub",
+    "Moorside Tenants' Hall",
+    "Canal Street Youth and Community Centre",
+    "Oakfield Children's Centre",
+    "Harbour View Neighbourhood Hub",
+    "Eastfield Methodist Church Hall",
+    "Brook Lane Sports Pavilion",
+    "Market Square Advice Point",
+    "Hillcrest Estate Community Flat",
+    "Victoria Park Bowls Club",
+    "Westbrook Mosque Community Room",
+    "Old Fire Station Arts Hub",
+)
+
+
+def hub_residents(seed: int) -> dict[str, list[dict[str, str]]]:
+    """Rows of the community-hubs pilot by stage: hubs alternate between the arms."""
+    rng = random.Random(f"{seed}-community-hubs")
+    level = {hub: rng.gauss(0, 3) for hub in HUBS}
+    stages: dict[str, list[dict[str, str]]] = {"feasibility": [], "main": []}
+    for stage, (first, count) in {"feasibility": (0, 10), "main": (10, 15)}.items():
+        for h, hub in enumerate(HUBS):
+            arm = "pilot" if h % 2 else "comparison"
+            for k in range(first, first + count):
+                at_referral = rng.gauss(45, 12)
+                outcome = 52 + (6 if arm == "pilot" else 0) + level[hub] + 0.7 * (at_referral - 45)
+                outcome += rng.gauss(0, 12 * math.sqrt(1 - 0.7**2))
+                awarded = rng.random() < (0.55 if arm == "pilot" else 0.45)
+                stages[stage].append(
+                    {
+                        "resident": f"CH{h + 1:02d}-{k + 1:03d}",
+                        "arm": arm,
+                        "hub": hub,
+                        "financial_wellbeing": str(clip_round(outcome, 0, 100)),
+                        "financial_wellbeing_at_referral": ""
+                        if rng.random() < 0.05
+                        else str(clip_round(at_referral, 0, 100)),
+                        "claim_awarded": "yes" if awarded else "no",
+                    }
+                )
+    return stages
+
+
+def write_hubs(seed: int) -> None:
+    """Write the community-hubs stage files (wide form, the council's column names)."""
+    for stage, rows in hub_residents(seed).items():
+        with open(DATA / f"community-hubs-{stage}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def main(seed: int = SEED) -> None:
     DATA.mkdir(exist_ok=True)
     tokens = random.Random(f"{seed}-missing")  # chooses "" or "NA" for each missing value
@@ -331,6 +398,7 @@ def main(seed: int = SEED) -> None:
         "hospital-befriending extended (cumulative)", stages["feasibility"] + stages["extended"], *befriending
     )
     summarise("housing-repairs feasibility", housing, "repair_right_first_time", "complaints")
+    write_hubs(seed)
 
 
 if __name__ == "__main__":

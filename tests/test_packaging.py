@@ -93,7 +93,7 @@ def _run_demo_from_the_wheel(env_dir: Path, tmp_path: Path) -> None:
     result = subprocess.run(["sh", "pilots/demo.sh"], cwd=copy, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     reports = sorted(p.name for p in (copy / "build" / "reports").glob("*.html"))
-    assert reports == ["board.html", "pilot-P-1.html", "pilot-P-2.html", "qa.html"]
+    assert reports == ["board.html", "pilot-P-1.html", "pilot-P-2.html", "pilot-P-3.html", "qa.html"]
     assert "audit chain intact" in result.stdout
 
 
