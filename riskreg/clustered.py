@@ -60,13 +60,21 @@ def cluster_analysis(
     metrics = [m for m in protocol.metrics if m.role != "baseline"]
     if design.stepped:
         stages = _import_stages(session, imports)
-        sums = site_sums(session, imports, codes, by_import=True)
+        sums = site_sums(session, imports, codes, by_import=True, metrics=[m.name for m in metrics])
         cells = {m.name: _stage_cells(sums.get(m.name, {}), stages) for m in metrics}
         found = {m.name: _stepped(m, cells[m.name], design) for m in metrics}
         named = {cluster for by_metric in cells.values() for (cluster, _stage) in by_metric}
         arms = {design.comparison: len(named), design.pilot: len(named)}
     else:
-        sums = site_sums(session, imports, codes)
+        # a metric with a covariate has its cluster sums from the pairing of outcome and baseline
+        paired = [m for m in metrics if m.covariate is not None]
+        sums = site_sums(session, imports, codes, metrics=[m.name for m in metrics if m.covariate is None])
+        groups = {
+            m.name: baseline_groups_by_site(session, imports, codes[m.name][0], codes[m.covariate][0])
+            for m in paired
+            if m.covariate is not None
+        }
+        sums.update({name: _outcome_sums(by_site) for name, by_site in groups.items()})
         found = {m.name: _parallel(m, sums.get(m.name, {}), design) for m in metrics}
         arms = {
             arm: len(
@@ -77,20 +85,28 @@ def cluster_analysis(
     comparers = {name: comparer for name, (comparer, _details) in found.items()}
     adjusted: dict[str, Any] = {}
     if not design.stepped:
-        for metric in metrics:
-            if metric.covariate is not None and imports:
-                groups = baseline_groups_by_site(
-                    session, imports, codes[metric.name][0], codes[metric.covariate][0]
-                )
-                comparers[metric.name], adjusted[metric.name] = _adjusted(
-                    metric, groups, design, comparers[metric.name]
-                )
+        for metric in paired:
+            comparers[metric.name], adjusted[metric.name] = _adjusted(
+                metric, groups[metric.name], design, comparers[metric.name]
+            )
     return ClusterAnalysis(
         comparers=comparers,
         details={name: details for name, (_comparer, details) in found.items()},
         clusters=arms,
         adjusted=adjusted,
     )
+
+
+def _outcome_sums(groups: dict[tuple[Any, ...], Any]) -> dict[str, dict[int, SiteArm]]:
+    """Return {site: {arm: SiteArm}} of the outcome from its pairing with the baseline (units with and without one)."""
+    found: dict[str, dict[int, SiteArm]] = {}
+    for (site, arm, _gap), part in sorted(
+        groups.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])
+    ):
+        sums = SiteArm(part.n, part.n * part.mean_y, part.syy, 0.0)
+        held = found.setdefault(site, {}).get(arm)
+        found[site][arm] = sums if held is None else _merged(held, sums)
+    return found
 
 
 def _adjusted(

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from riskreg.models import observations
+from riskreg.models import ImportCount, observations
 from riskreg.protocol import Protocol
 from riskreg.stats.compare import Comparison
 
@@ -43,35 +43,33 @@ class SiteArm:
 
 
 def site_sums(
-    session: Session, imports: Sequence[int], codes: dict[str, tuple[int, str]], by_import: bool = False
+    session: Session,
+    imports: Sequence[int],
+    codes: dict[str, tuple[int, str]],
+    by_import: bool = False,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, dict[Any, dict[int, SiteArm]]]:
     """Return {metric: {site: {arm: SiteArm}}} over the given imports' stored observations.
 
     With ``by_import`` the groups are (site, import id) instead, for designs whose periods
-    are the stages (a stepped wedge). Squares are taken about each group's own mean (a
-    second pass in the database), so a variance never comes from a raw sum of squares.
+    are the stages (a stepped wedge); ``metrics`` limits the metrics read. One pass: values
+    are summed less a shift near their mean (each metric's mean from the imports' counts),
+    so squares about each group's mean come from Σd² − (Σd)²/n without the cancellation of
+    raw sums.
     """
     o = observations.c
+    wanted = [codes[name] for name in (metrics if metrics is not None else list(codes))]
+    if not wanted or not imports:
+        return {}
+    shifts = metric_shifts(session, imports)
+    shift = case(*((o.metric == code, shifts.get(code, 0.0)) for code, _kind in wanted), else_=0.0)
     site = func.coalesce(o.site, NO_SITE)
-    scope = o.import_id.in_(list(imports))
-    keys = [o.metric, site.label("site"), o.arm, *([o.import_id] if by_import else [])]
-    means = select(*keys, func.avg(o.value).label("mean")).where(scope).group_by(*keys).subquery()
-    deviation = o.value - means.c.mean
+    deviation = o.value - shift
     square = case((func.abs(deviation) < 1e-150, 0.0), else_=deviation * deviation)
-    joined = [means.c.metric == o.metric, means.c.site == site, means.c.arm == o.arm]
-    if by_import:
-        joined.append(means.c.import_id == o.import_id)
-    group = [o.metric, means.c.site, o.arm, *([o.import_id] if by_import else [])]
+    group = [o.metric, site, o.arm, *([o.import_id] if by_import else [])]
     query = (
-        select(
-            *group,
-            func.count(o.value),
-            func.sum(o.value),
-            func.sum(square),
-            func.sum(o.exposure),
-        )
-        .join(means, and_(*joined))
-        .where(scope)
+        select(*group, func.count(o.value), func.sum(deviation), func.sum(square), func.sum(o.exposure))
+        .where(o.import_id.in_(list(imports)), o.metric.in_([code for code, _kind in wanted]))
         .group_by(*group)
     )
     names = {code: name for name, (code, _kind) in codes.items()}
@@ -79,11 +77,25 @@ def site_sums(
     for row in session.execute(query):
         code, where, arm = row[0], row[1], row[2]
         key = (where, row[3]) if by_import else where
-        n, total, squares, exposure = row[-4:]
+        n, total_d, squares_d, exposure = row[-4:]
+        k = shifts.get(code, 0.0)
+        total_d, squares_d = total_d or 0.0, squares_d or 0.0
+        squares = max(squares_d - total_d * total_d / n, 0.0) if n else 0.0
         found.setdefault(names.get(code, str(code)), {}).setdefault(key, {})[arm] = SiteArm(
-            n, total or 0.0, squares or 0.0, exposure or 0.0
+            n, total_d + n * k, squares, exposure or 0.0
         )
     return found
+
+
+def metric_shifts(session: Session, imports: Sequence[int]) -> dict[int, float]:
+    """Return each metric's mean present value over the imports, from their kept counts: a shift near every group's mean."""
+    c = ImportCount
+    rows = session.execute(
+        select(c.metric, func.sum(c.total), func.sum(c.n))
+        .where(c.import_id.in_(list(imports)))
+        .group_by(c.metric)
+    )
+    return {code: (total or 0.0) / n if n else 0.0 for code, total, n in rows}
 
 
 def stratified_results(
@@ -286,69 +298,65 @@ def _baseline_groups(
     """Return {(arm, baseline missing): moments} of the units with a value of the outcome.
 
     Units with the baseline give ArmMoments, those without a MissingBaseline; with
-    ``by_site`` the keys are (site, arm, missing), for cluster designs. Deviations are
-    taken about each group's own means (a second pass in the database).
+    ``by_site`` the keys are (site, arm, missing), for cluster designs. Each unit's outcome
+    and baseline are paired by one grouping of its rows (the observations have no index on
+    units, so a join would search), then summed less shifts near the means (one pass).
     """
     from riskreg.stats.ancova import ArmMoments, MissingBaseline
 
-    y, x = observations.alias("y"), observations.alias("x")
+    o = observations.c
     scope = list(imports)
-    site = [func.coalesce(y.c.site, NO_SITE).label("site")] if by_site else []
-    rows = (
+    shifts = metric_shifts(session, scope)
+    ky, kx = shifts.get(outcome, 0.0), shifts.get(baseline, 0.0)
+    per_unit = (
         select(
-            *site,
-            y.c.arm.label("arm"),
-            case((x.c.value.is_(None), 1), else_=0).label("gap"),
-            y.c.value.label("y"),
-            x.c.value.label("x"),
+            o.arm.label("arm"),
+            func.max(case((o.metric == outcome, func.coalesce(o.site, NO_SITE)))).label("site"),
+            func.max(case((o.metric == outcome, o.value))).label("y"),
+            func.max(case((o.metric == baseline, o.value))).label("x"),
         )
-        .outerjoin(
-            x,
-            and_(
-                x.c.unit_id == y.c.unit_id,
-                x.c.arm == y.c.arm,
-                x.c.metric == baseline,
-                x.c.import_id.in_(scope),
-                x.c.value.is_not(None),
-            ),
-        )
-        .where(y.c.metric == outcome, y.c.import_id.in_(scope), y.c.value.is_not(None))
+        .where(o.import_id.in_(scope), o.metric.in_([outcome, baseline]))
+        .group_by(o.unit_id, o.arm)
         .subquery()
     )
-    keys = [*([rows.c.site] if by_site else []), rows.c.arm, rows.c.gap]
-    means = (
-        select(*keys, func.avg(rows.c.x).label("mx"), func.avg(rows.c.y).label("my"))
-        .group_by(*keys)
-        .subquery()
-    )
-    dx, dy = rows.c.x - means.c.mx, rows.c.y - means.c.my
+    u = per_unit.c
+    dy, dx = u.y - ky, u.x - kx
+    guarded = session.get_bind().dialect.name == "postgresql"
 
     def product(a: Any, b: Any) -> Any:
         # PostgreSQL refuses a product that underflows: a deviation under 1e-150 counts as 0
+        # (SQLite rounds it to 0 itself, and the guard would cost a quarter of the query)
+        if not guarded:
+            return a * b
         return case((func.abs(a) < 1e-150, 0.0), (func.abs(b) < 1e-150, 0.0), else_=a * b)
 
+    gap = case((u.x.is_(None), 1), else_=0)
+    keys = [*([u.site] if by_site else []), u.arm, gap]
     query = (
         select(
             *keys,
             func.count(),
-            means.c.mx,
-            means.c.my,
+            func.sum(dx),
+            func.sum(dy),
             func.sum(product(dx, dx)),
             func.sum(product(dy, dy)),
             func.sum(product(dx, dy)),
         )
-        .join(means, and_(*(means.c[key.name] == key for key in keys)))
-        .group_by(*keys, means.c.mx, means.c.my)
+        .where(u.y.is_not(None))
+        .group_by(*keys)
     )
     groups: dict[tuple[Any, ...], Any] = {}
     for row in session.execute(query):
-        *key, n, mx, my, sxx, syy, sxy = row
-        gap = bool(key[-1])
-        group = (*key[:-1], gap)
-        if gap:
-            groups[group] = MissingBaseline(n, my, syy or 0.0)
+        *key, n, sx, sy, sxx, syy, sxy = row
+        sx, sy, sxx, syy, sxy = (v or 0.0 for v in (sx, sy, sxx, syy, sxy))
+        group = (*key[:-1], bool(key[-1]))
+        centred_yy = max(syy - sy * sy / n, 0.0)
+        if key[-1]:
+            groups[group] = MissingBaseline(n, ky + sy / n, centred_yy)
         else:
-            groups[group] = ArmMoments(n, mx, my, sxx or 0.0, syy or 0.0, sxy or 0.0)
+            groups[group] = ArmMoments(
+                n, kx + sx / n, ky + sy / n, max(sxx - sx * sx / n, 0.0), centred_yy, sxy - sx * sy / n
+            )
     return groups
 
 
