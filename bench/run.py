@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analyse, board_report, import_data, import_floor, register_list
+from bench import analyse, board_report, cluster_analysis, import_data, import_floor, register_list
 from bench.common import ROOT
 
 HEADER = (
@@ -23,6 +23,7 @@ def main() -> int:
         *import_data.run(runs=5),
         *import_floor.run(runs=5),
         *analyse.run(runs=5),
+        *cluster_analysis.run(runs=5),
         *board_report.run(runs=5),
     ]
     lines = [
