@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from riskreg.errors import InvalidInput
@@ -42,6 +42,14 @@ class PlanRequest:
     better: str = "higher"  # the direction that is a gain (non-inferiority)
     looks: int | None = None  # equally spaced looks (group-sequential); None and no fractions: 1
     fractions: tuple[float, ...] | None = None  # information fractions of the looks, the last 1
+    rho: float | None = None  # correlation of a continuous outcome with its baseline (ANCOVA)
+    icc: float | None = None  # cluster designs: the intra-cluster correlation assumed
+    cluster_size: float | None = None  # units per cluster (per cluster-period, stepped wedge)
+    size_cv: float = 0.0  # coefficient of variation of the cluster sizes
+    clusters: int | None = None  # clusters per arm already planned: their power and MDE
+    layout: str = "parallel"  # or "stepped-wedge"
+    steps: int | None = None  # stepped wedge: switching steps (periods = steps + 1)
+    clusters_per_step: int | None = None  # stepped wedge: clusters switching at each step
 
 
 def plan(request: PlanRequest) -> dict[str, Any]:
@@ -50,9 +58,17 @@ def plan(request: PlanRequest) -> dict[str, Any]:
     With several looks the size is the fixed design's times the group-sequential inflation
     factor: ``n_fixed``, ``inflation_factor`` and ``n`` (units per arm, comparison and pilot).
     """
+    _check_design(request)
     _check(request)
+    if request.layout == "stepped-wedge":
+        return _stepped_wedge(request)
     from riskreg.stats import power as p
 
+    raw = request
+    if request.rho is not None:  # ANCOVA on the baseline: the residual SD is sd·√(1 − ρ²)
+        request = replace(request, sd=request.sd * math.sqrt(1 - request.rho**2))  # type: ignore[operator]
+    if request.clusters is not None:  # the clusters' information, as units randomised one by one
+        request = replace(request, n=_effective_n(request))
     test = _test(request)
     fractions = _fractions(request)
     result: dict[str, Any] = {
@@ -76,7 +92,164 @@ def plan(request: PlanRequest) -> dict[str, Any]:
             result["power_at_n"] = at_n.to_dict()
             result["power_at_n_sequential"] = _call(p.sequential_power, fractions, request.alpha, at_n.power)
         result["mde_at_n"] = _mde(p, request, n_c, n_p).to_dict()
+    if raw.rho is not None:
+        result["baseline_adjustment"] = _baseline_gain(p, raw, request, effect)
+    if raw.icc is not None:
+        result["clusters"] = _cluster_plan(raw, result)
     return result
+
+
+def _baseline_gain(p: Any, raw: PlanRequest, adjusted: PlanRequest, effect: float | None) -> dict[str, Any]:
+    """Say what the baseline buys: the variance factor 1 − ρ², and the size without adjusting."""
+    gain: dict[str, Any] = {
+        "rho": raw.rho,
+        "variance_factor": 1 - raw.rho**2,  # type: ignore[operator]
+        "sd_adjusted": adjusted.sd,
+        "method": "ANCOVA on the baseline: Var × (1 − ρ²) (Borm, Fransen & Lemmens 2007)",
+    }
+    if effect is not None:
+        gain["n_without_baseline"] = list(_size(p, raw, effect).n_required)
+    return gain
+
+
+def _effective_n(r: PlanRequest) -> int:
+    """Return the units per arm that ``clusters`` clusters of ``cluster_size`` carry, after the design effect."""
+    from riskreg.stats.clusters import design_effect
+
+    effect = _call(design_effect, r.cluster_size, r.icc, r.size_cv)
+    return max(2, math.floor(r.clusters * r.cluster_size / effect + 1e-9))  # type: ignore[operator]
+
+
+def _cluster_plan(r: PlanRequest, result: dict[str, Any]) -> dict[str, Any]:
+    """Return the design effect and the clusters per arm that carry the individual size (or the given clusters' n)."""
+    from riskreg.stats.clusters import design_effect
+    from riskreg.stats.designs import clusters_needed
+
+    effect = _call(design_effect, r.cluster_size, r.icc, r.size_cv)
+    plan: dict[str, Any] = {
+        "icc": r.icc,
+        "cluster_size": r.cluster_size,
+        "size_cv": r.size_cv,
+        "design_effect": effect,
+        "method": "design effect 1 + ((CV² + 1)·m − 1)·ICC (Eldridge, Ashby & Kerry 2006); clusters per arm "
+        "⌈n·DE/m⌉; the cluster-level t test has k₁ + k₀ − 2 df, so with few clusters add one per arm "
+        "(Hayes & Moulton 2017, §7.3)",
+    }
+    individual = result.get("n") or result.get("n_fixed")
+    if individual is not None:
+        needed = [_call(clusters_needed, n, r.cluster_size, r.icc, r.size_cv) for n in individual]
+        plan["clusters_per_arm"] = needed
+        plan["units_per_arm"] = [math.ceil(k * r.cluster_size) for k in needed]  # type: ignore[operator]
+    if r.clusters is not None:
+        plan["clusters_given"] = r.clusters
+        plan["effective_n_per_arm"] = _effective_n(r)
+    return plan
+
+
+def _check_design(r: PlanRequest) -> None:
+    """Check the cluster, stepped-wedge and baseline options together: one message for each misuse."""
+    if r.rho is not None:
+        if r.kind != "continuous":
+            raise InvalidInput("--rho applies to a continuous outcome (its correlation with the baseline)")
+        if not 0 <= r.rho < 1:
+            raise InvalidInput(f"--rho must be at least 0 and below 1, got {r.rho:g}")
+    if (r.icc is None) != (r.cluster_size is None):
+        raise InvalidInput("a cluster design needs both --icc and --cluster-size")
+    if r.icc is not None and not 0 <= r.icc < 1:
+        raise InvalidInput(f"--icc must be at least 0 and below 1, got {r.icc:g}")
+    if r.cluster_size is not None and r.cluster_size < 1:
+        raise InvalidInput(f"--cluster-size must be at least 1, got {r.cluster_size:g}")
+    if r.size_cv < 0:
+        raise InvalidInput(f"--size-cv must be at least 0, got {r.size_cv:g}")
+    if r.size_cv and r.icc is None:
+        raise InvalidInput("--size-cv needs a cluster design (--icc and --cluster-size)")
+    if r.clusters is not None:
+        if r.icc is None:
+            raise InvalidInput("--clusters needs --icc and --cluster-size")
+        if r.n is not None:
+            raise InvalidInput("give --clusters (clusters per arm) or --n (units per arm), not both")
+    if r.layout not in ("parallel", "stepped-wedge"):
+        raise InvalidInput(f"--layout: expected parallel or stepped-wedge, got {r.layout!r}")
+    stepped = r.layout == "stepped-wedge"
+    if not stepped and (r.steps is not None or r.clusters_per_step is not None):
+        raise InvalidInput(
+            "--steps and --clusters-per-step describe a stepped wedge: add --layout stepped-wedge"
+        )
+    if stepped:
+        _check_stepped(r)
+
+
+def _check_stepped(r: PlanRequest) -> None:
+    if r.steps is None or r.clusters_per_step is None or r.icc is None:
+        raise InvalidInput(
+            "--layout stepped-wedge needs --steps, --clusters-per-step, --icc and --cluster-size"
+        )
+    if r.kind == "count":
+        raise InvalidInput(
+            "--layout stepped-wedge plans continuous and binary outcomes (the Hussey-Hughes model)"
+        )
+    if r.mde is None:
+        raise InvalidInput("--layout stepped-wedge gives the power for an effect: add --mde")
+    for given, name in (
+        (r.n, "--n"),
+        (r.clusters, "--clusters"),
+        (r.looks, "--looks"),
+        (r.fractions, "--fractions"),
+    ):
+        if given is not None:
+            raise InvalidInput(f"{name} does not apply to --layout stepped-wedge")
+    if r.margin > 0 or r.ratio != 1.0:
+        raise InvalidInput("--layout stepped-wedge plans a superiority test with every cluster switching")
+    if not 1 <= r.steps <= MAX_LOOKS or not 1 <= r.clusters_per_step <= 1000:
+        raise InvalidInput("--steps must be 1 to 20 and --clusters-per-step 1 to 1000")
+    if r.cluster_size is not None and r.cluster_size != int(r.cluster_size):
+        raise InvalidInput(
+            f"--cluster-size must be a whole number of units per period, got {r.cluster_size:g}"
+        )
+
+
+def _stepped_wedge(r: PlanRequest) -> dict[str, Any]:
+    """Return the power of a stepped wedge of ``steps`` steps (Hussey & Hughes 2007's closed form)."""
+    from riskreg.stats.stepped import schedule_matrix, stepped_wedge_power
+
+    switches = [step for step in range(1, r.steps + 1) for _ in range(r.clusters_per_step)]  # type: ignore[operator]
+    periods = r.steps + 1  # type: ignore[operator]
+    sd = r.sd if r.kind == "continuous" else math.sqrt(r.baseline * (1 - r.baseline))  # type: ignore[operator]
+    found = _call(
+        stepped_wedge_power,
+        schedule_matrix(switches, periods),
+        r.mde,
+        sd,
+        r.icc,
+        int(r.cluster_size),
+        r.alpha,  # type: ignore[arg-type]
+    )
+    return {
+        "kind": r.kind,
+        "request": {k: v for k, v in vars(r).items() if v is not None},
+        "test": "superiority",
+        "stepped_wedge": {
+            "clusters": len(switches),
+            "periods": periods,
+            "steps": r.steps,
+            "clusters_per_step": r.clusters_per_step,
+            "cell_size": int(r.cluster_size),  # type: ignore[arg-type]
+            "units": len(switches) * periods * int(r.cluster_size),  # type: ignore[arg-type]
+            "effect": r.mde,
+            "sd": sd,
+            "icc": r.icc,
+            "se": found.se,
+            "power": found.power,
+            "design_effect": found.design_effect,
+            "method": "Hussey & Hughes (2007) closed-form Var(θ̂), period fixed effects and a random cluster "
+            "intercept, Wald z test; one baseline period, then the clusters switch in equal groups"
+            + (
+                "; binary outcomes on the risk-difference scale with sd √(p(1 − p)) at the baseline"
+                if r.kind == "binary"
+                else ""
+            ),
+        },
+    }
 
 
 def _test(r: PlanRequest) -> str:
@@ -233,6 +406,54 @@ def _in_options(message: str) -> str:
 
 def plan_text(result: dict[str, Any]) -> str:
     """Return a plan as a few readable lines."""
+    if "stepped_wedge" in result:
+        return _stepped_text(result["stepped_wedge"])
+    return "\n".join([_plan_lines(result), *_design_lines(result)]).rstrip("\n")
+
+
+def _stepped_text(sw: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"stepped wedge: {sw['clusters']} clusters over {sw['periods']} periods ({sw['steps']} steps of "
+            f"{sw['clusters_per_step']}), {sw['cell_size']} units per cluster per period ({sw['units']:,} units)",
+            f"power to detect an effect of {sw['effect']:g}: {sw['power']:.1%} (SE {sw['se']:.4g}; "
+            f"ICC {sw['icc']:g}, sd {sw['sd']:.4g})",
+            f"design effect against the same units randomised one by one: {sw['design_effect']:.3f}",
+            f"  method: {sw['method']}",
+        ]
+    )
+
+
+def _design_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    gain = result.get("baseline_adjustment")
+    if gain is not None:
+        text = f"baseline correlation ρ = {gain['rho']:g}: variance × {gain['variance_factor']:.3f} (sd {gain['sd_adjusted']:.4g})"
+        if "n_without_baseline" in gain:
+            n_c, n_p = gain["n_without_baseline"]
+            text += f"; without adjusting, {n_c} comparison + {n_p} pilot"
+        lines.append(text)
+    clusters = result.get("clusters")
+    if clusters is not None:
+        lines.append(
+            f"clusters: design effect {clusters['design_effect']:.3f} (ICC {clusters['icc']:g}, "
+            f"{clusters['cluster_size']:g} units per cluster, size CV {clusters['size_cv']:g})"
+        )
+        if "clusters_per_arm" in clusters:
+            k_c, k_p = clusters["clusters_per_arm"]
+            u_c, u_p = clusters["units_per_arm"]
+            lines.append(f"  clusters needed: {k_c} comparison + {k_p} pilot ({u_c} + {u_p} units)")
+        if "clusters_given" in clusters:
+            lines.append(
+                f"  {clusters['clusters_given']} clusters per arm carry the information of "
+                f"{clusters['effective_n_per_arm']} units per arm randomised one by one (used for the power above)"
+            )
+        lines.append(f"  method: {clusters['method']}")
+    return lines
+
+
+def _plan_lines(result: dict[str, Any]) -> str:
+    """Return the individually randomised plan's lines."""
     lines = []
     ni = result.get("test") == "non-inferiority"
     count = result["kind"] == "count"
@@ -320,9 +541,17 @@ def protocol_power(protocol: Protocol, exposure_per_unit: float | None = None) -
         "binary": metric.baseline is not None,
         "count": metric.baseline is not None and exposure is not None,
     }[metric.kind]
-    if metric.test != "non-inferiority" or metric.margin is None or not stated:
-        return None
+    if metric.test != "non-inferiority" or metric.margin is None or not stated or design.stepped:
+        return None  # a stepped wedge's power is its schedule's: `plan size --layout stepped-wedge`
     from riskreg.stats import power as p
+
+    inflation = 1.0  # a cluster design's units carry 1/DE of their number in information
+    if design.clustered:
+        from riskreg.stats.clusters import design_effect
+
+        inflation = design_effect(design.cluster_size, design.icc)  # type: ignore[arg-type]
+    planned_n = (n_c, n_p)
+    n_c, n_p = (max(2, math.floor(n / inflation + 1e-9)) for n in planned_n)
 
     fractions = [stage.planned_n / final for stage in protocol.stages]
     fractions[-1] = 1.0  # exactly, whatever the division gave
@@ -347,7 +576,9 @@ def protocol_power(protocol: Protocol, exposure_per_unit: float | None = None) -
         factor = p.inflation_factor(fractions, alpha, target)
     except ValueError:
         return None  # a protocol the planning formulas cannot take (e.g. a power of 1)
-    suggested = [math.ceil(n * factor - 1e-9) for n in size.n_per_arm]
+    suggested = [math.ceil(n * factor * inflation - 1e-9) for n in size.n_per_arm]
+    if design.clustered:
+        assumptions |= {"design_effect": inflation, "icc": design.icc, "cluster_size": design.cluster_size}
     return {
         "metric": metric.name,
         "kind": metric.kind,
@@ -355,7 +586,7 @@ def protocol_power(protocol: Protocol, exposure_per_unit: float | None = None) -
         "assumptions": assumptions,
         "stages": [stage.name for stage in protocol.stages],
         "fractions": fractions,
-        "n_per_arm": [n_c, n_p],
+        "n_per_arm": list(planned_n),
         "alpha": alpha,
         "target": target,
         "power": achieved,

@@ -95,13 +95,43 @@ def plan_group() -> None:
     type=click.IntRange(2),
     help="Units per arm already planned: report power and minimum detectable effect.",
 )
+@click.option(
+    "--rho",
+    type=float,
+    help="Correlation of a continuous outcome with its baseline measure: the variance shrinks by 1 - rho^2.",
+)
+@click.option(
+    "--icc", type=float, help="Cluster designs: the intra-cluster correlation assumed (0 to below 1)."
+)
+@click.option(
+    "--cluster-size",
+    type=float,
+    help="Cluster designs: units per cluster (per cluster and period, for a stepped wedge).",
+)
+@click.option("--size-cv", type=float, default=0.0, help="Coefficient of variation of the cluster sizes.")
+@click.option(
+    "--clusters",
+    type=click.IntRange(2),
+    help="Clusters per arm already planned: report their power and minimum detectable effect.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["parallel", "stepped-wedge"], case_sensitive=False),
+    default="parallel",
+    show_default=True,
+    help="How clusters receive the pilot: half at once, or in steps (stepped wedge).",
+)
+@click.option("--steps", type=int, help="Stepped wedge: the number of switching steps (periods = steps + 1).")
+@click.option("--clusters-per-step", type=int, help="Stepped wedge: clusters switching at each step.")
 @json_option
 def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
     """Compute units per arm for an effect, or the power and MDE of a given size.
 
     With --looks or --fractions the size is inflated for the Lan-DeMets O'Brien-Fleming
     boundaries that `pilot analyse` tests a staged pilot against.  Non-inferiority
-    (--margin) without --mde assumes no true difference.
+    (--margin) without --mde assumes no true difference.  With --icc and --cluster-size the
+    size is for clusters (design effect and clusters per arm); --layout stepped-wedge gives
+    the Hussey-Hughes power of a schedule; --rho gives the gain of adjusting for a baseline.
 
     \b
     Example:
@@ -111,9 +141,15 @@ def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
       riskreg plan size --kind continuous --sd 8 --margin 3 --fractions 0.3,1
       riskreg plan size --kind binary --baseline 0.72 --margin 0.1 --looks 2
       riskreg plan size --kind count --baseline 0.02 --exposure 8 --margin 1.5 --better lower
+      riskreg plan size --kind continuous --mde 4 --sd 12 --rho 0.6
+      riskreg plan size --kind continuous --mde 4 --sd 12 --icc 0.05 --cluster-size 25
+      riskreg plan size --kind continuous --sd 12 --icc 0.05 --cluster-size 25 --clusters 7 --mde 6
+      riskreg plan size --kind continuous --mde 3 --sd 10 --layout stepped-wedge --steps 4 \\
+        --clusters-per-step 3 --cluster-size 20 --icc 0.05
     """
     from riskreg.planning import PlanRequest, plan, plan_text
 
+    options["layout"] = options["layout"].lower()
     request = PlanRequest(kind=options.pop("kind").lower(), **options)
     emit(plan(request), as_json, plan_text)
 
