@@ -19,8 +19,12 @@ $(STAMP): setup.cfg pyproject.toml
 demo: install
 	cd pilots && PATH="$(CURDIR)/$(BIN):$$PATH" sh demo.sh
 
+# In parallel (pytest-xdist, one worker per core, one PostgreSQL cluster shared by the
+# workers), without the slow tests (browser, packaging, load, kill and long-file tests);
+# `make test TEST_MARK=` runs every test, as CI does.
+TEST_MARK ?= not slow
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "$(TEST_MARK)" $(PYTEST_ARGS)
 
 test-postgres: install
 	$(BIN)/python -m pytest -m postgres

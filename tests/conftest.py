@@ -30,6 +30,37 @@ if IN_CI:
     settings.load_profile("ci")
 
 
+_SHARED_CLUSTER = "_riskreg_shared_cluster"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, start one throwaway PostgreSQL cluster for every worker (they inherit its URL).
+
+    Each worker then makes its own databases in it (names carry the worker's pid). Without
+    xdist, or when the cluster cannot start, the session fixture below starts one itself
+    (and in CI fails rather than skips).
+    """
+    workers = getattr(config.option, "numprocesses", None)
+    if hasattr(config, "workerinput") or not workers or os.environ.get("RISKREG_TEST_DATABASE_URL"):
+        return
+    if config.option.markexpr and "not postgres" in config.option.markexpr.replace("  ", " "):
+        return
+    try:
+        cluster = start_cluster()
+    except RuntimeError:
+        return  # each worker tries for itself, and reports why
+    setattr(config, _SHARED_CLUSTER, cluster)
+    os.environ["RISKREG_TEST_DATABASE_URL"] = cluster.admin_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the cluster the workers shared, once they are done."""
+    cluster = getattr(config, _SHARED_CLUSTER, None)
+    if cluster is not None:
+        os.environ.pop("RISKREG_TEST_DATABASE_URL", None)
+        cluster.stop()
+
+
 def _unavailable(reason: str) -> None:
     # Locally the PostgreSQL variants skip; in CI a skip would hide a broken backend.
     if IN_CI:

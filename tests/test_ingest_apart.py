@@ -47,6 +47,7 @@ def _both_ways(template, folder, text: str) -> None:
     assert _kept(folder, "apart") == _kept(folder, "alone")
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(line(), min_size=1, max_size=10), st.integers(20, 200))
 def test_a_long_file_imports_the_same_checked_apart_as_in_one_process(registered_db, tmp_path, lines, chunk):
@@ -56,6 +57,7 @@ def test_a_long_file_imports_the_same_checked_apart_as_in_one_process(registered
         _both_ways(registered_db, tmp_path, text)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(wide_line(), min_size=1, max_size=6))
 def test_a_wide_file_imports_the_same_checked_apart_as_in_one_process(registered_db, tmp_path, lines):
@@ -252,6 +254,7 @@ def _postgres_import(admin_url: str, template: str, name: str, csv: str) -> tupl
     return result.exit_code, result.output, *([tuple(r) for r in found] for found in (rows, counts, units))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(line(), min_size=1, max_size=10), st.integers(20, 200))

@@ -130,6 +130,7 @@ def line(draw: st.DrawFn) -> tuple[str, ...]:
     return tuple(cells)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(line(), min_size=1, max_size=8), st.integers(20, 200), st.integers(1, 4))
 def test_a_file_imports_the_same_through_the_column_path_and_the_csv_module(
@@ -174,6 +175,7 @@ def wide_line(draw: st.DrawFn) -> tuple[str, ...]:
     return tuple(cells)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(wide_line(), min_size=1, max_size=6))
 def test_a_wide_file_imports_the_same_through_the_column_path_and_the_csv_module(

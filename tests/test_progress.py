@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from riskreg.db import open_database
 from riskreg.ingest import import_outcomes
 from riskreg.register import Context
@@ -44,6 +46,7 @@ def test_progress_reports_rising_byte_positions_up_to_the_file_size(rr, db_url, 
     assert positions[-1] == path.stat().st_size
 
 
+@pytest.mark.slow
 def test_a_progress_bar_on_a_terminal_for_a_large_file_and_none_when_piped(tmp_path):
     database = f"sqlite:///{tmp_path / 'bar.db'}"
     command = [sys.executable, "-m", "riskreg", "--db", database]

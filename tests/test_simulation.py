@@ -12,12 +12,14 @@ from tests.pilot_simulation import EFFECT_80, simulate
 REPLICATES = 1000
 
 
+@pytest.mark.slow
 def test_false_final_proceed_is_at_most_half_alpha():
     # no true effect: a final proceed is a false positive; the bar is one-sided α/2 = 0.025
     outcome = simulate(0.0, REPLICATES, seed=11)
     assert outcome.final_proceed <= 0.025 + 3 * outcome.mc_error(0.025)
 
 
+@pytest.mark.slow
 def test_power_is_within_three_points_of_the_fixed_design():
     # a true effect the fixed design of 150 per arm detects with 80 % power (two-sided 0.05);
     # the primary alone: a safety metric's false harms would stop some pilots too (README)
@@ -25,6 +27,7 @@ def test_power_is_within_three_points_of_the_fixed_design():
     assert outcome.final_proceed >= 0.80 - 0.03 - 3 * outcome.mc_error(0.80)
 
 
+@pytest.mark.slow
 def test_overdispersed_safety_counts_do_not_raise_false_harm():
     # negative-binomial counts, shape 0.5, no true difference: one look's false harm is at
     # most the nominal one-sided 2.5 % (the Poisson test it replaced showed it about 0.19 of the time)
