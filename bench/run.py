@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analyse, board_report, cluster_analysis, import_data, import_floor, register_list
+from bench import analyse, board_report, cluster_analysis, import_data, import_floor, register_list, startup
 from bench.common import ROOT
 
 HEADER = (
@@ -20,6 +20,7 @@ HEADER = (
 def main() -> int:
     results = [
         register_list.run(runs=9),
+        *startup.run(runs=5),
         *import_data.run(runs=5),
         *import_floor.run(runs=5),
         *analyse.run(runs=5),

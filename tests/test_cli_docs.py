@@ -77,3 +77,34 @@ def test_register_and_pilot_bookkeeping_commands_import_neither_scipy_nor_jinja2
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_register_commands_leave_importlib_metadata_unloaded(tmp_path):
+    """Issue 19: SQLAlchemy imports it, riskreg defers it (riskreg.lazy), and these commands never touch it."""
+    subprocess.run(
+        [sys.executable, "-m", "riskreg", "--db", f"sqlite:///{tmp_path}/r.db", "init"], check=True
+    )
+    script = (
+        "import sys\n"
+        "from riskreg.cli import main\n"
+        "for args in (['risk', 'add', 'A', '--side', 'citizen', '--mode', 'design', '--likelihood', '2', '--impact', '2'],\n"
+        "             ['risk', 'list', '--json'], ['risk', 'show', 'R-1'], ['review', 'due']):\n"
+        f"    try:\n        main(['--db', 'sqlite:///{tmp_path}/r.db', '--actor', 'a', *args])\n"
+        "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
+        "from riskreg.lazy import Deferred\n"
+        "loaded = [name for name in ('importlib.metadata',) if not isinstance(sys.modules.get(name), Deferred)]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_deferred_module_is_the_real_module_when_used():
+    script = (
+        "import riskreg.cli, sys\n"
+        "from importlib import metadata\n"
+        "print(type(metadata).__name__)\n"
+        "print(metadata.version('click') != '')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["Deferred", "True"]

@@ -12,6 +12,9 @@ import click
 
 from riskreg import __version__
 from riskreg.errors import RiskregError
+from riskreg.lazy import defer_rarely_used
+
+defer_rarely_used()  # before anything imports SQLAlchemy (riskreg.lazy says why)
 
 
 class RiskregGroup(click.Group):
