@@ -36,7 +36,7 @@ from riskreg.models import AuditHead
 DEFAULT_URL = "sqlite:///riskreg.db"
 # The newest migration; a test checks it against the Alembic scripts, so commands need not
 # import Alembic just to check the schema.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 SQLITE_BUSY_TIMEOUT_S = float(os.environ.get("RISKREG_BUSY_TIMEOUT", "10"))
 # Any constant: concurrent `riskreg init` runs on one PostgreSQL database take turns on it.
 _INIT_LOCK_KEY = 0x7269736B

@@ -106,3 +106,36 @@ def test_observations_keep_their_pilot_and_stage_through_migration_0004_and_back
     assert rr.json("pilot", "show", "P-1") == counts
     assert rr.json("pilot", "analyse", "P-1") == analysis
     assert rr.json("audit", "verify")["ok"] is True
+
+
+def test_migration_0012_makes_the_observations_index_brin_on_postgresql_and_keeps_the_data(
+    rr, db_url, tmp_path
+):
+    """Issue 19: an import's rows are adjacent, so PostgreSQL indexes them by block range; SQLite keeps its b-tree."""
+    from sqlalchemy import text
+
+    from tests.pilot_fixtures import LONG, registered, write
+
+    registered(rr, tmp_path)
+    assert rr("pilot", "data", "P-1", write(tmp_path, "d.csv", LONG), "--stage", "feasibility").exit_code == 0
+    before = rr.json("pilot", "analyse", "P-1")
+
+    def index() -> str:
+        engine = create_engine(db_url)
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                query = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_observations_import_id'"
+            else:
+                query = "SELECT sql FROM sqlite_master WHERE name = 'ix_observations_import_id'"
+            found = connection.execute(text(query)).scalar_one()
+        engine.dispose()
+        return found
+
+    postgres = db_url.startswith("postgresql")
+    assert ("USING brin" in index()) is postgres
+    _migrate(db_url, "0011", down=True)
+    assert "brin" not in index().lower()
+    assert rr.json("db", "upgrade") == {"from": "0011", "to": SCHEMA_HEAD, "changed": True}
+    assert ("USING brin" in index()) is postgres
+    assert rr.json("pilot", "analyse", "P-1") == before
+    assert rr.json("audit", "verify")["ok"] is True
