@@ -78,7 +78,12 @@ def cluster_analysis(
         found = {m.name: _parallel(m, sums.get(m.name, {}), design) for m in metrics}
         arms = {
             arm: len(
-                {site for by_metric in sums.values() for site, by_arm in by_metric.items() if index in by_arm}
+                {
+                    site
+                    for by_metric in sums.values()
+                    for site, by_arm in by_metric.items()
+                    if index in by_arm and site != NO_SITE
+                }
             )
             for index, arm in enumerate(design.arms)
         }
@@ -191,8 +196,11 @@ def _parallel(
 ) -> tuple[Comparer, dict[str, Any]]:
     from riskreg.stats import designs
 
-    pilot = [arms[1] for _site, arms in sorted(sites.items()) if arms.get(1) and arms[1].n]
-    comparison = [arms[0] for _site, arms in sorted(sites.items()) if arms.get(0) and arms[0].n]
+    named = {
+        site: arms for site, arms in sites.items() if site != NO_SITE
+    }  # rows without a cluster are no cluster
+    pilot = [arms[1] for _site, arms in sorted(named.items()) if arms.get(1) and arms[1].n]
+    comparison = [arms[0] for _site, arms in sorted(named.items()) if arms.get(0) and arms[0].n]
     details: dict[str, Any] = {
         "clusters": {design.comparison: len(comparison), design.pilot: len(pilot)},
         "weighting": design.weighting,

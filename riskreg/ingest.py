@@ -1239,7 +1239,7 @@ def import_outcomes(
         raise InvalidInput(f"{source}: no data rows (only a header)")
     checked.errors.raise_if_any()
     if protocol.design.clustered:
-        _check_clusters(session, pilot, record, protocol, path, source, checked.layout, intake)
+        _check_clusters(session, pilot, record, protocol, path, source, checked.layout, intake, replace)
     summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
     summary.ignored = list(checked.layout.ignored) if checked.layout is not None else []
     how = Adding(replace=replace, append=append, new_units_only=new_units_only)
@@ -1829,12 +1829,14 @@ def _check_clusters(
     source: str,
     layout: _Layout | None,
     intake: Intake,
+    replace: bool = False,
 ) -> None:
     """Refuse a cluster design's file whose rows lack a cluster, or put a cluster in the wrong arm.
 
     Clusters are allocated whole: in a parallel layout a cluster belongs to one arm over all
-    the pilot's data; in a stepped wedge its arm at each stage follows the schedule (the
-    comparison arm before its switching stage, the pilot from it on).
+    the pilot's data (but the stage's data a ``replace`` swaps out); in a stepped wedge its
+    arm at each stage follows the schedule (the comparison arm before its switching stage,
+    the pilot from it on).
     """
     design = protocol.design
     column = design.cluster or "site"
@@ -1862,6 +1864,7 @@ def _check_clusters(
                 DataImport.kind == "outcomes",
                 o.import_id != record.id,
                 o.site.in_(sites),
+                *([DataImport.stage_index != record.stage_index] if replace else []),
             )
             .group_by(o.site)
         )

@@ -370,6 +370,8 @@ def _check_compatible(
             f"{where}: design.arms cannot change once registered ({', '.join(old.design.arms)})"
         )
     with_data = _metrics_with_data(session, pilot)
+    if with_data:
+        _check_same_design(where, pilot, old, new)
     for name, (code, kind) in codes.items():
         if code not in with_data:
             continue
@@ -385,6 +387,30 @@ def _check_compatible(
         if index >= len(new.stages) or new.stages[index].name != old.stages[index].name:
             raise InvalidInput(
                 f"{where}: stage '{old.stages[index].name}' is reached and cannot be renamed, moved or removed"
+            )
+
+
+def _check_same_design(where: str, pilot: Pilot, old: Protocol, new: Protocol) -> None:
+    """Once data have arrived, what was allocated (units or clusters, and how) cannot change.
+
+    The same data analysed under another allocation would be a different analysis: clusters
+    as if people had been randomised one by one, say. A stepped wedge may add clusters that
+    switch at a stage not reached yet; a cluster's switch is fixed once its stage is reached.
+    """
+    for key in ("unit", "layout", "cluster"):
+        before, after = getattr(old.design, key), getattr(new.design, key)
+        if before != after:
+            raise InvalidInput(
+                f"{where}: design.{key} cannot change once data have arrived ({before!r} → {after!r})"
+            )
+    reached = {stage.name for stage in old.stages[: pilot.stage_index + 1]}
+    old_schedule, new_schedule = dict(old.design.schedule), dict(new.design.schedule)
+    for cluster in sorted(set(old_schedule) | set(new_schedule)):
+        before, after = old_schedule.get(cluster), new_schedule.get(cluster)
+        if before != after and (before in reached or after in reached):
+            raise InvalidInput(
+                f"{where}: the schedule of cluster {cluster!r} cannot change: its switching stage is reached "
+                f"({before or 'none'} → {after or 'none'})"
             )
 
 

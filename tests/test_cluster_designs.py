@@ -344,3 +344,53 @@ def test_a_covariate_in_a_cluster_design_is_adjusted_by_the_two_stage_method(rr,
         sum(cluster_means(3)[0]) / 6 - sum(cluster_means(3)[1]) / 6
     )
     assert "two-stage cluster-level adjustment" in wellbeing["method"]
+
+
+def test_a_replace_may_move_a_cluster_the_replaced_file_had_in_the_wrong_arm(rr, tmp_path):
+    registered(rr, tmp_path)
+    wrong = [(u, "pilot" if team == "t3" else arm, team, w, r, i) for u, arm, team, w, r, i in rows()]
+    assert (
+        rr(
+            "pilot", "data", "P-1", data_file(tmp_path, "wrong.csv", wrong), "--stage", "feasibility"
+        ).exit_code
+        == 0
+    )
+    result = rr("pilot", "data", "P-1", data_file(tmp_path), "--stage", "feasibility", "--replace")
+    assert result.exit_code == 0, result.output
+    assert rr.json("pilot", "analyse", "P-1")["design"]["clusters"] == {"comparison": 6, "pilot": 6}
+
+
+def test_rows_without_a_cluster_from_before_the_design_are_no_cluster(rr, tmp_path):
+    """Data stored without a cluster (say, imported under an earlier riskreg) count as units, never as a cluster."""
+    from tests.conftest import tamper
+
+    registered(rr, tmp_path)
+    assert rr("pilot", "data", "P-1", data_file(tmp_path), "--stage", "feasibility").exit_code == 0
+    tamper(rr.url, "UPDATE observations SET site = NULL WHERE site = 't1'")
+    design = rr.json("pilot", "analyse", "P-1")["design"]
+    assert design["clusters"] == {"comparison": 5, "pilot": 6}
+    assert design["metrics"]["wellbeing"]["unassigned_units"] == 5
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'unit = "cluster"\ncluster = "team"\nclusters_per_arm = 6\ncluster_size = 5\nicc = 0.05\n',
+            "",
+            "design.unit cannot change once data have arrived ('cluster' → 'individual')",
+        ),
+        (
+            'cluster = "team"',
+            'cluster = "ward"',
+            "design.cluster cannot change once data have arrived ('team' → 'ward')",
+        ),
+    ],
+)
+def test_the_allocation_cannot_change_once_data_have_arrived(rr, tmp_path, old, new, message):
+    registered(rr, tmp_path)
+    assert rr("pilot", "data", "P-1", data_file(tmp_path), "--stage", "feasibility").exit_code == 0
+    amended = write(tmp_path, "amended.toml", CLUSTERED.replace(old, new))
+    result = rr("pilot", "register", amended, "--amend", "--reason", "change of plan")
+    assert result.exit_code == 1
+    assert result.output == f"Error: amendment of P-1: {message}\n"

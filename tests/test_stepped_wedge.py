@@ -220,3 +220,22 @@ def test_the_pilot_report_shows_the_schedule(rr, tmp_path):
     assert "A stepped wedge by ward" in html
     assert "Schedule: Ward A, Ward B at step-1; Ward C, Ward D at step-2; Ward E, Ward F at step-3." in html
     assert "not applicable: a stepped wedge" in rr("pilot", "analyse", "P-1").output
+
+
+def test_a_reached_switch_cannot_move_but_a_later_cluster_may_join(rr, tmp_path):
+    registered(rr, tmp_path)
+    imported(rr, tmp_path, 2)  # at step-1
+    moved = write(tmp_path, "moved.toml", STEPPED.replace('"Ward A" = "step-1"', '"Ward A" = "step-2"'))
+    result = rr("pilot", "register", moved, "--amend", "--reason", "Ward A was late")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: amendment of P-1: the schedule of cluster 'Ward A' cannot change: its switching stage is reached "
+        "(step-1 → step-2)\n"
+    )
+    joined = write(
+        tmp_path,
+        "joined.toml",
+        STEPPED.replace('"Ward F" = "step-3"', '"Ward F" = "step-3", "Ward G" = "step-3"'),
+    )
+    result = rr("pilot", "register", joined, "--amend", "--reason", "a seventh ward joins")
+    assert result.exit_code == 0, result.output
