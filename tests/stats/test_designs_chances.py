@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from riskreg.stats.designs import NormalPrior, board_chances, percent
-from riskreg.stats.probability import chance_of_benefit
 
 
 def test_values_from_the_standard_normal_table():
@@ -34,12 +33,12 @@ def test_lower_is_better_reads_the_other_tail_and_a_ratio_its_log():
 
 
 @given(st.floats(-5, 5), st.floats(0.01, 3), st.booleans(), st.floats(0.01, 2))
-def test_a_flat_prior_agrees_with_the_chance_of_benefit_already_reported(estimate, se, higher, margin):
+def test_a_flat_prior_reads_the_estimate_and_its_standard_error(estimate, se, higher, margin):
     found = board_chances(estimate, se, higher, margin=margin)
-    line = margin if higher else -margin
-    reported = chance_of_benefit(estimate, se, higher, margin_line=line)
-    assert found.better == pytest.approx(reported.better, abs=1e-12)
-    assert found.clears_margin == pytest.approx(reported.beyond_margin, abs=1e-12)
+    oriented = estimate if higher else -estimate
+    assert found.better == pytest.approx(stats.norm.cdf(oriented / se), abs=1e-12)
+    assert found.clears_margin == pytest.approx(stats.norm.cdf((oriented - margin) / se), abs=1e-12)
+    assert found.harm_beyond_margin == pytest.approx(stats.norm.cdf((-margin - oriented) / se), abs=1e-12)
     assert found.better + found.worse == pytest.approx(1.0)
     assert found.clears_margin <= found.better + 1e-12
     assert found.harm_beyond_margin <= found.worse + 1e-12
