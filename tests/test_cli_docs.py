@@ -79,8 +79,8 @@ def test_register_and_pilot_bookkeeping_commands_import_neither_scipy_nor_jinja2
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_register_commands_leave_importlib_metadata_unloaded(tmp_path):
-    """Issue 19: SQLAlchemy imports it, riskreg defers it (riskreg.lazy), and these commands never touch it."""
+def test_register_commands_leave_asyncio_and_importlib_metadata_unloaded(tmp_path):
+    """Issue 19: SQLAlchemy imports both, riskreg defers them (riskreg.lazy), and these commands never touch them."""
     subprocess.run(
         [sys.executable, "-m", "riskreg", "--db", f"sqlite:///{tmp_path}/r.db", "init"], check=True
     )
@@ -92,7 +92,7 @@ def test_register_commands_leave_importlib_metadata_unloaded(tmp_path):
         f"    try:\n        main(['--db', 'sqlite:///{tmp_path}/r.db', '--actor', 'a', *args])\n"
         "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "from riskreg.lazy import Deferred\n"
-        "loaded = [name for name in ('importlib.metadata',) if not isinstance(sys.modules.get(name), Deferred)]\n"
+        "loaded = [name for name in ('asyncio', 'importlib.metadata') if not isinstance(sys.modules.get(name), Deferred)]\n"
         "print(loaded)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -101,10 +101,14 @@ def test_register_commands_leave_importlib_metadata_unloaded(tmp_path):
 
 def test_a_deferred_module_is_the_real_module_when_used():
     script = (
-        "import riskreg.cli, sys\n"
+        "import riskreg.cli, sys, asyncio\n"
         "from importlib import metadata\n"
-        "print(type(metadata).__name__)\n"
+        "print(type(metadata).__name__, type(asyncio).__name__)\n"
+        "import sqlalchemy.util.concurrency as c\n"
+        "print(c.iscoroutine is sys.modules['asyncio.coroutines'].iscoroutine)\n"
+        "print(asyncio.run(asyncio.sleep(0, result='ran')))\n"
+        "print(sys.modules['asyncio'].iscoroutine is c.iscoroutine)\n"
         "print(metadata.version('click') != '')\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["Deferred", "True"]
+    assert result.stdout.split() == ["Deferred", "Deferred", "True", "ran", "True", "True"]
