@@ -596,11 +596,17 @@ def _schedule(check: _Checker, table: dict[str, Any]) -> tuple[tuple[str, str], 
 
 
 def _check_schedule(check: _Checker, design: Design, stages: tuple[Stage, ...]) -> None:
-    """Each cluster switches at a stage after the first (a baseline period), and not all at once."""
+    """Each cluster switches at a stage after the first (a baseline period), and not all at the same one."""
     names = [stage.name for stage in stages]
     if len(stages) < 2:
         check.problem("stages", "a stepped wedge needs at least two stages: a baseline period and a switch")
         return
+    if len({stage for _cluster, stage in design.schedule}) < 2:
+        check.problem(
+            "design.schedule",
+            "every cluster switches at the same stage, which the period effects cannot be told apart from: "
+            "a stepped wedge needs at least two switching stages",
+        )
     for cluster, stage in design.schedule:
         path = _join("design.schedule", cluster)
         if stage not in names:

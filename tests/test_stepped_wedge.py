@@ -184,6 +184,12 @@ def test_a_cluster_outside_the_schedule_is_refused(rr, tmp_path):
     ("old", "new", "message"),
     [
         (
+            '"Ward C" = "step-2", "Ward D" = "step-2", "Ward E" = "step-3", "Ward F" = "step-3"',
+            '"Ward C" = "step-1", "Ward D" = "step-1", "Ward E" = "step-1", "Ward F" = "step-1"',
+            "design.schedule: every cluster switches at the same stage, which the period effects cannot be told "
+            "apart from: a stepped wedge needs at least two switching stages",
+        ),
+        (
             '"Ward A" = "step-1"',
             '"Ward A" = "step-9"',
             "design.schedule.\"Ward A\": no stage 'step-9' (stages: baseline, step-1, step-2, step-3)",
