@@ -11,7 +11,9 @@ the clusters themselves, and the gate, the boundaries and the probabilities read
   Cluster Randomised Trials, 2nd ed., 2017, §9.2), "size" or "minimum-variance"
   (riskreg.stats.designs). Counts are compared as the ratio of geometric mean cluster rates.
   Beside it: the ICC estimated within arms, the design effect at the clusters' sizes and
-  the effective sample size (riskreg.stats.clusters);
+  the effective sample size (riskreg.stats.clusters). A metric with a covariate is adjusted
+  by the two-stage method (Hayes & Moulton §10.3): the outcome regressed on the baseline
+  over every unit, ignoring the arm, then the clusters' mean residuals compared the same way;
 * **stepped wedge**: the stages are the periods. Every cluster starts in the comparison arm
   and crosses to the pilot at the stage its schedule names; the Hussey–Hughes mixed model
   (period fixed effects, random cluster intercept, REML; riskreg.stats.stepped) is fitted to
@@ -47,9 +49,8 @@ class ClusterAnalysis:
     comparers: dict[str, Comparer]
     details: dict[str, Any]
     clusters: dict[str, int]  # arm → clusters with any observation (parallel), or all clusters (stepped)
-    adjusted: dict[str, Any] = field(
-        default_factory=dict
-    )  # metrics with a covariate: adjusted beside unadjusted
+    # metrics with a covariate: the two-stage adjusted result beside the unadjusted one
+    adjusted: dict[str, Any] = field(default_factory=dict)
 
 
 def cluster_analysis(
