@@ -245,3 +245,13 @@ def test_a_reached_switch_cannot_move_but_a_later_cluster_may_join(rr, tmp_path)
     )
     result = rr("pilot", "register", joined, "--amend", "--reason", "a seventh ward joins")
     assert result.exit_code == 0, result.output
+
+
+def test_the_terminal_names_the_wedge_and_pilot_show_gives_the_schedule(rr, tmp_path):
+    registered(rr, tmp_path)
+    imported(rr, tmp_path, 2)
+    text = rr("pilot", "analyse", "P-1").output
+    assert "stepped wedge by ward: 6 clusters, the stages are the periods (Hussey-Hughes model" in text
+    design = rr.json("pilot", "show", "P-1")["protocol"]["design"]
+    assert (design["unit"], design["layout"], design["cluster"]) == ("cluster", "stepped-wedge", "ward")
+    assert design["schedule"]["Ward E"] == "step-3"

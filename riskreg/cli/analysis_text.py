@@ -191,7 +191,8 @@ def _design_text(design: dict[str, Any]) -> list[str]:
         return []
     clusters = ", ".join(f"{n} {arm}" for arm, n in design["clusters"].items())
     if design["layout"] == "stepped-wedge":
-        head = f"stepped wedge by {design['cluster_column']}: {clusters.split(',')[0].split()[0]} clusters, the stages are the periods"
+        every = max(design["clusters"].values())  # each cluster is in both arms, at different stages
+        head = f"stepped wedge by {design['cluster_column']}: {every} clusters, the stages are the periods"
         head += " (Hussey-Hughes model; the recommendation reads it)"
     else:
         head = f"cluster-randomised by {design['cluster_column']}: {clusters} clusters; {design['weighting']} weights"
