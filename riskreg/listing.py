@@ -158,6 +158,24 @@ def list_risks_json(
     return session.execute(query).scalar_one()
 
 
+def due_risks(session: Session, config: Config, horizon: str) -> list[tuple[dict[str, Any], str]]:
+    """Return (document, next review day) of the open risks due by ``horizon`` (YYYY-MM-DD), most overdue first.
+
+    The documents are ``risk_to_dict``'s, built and filtered by the database, so a register
+    of thousands of risks is not loaded as objects to find the few that are due.
+    """
+    import json
+
+    s = _Spelling(session.get_bind().dialect.name)
+    when = _next_review(s, config)
+    query = (
+        select(_document(s, config), when)
+        .where(*_conditions(RiskFilter(status="open"), config), when <= literal(horizon))
+        .order_by(when, _T.id)
+    )
+    return [(doc if isinstance(doc, dict) else json.loads(doc), day) for doc, day in session.execute(query)]
+
+
 def _ordered_agg(rows: Any) -> ColumnElement[Any]:
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 

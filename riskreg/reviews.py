@@ -16,13 +16,9 @@ from riskreg.errors import InvalidInput
 from riskreg.models import REVIEW_OUTCOMES, Event, Review, Risk
 from riskreg.register import (
     Context,
-    RiskFilter,
     apply_change,
     get_risk,
     iso_utc,
-    list_risks,
-    next_review,
-    risk_to_dict,
 )
 
 
@@ -38,13 +34,15 @@ class DueReview:
 
 
 def due_reviews(session: Session, ctx: Context, within_days: int = 0) -> list[DueReview]:
-    """Return open risks due for review within ``within_days`` of today, most overdue first."""
+    """Return open risks due for review within ``within_days`` of today, most overdue first.
+
+    The database finds them and builds their documents (riskreg.listing.due_risks).
+    """
+    from riskreg.listing import due_risks
+
     horizon = ctx.today + dt.timedelta(days=within_days)
-    rows = list_risks(session, ctx.config, RiskFilter(status="open"), sort="review")
-    due = [(r, next_review(r, ctx.config)) for r in rows]
-    return [
-        DueReview(risk_to_dict(r, ctx.config), (ctx.today - when).days) for r, when in due if when <= horizon
-    ]
+    found = due_risks(session, ctx.config, horizon.isoformat())
+    return [DueReview(doc, (ctx.today - dt.date.fromisoformat(day)).days) for doc, day in found]
 
 
 # Characters that render as nothing: "ana\u200b" must not pass as someone other than "ana".
