@@ -7,10 +7,8 @@ from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     Boolean,
-    CheckConstraint,
     Column,
     Date,
-    DateTime,
     Enum,
     Float,
     ForeignKey,
@@ -19,53 +17,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.base import DialectKWArgs
 from sqlalchemy.util import PopulateDict
 
+from riskreg import tables
+from riskreg.tables import UTCDateTime
+from riskreg.tables import choice as _choice
 from riskreg.vocab import (
     CONTROL_STATUSES,
     DECISIONS,
-    MODES,
     PILOT_STATUSES,
     RESOURCE_SIDES,
     REVIEW_OUTCOMES,
-    RISK_STATUSES,
-    SIDES,
-    TREATMENTS,
 )
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Store datetimes as naive UTC and hand them back as aware UTC.
-
-    SQLite has no time zones and PostgreSQL's ``timestamptz`` converts on the way out;
-    storing naive UTC on both keeps values (and so audit hashes) identical across backends.
-    """
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; riskreg stores UTC only")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
-        return None if value is None else value.replace(tzinfo=dt.UTC)
-
+from riskreg.vocab import MODES as MODES  # the words riskreg.tables.risks checks, still importable from here
+from riskreg.vocab import RISK_STATUSES as RISK_STATUSES
+from riskreg.vocab import SIDES as SIDES
+from riskreg.vocab import TREATMENTS as TREATMENTS
 
 _Options = TypeVar("_Options", bound=DialectKWArgs)
-
-
-def _choice(name: str, values: tuple[str, ...]) -> Enum:
-    """Return a portable enumerated string type checked by a named constraint."""
-    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=16)
 
 
 # the assurance framework's words (NHS board assurance framework / Orange Book); stored as written
@@ -140,12 +113,10 @@ def _later(target: _Options, **later: Any) -> _Options:
     return target
 
 
-def _score_range(column: str) -> CheckConstraint:
-    return CheckConstraint(f"{column} BETWEEN 1 AND 5", name=f"{column}_1_to_5")
-
-
 class Base(DeclarativeBase):
     """Declarative base of every riskreg table."""
+
+    metadata = tables.metadata  # riskreg.tables defines some tables in Core, for the ORM-free commands
 
 
 class Counter(Base):
@@ -158,50 +129,40 @@ class Counter(Base):
 
 
 class Risk(Base):
-    """A risk on one side of co-production, scored on three tiers."""
+    """A risk on one side of co-production, scored on three tiers (its table: ``riskreg.tables.risks``)."""
 
-    __tablename__ = "risks"
-    __table_args__ = (
-        _score_range("inherent_likelihood"),
-        _score_range("inherent_impact"),
-        _score_range("likelihood"),
-        _score_range("impact"),
-        _score_range("target_likelihood"),
-        _score_range("target_impact"),
-        CheckConstraint("review_days IS NULL OR review_days > 0", name="review_days_positive"),
-    )
+    __table__ = tables.risks
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    title: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    side: Mapped[str] = mapped_column(_choice("side", SIDES))
-    mode: Mapped[str] = mapped_column(_choice("mode", MODES))
-    category: Mapped[str] = mapped_column(String(100), index=True)
-    owner: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(_choice("risk_status", RISK_STATUSES), default="open")
-    treatment: Mapped[str | None] = mapped_column(_choice("treatment", TREATMENTS))
-    inherent_likelihood: Mapped[int] = mapped_column(Integer)
-    inherent_impact: Mapped[int] = mapped_column(Integer)
-    likelihood: Mapped[int] = mapped_column(Integer)
-    impact: Mapped[int] = mapped_column(Integer)
-    target_likelihood: Mapped[int | None] = mapped_column(Integer)
-    target_impact: Mapped[int | None] = mapped_column(Integer)
-    review_days: Mapped[int | None] = mapped_column(Integer)
-    last_reviewed: Mapped[dt.date] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String(200))
-    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    version: Mapped[int] = mapped_column(Integer)
-    # the assurance framework: what is missing from the controls, and from the assurance on them
-    gaps_in_control: Mapped[str | None] = mapped_column(Text)
-    gaps_in_assurance: Mapped[str | None] = mapped_column(Text)
+    id: Mapped[int]
+    title: Mapped[str]
+    description: Mapped[str | None]
+    side: Mapped[str]
+    mode: Mapped[str]
+    category: Mapped[str]
+    owner: Mapped[str | None]
+    status: Mapped[str]
+    treatment: Mapped[str | None]
+    inherent_likelihood: Mapped[int]
+    inherent_impact: Mapped[int]
+    likelihood: Mapped[int]
+    impact: Mapped[int]
+    target_likelihood: Mapped[int | None]
+    target_impact: Mapped[int | None]
+    review_days: Mapped[int | None]
+    last_reviewed: Mapped[dt.date]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str]
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str]
+    closed_at: Mapped[dt.datetime | None]
+    version: Mapped[int]
+    gaps_in_control: Mapped[str | None]
+    gaps_in_assurance: Mapped[str | None]
 
     controls: Mapped[list[Control]] = relationship(back_populates="risk", order_by="Control.id")
 
     # SQLAlchemy adds "AND version = :old" to every UPDATE: a concurrent change fails loudly.
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": tables.risks.c.version}
 
     @property
     def ref(self) -> str:
