@@ -10,17 +10,24 @@ import getpass
 import json
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from riskreg.config import Config, config_path, load_config, write_starter_config
 from riskreg.errors import (
@@ -31,7 +38,9 @@ from riskreg.errors import (
     SchemaBehind,
     StaleVersion,
 )
-from riskreg.models import AuditHead
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 DEFAULT_URL = "sqlite:///riskreg.db"
 # The newest migration; a test checks it against the Alembic scripts, so commands need not
@@ -234,8 +243,16 @@ class Database:
         return self._identity
 
     @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """Yield a connection for reading with SQLAlchemy Core (no ORM import); nothing is committed."""
+        with _translate_errors(self.url, self.engine), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """Yield a session for reading; nothing is committed."""
+        from sqlalchemy.orm import Session
+
         with (
             _translate_errors(self.url, self.engine),
             Session(self.engine, expire_on_commit=False) as session,
@@ -249,6 +266,10 @@ class Database:
         With ``dry_run`` everything is checked and then rolled back. A read-only register
         is refused before anything is opened for writing.
         """
+        from sqlalchemy.orm import Session
+
+        from riskreg.models import AuditHead
+
         self.require_writable()
         bind = self.engine.execution_options(riskreg_write=True)
         entered_by = self.login()
@@ -304,10 +325,6 @@ def _translate_errors(url: str, engine: Engine | None = None) -> Iterator[None]:
         raise
     except OperationalError as exc:
         raise DatabaseUnavailable(_operational_message(url, exc)) from None
-    except StaleDataError:
-        raise StaleVersion(
-            "another user changed the same record at the same moment; nothing was saved, try again"
-        ) from None
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise DatabaseUnavailable(f"lost the connection to {safe_url(url)}; nothing was saved") from None
@@ -315,6 +332,22 @@ def _translate_errors(url: str, engine: Engine | None = None) -> Iterator[None]:
         if detail in _NOT_A_REGISTER:  # SQLite: --db names a file that is not a database, or a damaged one
             raise DatabaseUnavailable(f"cannot use database {safe_url(url)}: {detail}") from None
         raise
+    except SQLAlchemyError as exc:
+        if not _stale(exc):
+            raise
+        raise StaleVersion(
+            "another user changed the same record at the same moment; nothing was saved, try again"
+        ) from None
+
+
+def _stale(exc: SQLAlchemyError) -> bool:
+    """Whether the ORM found a versioned row changed under it (StaleDataError).
+
+    Only the ORM raises that, so a process that has not imported the ORM has none to look
+    for, and the check imports nothing.
+    """
+    orm_exc = sys.modules.get("sqlalchemy.orm.exc")
+    return orm_exc is not None and isinstance(exc, orm_exc.StaleDataError)
 
 
 _NOT_A_REGISTER = ("file is not a database", "database disk image is malformed")

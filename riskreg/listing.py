@@ -8,18 +8,47 @@ compares the two on both backends), which stays the one definition for single ri
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Text, and_, case, cast, func, literal, null, select
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from riskreg.config import RATINGS, Config
 from riskreg.errors import InvalidInput
-from riskreg.models import Risk
-from riskreg.register import SORTS, RiskFilter, normalise_rating
+from riskreg.tables import risks
 
-_T = Risk.__table__.c
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    from riskreg.context import Context
+
+SORTS = ("id", "score", "review")
+
+
+@dataclass(frozen=True)
+class RiskFilter:
+    """Which risks a listing shows; None means no restriction."""
+
+    side: str | None = None
+    mode: str | None = None
+    category: str | None = None
+    status: str | None = None
+    rating: str | None = None
+    above_appetite: bool = False
+
+
+def normalise_rating(text: str) -> str:
+    """Return a rating name from user text (``very-high`` and ``very_high`` mean ``very high``)."""
+    rating = text.strip().lower().replace("-", " ").replace("_", " ")
+    if rating not in RATINGS:
+        raise InvalidInput(f"rating: expected one of {', '.join(RATINGS)}, got {text!r}")
+    return rating
+
+
+_T = risks.c
 _SCORE = _T.likelihood * _T.impact
 
 
@@ -141,12 +170,17 @@ def _order(sort: str, s: _Spelling, config: Config) -> list[Any]:
     return {"score": [_SCORE.desc(), _T.id], "review": [_next_review(s, config), _T.id], "id": [_T.id]}[sort]
 
 
+def _dialect_name(session: Session | Connection) -> str:
+    bind = getattr(session, "dialect", None) or session.get_bind().dialect  # type: ignore[union-attr]
+    return str(bind.name)
+
+
 def list_risks_json(
-    session: Session, config: Config, where: RiskFilter | None = None, sort: str = "id"
+    session: Session | Connection, config: Config, where: RiskFilter | None = None, sort: str = "id"
 ) -> str:
     """Return the JSON array of the risks matching a filter, in the order ``register.list_risks`` gives."""
     where = where or RiskFilter()
-    s = _Spelling(session.get_bind().dialect.name)
+    s = _Spelling(_dialect_name(session))
     position = func.row_number().over(order_by=_order(sort, s, config)).label("position")
     rows = select(_document(s, config).label("doc"), position).where(*_conditions(where, config)).subquery()
     if s.postgres:
@@ -158,7 +192,9 @@ def list_risks_json(
     return session.execute(query).scalar_one()
 
 
-def due_risks(session: Session, config: Config, horizon: str) -> list[tuple[dict[str, Any], str]]:
+def due_risks(
+    session: Session | Connection, config: Config, horizon: str
+) -> list[tuple[dict[str, Any], str]]:
     """Return (document, next review day) of the open risks due by ``horizon`` (YYYY-MM-DD), most overdue first.
 
     The documents are ``risk_to_dict``'s, built and filtered by the database, so a register
@@ -166,7 +202,7 @@ def due_risks(session: Session, config: Config, horizon: str) -> list[tuple[dict
     """
     import json
 
-    s = _Spelling(session.get_bind().dialect.name)
+    s = _Spelling(_dialect_name(session))
     when = _next_review(s, config)
     query = (
         select(_document(s, config), when)
@@ -180,3 +216,24 @@ def _ordered_agg(rows: Any) -> ColumnElement[Any]:
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     return func.json_agg(aggregate_order_by(rows.c.doc, rows.c.position))
+
+
+@dataclass(frozen=True)
+class DueReview:
+    """An open risk whose next review falls on or before a date."""
+
+    risk: dict[str, Any]
+    days_overdue: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.risk, "days_overdue": self.days_overdue}
+
+
+def due_reviews(session: Session | Connection, ctx: Context, within_days: int = 0) -> list[DueReview]:
+    """Return open risks due for review within ``within_days`` of today, most overdue first.
+
+    The database finds them and builds their documents (``due_risks``).
+    """
+    horizon = ctx.today + dt.timedelta(days=within_days)
+    found = due_risks(session, ctx.config, horizon.isoformat())
+    return [DueReview(doc, (ctx.today - dt.date.fromisoformat(day)).days) for doc, day in found]

@@ -6,15 +6,18 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from riskreg import audit
-from riskreg.config import RATINGS, Config
+from riskreg.config import Config
+from riskreg.context import Context as Context  # re-exported: defined apart for the ORM-free commands
 from riskreg.errors import InvalidInput, NotFound, StaleVersion
+from riskreg.listing import SORTS as SORTS  # re-exported, as are RiskFilter and normalise_rating
+from riskreg.listing import RiskFilter as RiskFilter
+from riskreg.listing import normalise_rating as normalise_rating
 from riskreg.models import (
     ASSURANCE_LINES,
     CONTROL_EFFECTIVENESS,
@@ -69,20 +72,6 @@ UPDATABLE_FIELDS = (
 )
 # fields that an empty value clears (the others keep their value when given none)
 CLEARABLE_FIELDS = ("description", "owner", "gaps_in_control", "gaps_in_assurance")
-SORTS = ("id", "score", "review")
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who is acting, under which configuration, and when (UTC)."""
-
-    actor: str
-    config: Config
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    @property
-    def today(self) -> dt.date:
-        return self.now.date()
 
 
 # --- identifiers ---------------------------------------------------------------------------
@@ -346,18 +335,6 @@ def get_risk(session: Session, ref: str, with_controls: bool = False) -> Risk:
     return risk
 
 
-@dataclass(frozen=True)
-class RiskFilter:
-    """Which risks a listing shows; None means no restriction."""
-
-    side: str | None = None
-    mode: str | None = None
-    category: str | None = None
-    status: str | None = None
-    rating: str | None = None
-    above_appetite: bool = False
-
-
 def list_risks(
     session: Session, config: Config, where: RiskFilter | None = None, sort: str = "id"
 ) -> list[Any]:
@@ -389,14 +366,6 @@ def list_risks(
 def all_risks(session: Session) -> list[Risk]:
     """Return every risk with its controls loaded, by id (for full exports)."""
     return list(session.scalars(select(Risk).options(selectinload(Risk.controls)).order_by(Risk.id)))
-
-
-def normalise_rating(text: str) -> str:
-    """Return a rating name from user text (``very-high`` and ``very_high`` mean ``very high``)."""
-    rating = text.strip().lower().replace("-", " ").replace("_", " ")
-    if rating not in RATINGS:
-        raise InvalidInput(f"rating: expected one of {', '.join(RATINGS)}, got {text!r}")
-    return rating
 
 
 def _sorted(risks: list[Any], sort: str, config: Config) -> list[Any]:

@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskreg.errors import InvalidInput
+from riskreg.listing import DueReview as DueReview  # re-exported: review due reads without the ORM
+from riskreg.listing import due_reviews as due_reviews
 from riskreg.models import REVIEW_OUTCOMES, Event, Review, Risk
 from riskreg.register import (
     Context,
@@ -20,30 +21,6 @@ from riskreg.register import (
     get_risk,
     iso_utc,
 )
-
-
-@dataclass(frozen=True)
-class DueReview:
-    """An open risk whose next review falls on or before a date."""
-
-    risk: dict[str, Any]
-    days_overdue: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.risk, "days_overdue": self.days_overdue}
-
-
-def due_reviews(session: Session, ctx: Context, within_days: int = 0) -> list[DueReview]:
-    """Return open risks due for review within ``within_days`` of today, most overdue first.
-
-    The database finds them and builds their documents (riskreg.listing.due_risks).
-    """
-    from riskreg.listing import due_risks
-
-    horizon = ctx.today + dt.timedelta(days=within_days)
-    found = due_risks(session, ctx.config, horizon.isoformat())
-    return [DueReview(doc, (ctx.today - dt.date.fromisoformat(day)).days) for doc, day in found]
-
 
 # Characters that render as nothing: "ana\u200b" must not pass as someone other than "ana".
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")

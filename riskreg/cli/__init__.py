@@ -128,8 +128,8 @@ class App:
         refused unless the login is a member of riskreg_admin (riskreg.db.resolve_actor).
         Every event also records the login that wrote it (``entered_by``).
         """
+        from riskreg.context import Context
         from riskreg.db import resolve_actor
-        from riskreg.register import Context
 
         database = self.database()
         actor = resolve_actor(database, self.actor_name, os.environ.get("RISKREG_ACTOR") or None)

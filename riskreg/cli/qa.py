@@ -39,11 +39,11 @@ def review_due(app, within_days: int, as_json: bool) -> None:  # type: ignore[no
     Example:
       riskreg review due --within 30
     """
-    from riskreg.reviews import due_reviews
+    from riskreg.listing import due_reviews  # SQLAlchemy Core: no ORM to import
 
     ctx = app.context()
-    with app.database().read() as session:
-        data = [d.to_dict() for d in due_reviews(session, ctx, within_days)]
+    with app.database().connect() as connection:
+        data = [d.to_dict() for d in due_reviews(connection, ctx, within_days)]
 
     def text(rows: list[dict[str, Any]]) -> str:
         if not rows:

@@ -190,13 +190,12 @@ def risk_list(app, as_json: bool, sort: str, above_appetite: bool, **where: Any)
     Example:
       riskreg risk list --side citizen --above-appetite --sort score
     """
-    from riskreg.listing import list_risks_json
-    from riskreg.register import RiskFilter
+    from riskreg.listing import RiskFilter, list_risks_json  # SQLAlchemy Core: no ORM to import
 
     database = app.database()
-    with database.read() as session:
+    with database.connect() as connection:
         document = list_risks_json(
-            session, database.config, RiskFilter(above_appetite=above_appetite, **where), sort
+            connection, database.config, RiskFilter(above_appetite=above_appetite, **where), sort
         )
     if as_json and not sys.stdout.isatty():
         click.echo(document)  # already compact JSON, built by the database
