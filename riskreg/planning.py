@@ -67,13 +67,11 @@ def plan(request: PlanRequest) -> dict[str, Any]:
     raw = request
     if request.rho is not None:  # ANCOVA on the baseline: the residual SD is sd·√(1 − ρ²)
         request = replace(request, sd=request.sd * math.sqrt(1 - request.rho**2))  # type: ignore[operator]
-    if request.clusters is not None:  # the clusters' information, as units randomised one by one
-        request = replace(request, n=_effective_n(request))
     test = _test(request)
     fractions = _fractions(request)
     result: dict[str, Any] = {
         "kind": request.kind,
-        "request": {k: v for k, v in vars(request).items() if v is not None},
+        "request": {k: v for k, v in vars(raw).items() if v is not None},
         "test": test,
         "looks": _looks(p, fractions, request.alpha),
     }
@@ -95,7 +93,7 @@ def plan(request: PlanRequest) -> dict[str, Any]:
     if raw.rho is not None:
         result["baseline_adjustment"] = _baseline_gain(p, raw, request, effect)
     if raw.icc is not None:
-        result["clusters"] = _cluster_plan(raw, result)
+        result["clusters"] = _cluster_plan(p, request, result, effect, fractions)
     return result
 
 
@@ -112,38 +110,105 @@ def _baseline_gain(p: Any, raw: PlanRequest, adjusted: PlanRequest, effect: floa
     return gain
 
 
-def _effective_n(r: PlanRequest) -> int:
-    """Return the units per arm that ``clusters`` clusters of ``cluster_size`` carry, after the design effect."""
-    from riskreg.stats.clusters import design_effect
+CLUSTER_METHOD = (
+    "design effect 1 + ((CV² + 1)·m − 1)·ICC (Eldridge, Ashby & Kerry 2006); clusters per arm for the "
+    "t test on the cluster summaries on k₁ + k₀ − 2 df, noncentral t solved exactly (about one more "
+    "cluster per arm than ⌈n·DE/m⌉ when clusters are few; Hayes & Moulton 2017, §7.3)"
+)
 
-    effect = _call(design_effect, r.cluster_size, r.icc, r.size_cv)
-    return max(2, math.floor(r.clusters * r.cluster_size / effect + 1e-9))  # type: ignore[operator]
+
+def _cluster_variances(r: PlanRequest, effect: float) -> tuple[float, float]:
+    """Return the variances of a cluster summary in each arm (comparison, pilot) under the effect."""
+    from riskreg.stats import cluster_power as cp
+
+    if r.kind == "continuous":
+        v = _call(cp.summary_variance, r.sd**2, r.cluster_size, r.icc, r.size_cv)  # type: ignore[operator]
+        return (v, v)
+    return _call(cp.binary_variances, r.baseline, r.baseline + effect, r.cluster_size, r.icc, r.size_cv)  # type: ignore[operator]
 
 
-def _cluster_plan(r: PlanRequest, result: dict[str, Any]) -> dict[str, Any]:
-    """Return the design effect and the clusters per arm that carry the individual size (or the given clusters' n)."""
+def _distance(r: PlanRequest, effect: float) -> float:
+    """Return what the test must detect: |effect| (two-sided), or benefit + margin (non-inferiority)."""
+    if r.margin > 0:
+        return (effect if r.better == "higher" else -effect) + r.margin
+    return abs(effect)
+
+
+def _cluster_plan(
+    p: Any, r: PlanRequest, result: dict[str, Any], effect: float | None, fractions: tuple[float, ...]
+) -> dict[str, Any]:
+    """Return the design effect, the clusters per arm the t test on cluster summaries needs, and
+    with ``clusters`` their power and minimum detectable effect."""
+    from riskreg.stats import cluster_power as cp
     from riskreg.stats.clusters import design_effect
     from riskreg.stats.designs import clusters_needed
 
-    effect = _call(design_effect, r.cluster_size, r.icc, r.size_cv)
+    m = r.cluster_size
+    de = _call(design_effect, m, r.icc, r.size_cv)
     plan: dict[str, Any] = {
         "icc": r.icc,
-        "cluster_size": r.cluster_size,
+        "cluster_size": m,
         "size_cv": r.size_cv,
-        "design_effect": effect,
-        "method": "design effect 1 + ((CV² + 1)·m − 1)·ICC (Eldridge, Ashby & Kerry 2006); clusters per arm "
-        "⌈n·DE/m⌉; the cluster-level t test has k₁ + k₀ − 2 df, so with few clusters add one per arm "
-        "(Hayes & Moulton 2017, §7.3)",
+        "design_effect": de,
+        "method": CLUSTER_METHOD,
     }
-    individual = result.get("n") or result.get("n_fixed")
-    if individual is not None:
-        needed = [_call(clusters_needed, n, r.cluster_size, r.icc, r.size_cv) for n in individual]
-        plan["clusters_per_arm"] = needed
-        plan["units_per_arm"] = [math.ceil(k * r.cluster_size) for k in needed]  # type: ignore[operator]
+    individual = result.get("n")
+    if individual is not None and effect is not None:
+        # the design-effect rule on the individual size, for reference
+        plan["clusters_by_design_effect"] = [
+            _call(clusters_needed, n, m, r.icc, r.size_cv) for n in individual
+        ]
+        variances = _cluster_variances(r, effect)
+        exact = _call(cp.clusters_for_power, _distance(r, effect), variances, r.alpha, r.power, r.ratio)
+        factor = result["inflation_factor"]
+        k_c = math.ceil(exact * factor - 1e-9)
+        k_p = max(2, math.ceil(exact * r.ratio * factor - 1e-9))
+        plan["clusters_exact"] = exact * factor
+        plan["clusters_per_arm"] = [k_c, k_p]
+        plan["units_per_arm"] = [math.ceil(k * m - 1e-9) for k in (k_c, k_p)]  # type: ignore[operator]
+        plan["df"] = k_c + k_p - 2
     if r.clusters is not None:
-        plan["clusters_given"] = r.clusters
-        plan["effective_n_per_arm"] = _effective_n(r)
+        k_c, k_p = r.clusters, max(2, round(r.clusters * r.ratio))
+        given: dict[str, Any] = {
+            "clusters_per_arm": [k_c, k_p],
+            "units_per_arm": [k_c * m, k_p * m],  # type: ignore[operator]
+            "effective_n_per_arm": [k_c * m / de, k_p * m / de],  # type: ignore[operator]
+            "df": k_c + k_p - 2,
+        }
+        if effect is not None:
+            found = _call(
+                cp.t_power, _distance(r, effect), _cluster_variances(r, effect), (k_c, k_p), r.alpha
+            )
+            given["power"] = found.power
+            given["power_sequential"] = _call(p.sequential_power, fractions, r.alpha, found.power)
+        given["mde"] = _cluster_mde(r, (k_c, k_p))
+        plan["given"] = given
     return plan
+
+
+def _cluster_mde(r: PlanRequest, clusters: tuple[int, int]) -> float:
+    """Return the effect the given clusters detect with the target power (the true difference at which
+    non-inferiority is shown, with a margin)."""
+    from riskreg.stats import cluster_power as cp
+
+    if r.kind == "continuous":
+        v = _call(cp.summary_variance, r.sd**2, r.cluster_size, r.icc, r.size_cv)  # type: ignore[operator]
+        distance = _call(cp.t_distance, r.power, (v, v), clusters, r.alpha)
+        benefit = distance - r.margin if r.margin > 0 else distance
+        return benefit if r.better == "higher" or r.margin == 0 else -benefit
+    down = r.better == "lower" if r.margin > 0 else r.mde is not None and r.mde < 0
+    return _call(
+        cp.binary_mde,
+        r.baseline,
+        clusters,
+        r.cluster_size,
+        r.icc,
+        r.size_cv,
+        r.alpha,
+        r.power,
+        down,
+        r.margin,
+    )
 
 
 def _check_design(r: PlanRequest) -> None:
@@ -163,6 +228,10 @@ def _check_design(r: PlanRequest) -> None:
         raise InvalidInput(f"--size-cv must be at least 0, got {r.size_cv:g}")
     if r.size_cv and r.icc is None:
         raise InvalidInput("--size-cv needs a cluster design (--icc and --cluster-size)")
+    if r.icc is not None and r.kind == "count" and r.layout != "stepped-wedge":
+        raise InvalidInput(
+            "cluster designs (--icc, --cluster-size) plan continuous and binary outcomes, not counts"
+        )
     if r.clusters is not None:
         if r.icc is None:
             raise InvalidInput("--clusters needs --icc and --cluster-size")
@@ -193,15 +262,22 @@ def _check_stepped(r: PlanRequest) -> None:
     for given, name in (
         (r.n, "--n"),
         (r.clusters, "--clusters"),
+        (r.rho, "--rho"),
+        (r.size_cv or None, "--size-cv"),
         (r.looks, "--looks"),
         (r.fractions, "--fractions"),
     ):
         if given is not None:
             raise InvalidInput(f"{name} does not apply to --layout stepped-wedge")
-    if r.margin > 0 or r.ratio != 1.0:
+    if r.margin > 0 or r.ratio != 1.0 or r.test == "non-inferiority":
         raise InvalidInput("--layout stepped-wedge plans a superiority test with every cluster switching")
-    if not 1 <= r.steps <= MAX_LOOKS or not 1 <= r.clusters_per_step <= 1000:
-        raise InvalidInput("--steps must be 1 to 20 and --clusters-per-step 1 to 1000")
+    if r.steps == 1:
+        raise InvalidInput(
+            "--steps must be at least 2: with one step every cluster switches at once, and the pilot "
+            "effect cannot be told from the period's"
+        )
+    if not 2 <= r.steps <= MAX_LOOKS or not 1 <= r.clusters_per_step <= 1000:
+        raise InvalidInput("--steps must be 2 to 20 and --clusters-per-step 1 to 1000")
     if r.cluster_size is not None and r.cluster_size != int(r.cluster_size):
         raise InvalidInput(
             f"--cluster-size must be a whole number of units per period, got {r.cluster_size:g}"
@@ -224,11 +300,14 @@ def _stepped_wedge(r: PlanRequest) -> dict[str, Any]:
         int(r.cluster_size),
         r.alpha,  # type: ignore[arg-type]
     )
+    needed = _clusters_per_step_needed(r, sd, periods)
     return {
         "kind": r.kind,
         "request": {k: v for k, v in vars(r).items() if v is not None},
         "test": "superiority",
         "stepped_wedge": {
+            "target_power": r.power,
+            "clusters_per_step_needed": needed,
             "clusters": len(switches),
             "periods": periods,
             "steps": r.steps,
@@ -242,7 +321,8 @@ def _stepped_wedge(r: PlanRequest) -> dict[str, Any]:
             "power": found.power,
             "design_effect": found.design_effect,
             "method": "Hussey & Hughes (2007) closed-form Var(θ̂), period fixed effects and a random cluster "
-            "intercept, Wald z test; one baseline period, then the clusters switch in equal groups"
+            "intercept, Wald z test (a t test on clusters − 2 df, safer with few clusters, has less power); "
+            "one baseline period, then the clusters switch in equal groups"
             + (
                 "; binary outcomes on the risk-difference scale with sd √(p(1 − p)) at the baseline"
                 if r.kind == "binary"
@@ -250,6 +330,28 @@ def _stepped_wedge(r: PlanRequest) -> dict[str, Any]:
             ),
         },
     }
+
+
+def _clusters_per_step_needed(r: PlanRequest, sd: float, periods: int) -> int | None:
+    """Return the fewest clusters per step that give the target power with these steps, or None
+    if even 1000 per step do not."""
+    from riskreg.stats.stepped import schedule_matrix, stepped_wedge_power
+
+    def power(per_step: int) -> float:
+        switches = [step for step in range(1, periods) for _ in range(per_step)]
+        schedule = schedule_matrix(switches, periods)
+        return _call(stepped_wedge_power, schedule, r.mde, sd, r.icc, int(r.cluster_size), r.alpha).power  # type: ignore[arg-type]
+
+    low, high = 1, 1000
+    if power(high) < r.power:
+        return None
+    while low < high:  # the power grows with the clusters per step
+        middle = (low + high) // 2
+        if power(middle) >= r.power:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _test(r: PlanRequest) -> str:
@@ -307,7 +409,7 @@ def _check(r: PlanRequest) -> None:
         raise InvalidInput(f"non-inferiority: --margin is required ({_MARGIN_TEXT[r.kind]})")
     if test == "superiority" and r.margin > 0:
         raise InvalidInput("--margin applies only to --test non-inferiority")
-    if r.mde is None and r.n is None and test == "superiority":
+    if r.mde is None and r.n is None and r.clusters is None and test == "superiority":
         raise InvalidInput("give --mde (the effect to detect) for a sample size, or --n for power and MDE")
     if r.kind == "continuous" and r.sd is None:
         raise InvalidInput("continuous: --sd (the outcome's standard deviation) is required")
@@ -408,7 +510,7 @@ def plan_text(result: dict[str, Any]) -> str:
     """Return a plan as a few readable lines."""
     if "stepped_wedge" in result:
         return _stepped_text(result["stepped_wedge"])
-    return "\n".join([_plan_lines(result), *_design_lines(result)]).rstrip("\n")
+    return "\n".join(part for part in [_plan_lines(result), *_design_lines(result)] if part)
 
 
 def _stepped_text(sw: dict[str, Any]) -> str:
@@ -419,6 +521,12 @@ def _stepped_text(sw: dict[str, Any]) -> str:
             f"power to detect an effect of {sw['effect']:g}: {sw['power']:.1%} (SE {sw['se']:.4g}; "
             f"ICC {sw['icc']:g}, sd {sw['sd']:.4g})",
             f"design effect against the same units randomised one by one: {sw['design_effect']:.3f}",
+            (
+                f"clusters per step for power {sw['target_power']:.0%} with {sw['steps']} steps: "
+                f"{sw['clusters_per_step_needed']} ({sw['clusters_per_step_needed'] * sw['steps']} clusters)"
+                if sw["clusters_per_step_needed"] is not None
+                else f"power {sw['target_power']:.0%} needs more than 1000 clusters per step with {sw['steps']} steps"
+            ),
             f"  method: {sw['method']}",
         ]
     )
@@ -435,20 +543,47 @@ def _design_lines(result: dict[str, Any]) -> list[str]:
         lines.append(text)
     clusters = result.get("clusters")
     if clusters is not None:
+        lines.extend(_cluster_lines(result, clusters))
+    return lines
+
+
+def _cluster_lines(result: dict[str, Any], clusters: dict[str, Any]) -> list[str]:
+    """Return a cluster design's lines: its design effect, the clusters needed, and given clusters' power."""
+    m = clusters["cluster_size"]
+    lines = [
+        f"clusters: design effect {clusters['design_effect']:.3f} (ICC {clusters['icc']:g}, "
+        f"{m:g} units per cluster, size CV {clusters['size_cv']:g})"
+    ]
+    if "clusters_per_arm" in clusters:
+        k_c, k_p = clusters["clusters_per_arm"]
+        u_c, u_p = clusters["units_per_arm"]
+        d_c, d_p = clusters["clusters_by_design_effect"]
         lines.append(
-            f"clusters: design effect {clusters['design_effect']:.3f} (ICC {clusters['icc']:g}, "
-            f"{clusters['cluster_size']:g} units per cluster, size CV {clusters['size_cv']:g})"
+            f"  clusters needed: {k_c} comparison + {k_p} pilot ({u_c} + {u_p} units), for the t test on "
+            f"the cluster summaries on {clusters['df']} df (⌈n·DE/m⌉ gives {d_c} + {d_p})"
         )
-        if "clusters_per_arm" in clusters:
-            k_c, k_p = clusters["clusters_per_arm"]
-            u_c, u_p = clusters["units_per_arm"]
-            lines.append(f"  clusters needed: {k_c} comparison + {k_p} pilot ({u_c} + {u_p} units)")
-        if "clusters_given" in clusters:
-            lines.append(
-                f"  {clusters['clusters_given']} clusters per arm carry the information of "
-                f"{clusters['effective_n_per_arm']} units per arm randomised one by one (used for the power above)"
-            )
-        lines.append(f"  method: {clusters['method']}")
+    given = clusters.get("given")
+    if given is not None:
+        k_c, k_p = given["clusters_per_arm"]
+        e_c, e_p = given["effective_n_per_arm"]
+        lines.append(
+            f"  {k_c} + {k_p} clusters of {m:g} carry the information of {e_c:.1f} + {e_p:.1f} units "
+            f"randomised one by one; the t test on their summaries has {given['df']} df"
+        )
+        looks = result.get("looks", {"count": 1})
+        if "power" in given:
+            text = f"  power with {k_c} + {k_p} clusters: {given['power']:.1%}"
+            if looks["count"] > 1:
+                text += f" (with {looks['count']} looks: {given['power_sequential']:.1%})"
+            lines.append(text)
+        what = (
+            "true difference at which non-inferiority is shown"
+            if result.get("test") == "non-inferiority"
+            else "minimum detectable effect"
+        )
+        power = result["request"]["power"]
+        lines.append(f"  {what} with {k_c} + {k_p} clusters (power {power:.0%}): {given['mde']:.4g}")
+    lines.append(f"  method: {clusters['method']}")
     return lines
 
 

@@ -101,18 +101,27 @@ def plan_group() -> None:
     help="Correlation of a continuous outcome with its baseline measure: the variance shrinks by 1 - rho^2.",
 )
 @click.option(
-    "--icc", type=float, help="Cluster designs: the intra-cluster correlation assumed (0 to below 1)."
+    "--icc",
+    type=float,
+    help="Cluster designs (continuous and binary outcomes): the intra-cluster correlation assumed (0 to below 1).",
 )
 @click.option(
     "--cluster-size",
     type=float,
-    help="Cluster designs: units per cluster (per cluster and period, for a stepped wedge).",
+    help="Cluster designs: mean units per cluster, at least 1 (per cluster and period, a whole number, for a "
+    "stepped wedge).",
 )
-@click.option("--size-cv", type=float, default=0.0, help="Coefficient of variation of the cluster sizes.")
+@click.option(
+    "--size-cv",
+    type=float,
+    default=0.0,
+    help="Cluster designs: coefficient of variation of the cluster sizes [default: 0, equal sizes].",
+)
 @click.option(
     "--clusters",
     type=click.IntRange(2),
-    help="Clusters per arm already planned: report their power and minimum detectable effect.",
+    help="Clusters per arm already planned (the pilot arm has --ratio times as many): report their power "
+    "and minimum detectable effect.",
 )
 @click.option(
     "--layout",
@@ -121,17 +130,30 @@ def plan_group() -> None:
     show_default=True,
     help="How clusters receive the pilot: half at once, or in steps (stepped wedge).",
 )
-@click.option("--steps", type=int, help="Stepped wedge: the number of switching steps (periods = steps + 1).")
-@click.option("--clusters-per-step", type=int, help="Stepped wedge: clusters switching at each step.")
+@click.option(
+    "--steps",
+    type=int,
+    help="Stepped wedge: the number of switching steps, 2 to 20 (periods = steps + 1, the first a baseline).",
+)
+@click.option(
+    "--clusters-per-step", type=int, help="Stepped wedge: clusters switching at each step (1 to 1000)."
+)
 @json_option
 def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
     """Compute units per arm for an effect, or the power and MDE of a given size.
 
     With --looks or --fractions the size is inflated for the Lan-DeMets O'Brien-Fleming
     boundaries that `pilot analyse` tests a staged pilot against.  Non-inferiority
-    (--margin) without --mde assumes no true difference.  With --icc and --cluster-size the
-    size is for clusters (design effect and clusters per arm); --layout stepped-wedge gives
-    the Hussey-Hughes power of a schedule; --rho gives the gain of adjusting for a baseline.
+    (--margin) without --mde assumes no true difference.
+
+    With --icc and --cluster-size (continuous and binary outcomes) the size is also given in
+    clusters: the design effect 1 + ((CV^2 + 1)m - 1)ICC, and the clusters per arm the t test
+    on the cluster summaries needs on its k1 + k0 - 2 degrees of freedom (about one more per
+    arm than ceil(n DE / m) when clusters are few); --clusters gives the power and MDE of
+    clusters already planned.  --layout stepped-wedge gives the Hussey-Hughes power of --steps
+    steps of --clusters-per-step clusters after a baseline period, and the clusters per step
+    the target --power needs.  --rho (continuous) gives the gain of adjusting for a baseline
+    measure: the variance times 1 - rho^2.
 
     \b
     Example:
@@ -144,6 +166,7 @@ def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
       riskreg plan size --kind continuous --mde 4 --sd 12 --rho 0.6
       riskreg plan size --kind continuous --mde 4 --sd 12 --icc 0.05 --cluster-size 25
       riskreg plan size --kind continuous --sd 12 --icc 0.05 --cluster-size 25 --clusters 7 --mde 6
+      riskreg plan size --kind binary --baseline 0.3 --mde 0.15 --icc 0.02 --cluster-size 30 --size-cv 0.4
       riskreg plan size --kind continuous --mde 3 --sd 10 --layout stepped-wedge --steps 4 \\
         --clusters-per-step 3 --cluster-size 20 --icc 0.05
     """
