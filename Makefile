@@ -19,12 +19,14 @@ $(STAMP): setup.cfg pyproject.toml
 demo: install
 	cd pilots && PATH="$(CURDIR)/$(BIN):$$PATH" sh demo.sh
 
-# In parallel (pytest-xdist, one worker per core, one PostgreSQL cluster shared by the
-# workers), without the slow tests (browser, packaging, load, kill and long-file tests);
-# `make test TEST_MARK=` runs every test, as CI does.
-TEST_MARK ?= not slow
+# Every test, in parallel (pytest-xdist, one worker per core, one PostgreSQL cluster shared
+# by the workers; loadgroup keeps an xdist_group's tests on one worker). A quicker local run
+# without the slow tests (browsers, packaging, load, kills, long files):
+# `make test TEST_MARK="not slow"` or `make test PYTEST_ARGS='-m "not slow"'`. Plain
+# `pytest` stays serial, for debugging.
+TEST_MARK ?=
 test: install
-	$(BIN)/python -m pytest -n auto -m "$(TEST_MARK)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "$(TEST_MARK)" $(PYTEST_ARGS)
 
 test-postgres: install
 	$(BIN)/python -m pytest -m postgres

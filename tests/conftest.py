@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -12,7 +14,8 @@ from unittest.mock import ANY
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from riskreg.cli import cli
 from riskreg.db import init_register
@@ -36,7 +39,7 @@ _SHARED_CLUSTER = "_riskreg_shared_cluster"
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, start one throwaway PostgreSQL cluster for every worker (they inherit its URL).
 
-    Each worker then makes its own databases in it (names carry the worker's pid). Without
+    Each worker then makes its own databases in it (names carry the worker's id and pid). Without
     xdist, or when the cluster cannot start, the session fixture below starts one itself
     (and in CI fails rather than skips).
     """
@@ -86,20 +89,40 @@ def pg_admin_url() -> Iterator[str]:
         cluster.stop()
 
 
+def _tag() -> str:
+    """This process's part of a database name: the xdist worker (gw0, gw1...; "main" without) and its pid.
+
+    The pid keeps two sessions sharing one RISKREG_TEST_DATABASE_URL apart too.
+    """
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+
+
+@functools.cache
+def _admin(admin_url: str) -> Engine:
+    """One admin connection per server and process, for the thousand databases a session makes."""
+    return create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_size=1, pool_pre_ping=True)
+
+
 def _create_pg_database(admin_url: str, name: str, template: str | None = None) -> str:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    with _admin(admin_url).connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         clause = f' TEMPLATE "{template}"' if template else ""
         connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
-    engine.dispose()
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(admin_url: str, url: str) -> None:
+    """Drop a test's database once it is done (the workers' databases would fill the cluster's memory)."""
+    name = url.rsplit("/", 1)[1]
+    # a leftover database is harmless (the cluster is thrown away): never fail a test for one
+    with contextlib.suppress(SQLAlchemyError), _admin(admin_url).connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_url: str) -> str:
     """Name of a database migrated once to the newest schema, copied for each test."""
-    name = f"riskreg_template_{os.getpid()}"
+    name = f"riskreg_template_{_tag()}"
     url = _create_pg_database(pg_admin_url, name)
     init_register(url)
     return name
@@ -120,24 +143,30 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a fresh database at the newest schema, on the backend under test."""
     if backend == "sqlite":
         target = tmp_path / "riskreg.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), target)
-        return f"sqlite:///{target}"
+        yield f"sqlite:///{target}"
+        return
     admin = request.getfixturevalue("pg_admin_url")
     template = request.getfixturevalue("pg_template")
-    return _create_pg_database(admin, f"riskreg_test_{os.getpid()}_{next(_counter)}", template)
+    url = _create_pg_database(admin, f"riskreg_test_{_tag()}_{next(_counter)}", template)
+    yield url
+    _drop_pg_database(admin, url)
 
 
 @pytest.fixture
-def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of an empty database (no schema yet) on the backend under test."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'new.db'}"
+        yield f"sqlite:///{tmp_path / 'new.db'}"
+        return
     admin = request.getfixturevalue("pg_admin_url")
-    return _create_pg_database(admin, f"riskreg_empty_{os.getpid()}_{next(_counter)}")
+    url = _create_pg_database(admin, f"riskreg_empty_{_tag()}_{next(_counter)}")
+    yield url
+    _drop_pg_database(admin, url)
 
 
 @pytest.fixture
