@@ -20,13 +20,13 @@ demo: install
 	cd pilots && PATH="$(CURDIR)/$(BIN):$$PATH" sh demo.sh
 
 # Every test, in parallel (pytest-xdist, one worker per core, one PostgreSQL cluster shared
-# by the workers; loadgroup keeps an xdist_group's tests on one worker). A quicker local run
+# by the workers; tests go to whichever worker is free). A quicker local run
 # without the slow tests (browsers, packaging, load, kills, long files):
 # `make test TEST_MARK="not slow"` or `make test PYTEST_ARGS='-m "not slow"'`. Plain
 # `pytest` stays serial, for debugging.
 TEST_MARK ?=
 test: install
-	$(BIN)/python -m pytest -n auto --dist loadgroup -m "$(TEST_MARK)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "$(TEST_MARK)" $(PYTEST_ARGS)
 
 test-postgres: install
 	$(BIN)/python -m pytest -m postgres

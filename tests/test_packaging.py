@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import subprocess
 import sys
@@ -13,18 +14,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# one worker builds the wheel: two builds at once would share the checkout's build/ and egg-info
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
+    # builds take turns (pytest-xdist workers, other runs in this checkout): they share its
+    # build/ and egg-info
+    with open(ROOT / "setup.cfg", "rb") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+            check=True,
+            capture_output=True,
+        )
     return next(out.glob("riskreg-*.whl"))
 
 

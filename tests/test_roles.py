@@ -61,7 +61,14 @@ class Team:
 def team(runner: CliRunner, pg_admin_url: str, pg_template: str) -> Team:
     url = _create_pg_database(pg_admin_url, f"riskreg_roles_{os.getpid()}_{next(_logins)}", pg_template)
     crew = Team(runner, url)
-    assert crew.run("owner", "db", "roles").exit_code == 0
+    # riskreg's roles are the server's, not a database's: under pytest-xdist two workers'
+    # first `db roles` would race to create them, so they take turns
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as turn:
+        turn.execute(text("SELECT pg_advisory_lock(19)"))
+        assert crew.run("owner", "db", "roles").exit_code == 0
+        turn.execute(text("SELECT pg_advisory_unlock(19)"))
+    admin.dispose()
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         for user in crew.login.values():
