@@ -145,18 +145,16 @@ def _adjusted(
             )
         except (ValueError, ArithmeticError) as exc:
             return _no_comparison(metric.kind, alpha, f"cluster-level adjustment: {exc}")
-        return Comparison(
-            kind=metric.kind,
-            method=f"{method}, {found.weighting} weights, {found.df} df",
-            estimate=found.estimate,
-            ci_low=found.ci[0],
-            ci_high=found.ci[1],
-            ci_level=1.0 - alpha,
-            p_value=found.p_value,
-            statistic=found.t,
-            df=float(found.df),
-            effect_size=None,
-            se=found.se,
+        return Comparison.of_t(
+            metric.kind,
+            f"{method}, {found.weighting} weights, {found.df} df",
+            alpha,
+            found.estimate,
+            found.ci,
+            found.p_value,
+            found.t,
+            found.df,
+            found.se,
         )
 
     at_95, plain = compare(0.05), unadjusted(0.05)
@@ -241,19 +239,17 @@ def _parallel(
             if found.zero_correction
             else ""
         )
-        return Comparison(
-            kind=metric.kind,
-            method=f"{found.method}, {found.weighting} weights, {found.df} df ({found.clusters[0]} + "
+        return Comparison.of_t(
+            metric.kind,
+            f"{found.method}, {found.weighting} weights, {found.df} df ({found.clusters[0]} + "
             f"{found.clusters[1]} clusters − 2){note}",
-            estimate=found.estimate,
-            ci_low=found.ci[0],
-            ci_high=found.ci[1],
-            ci_level=1.0 - alpha,
-            p_value=found.p_value,
-            statistic=found.t,
-            df=float(found.df),
-            effect_size=None,
-            se=found.se,
+            alpha,
+            found.estimate,
+            found.ci,
+            found.p_value,
+            found.t,
+            found.df,
+            found.se,
         )
 
     return compare, details
@@ -301,20 +297,7 @@ def _rate_spread(pilot: list[Any], comparison: list[Any]) -> dict[str, Any]:
 
 
 def _no_comparison(kind: str, alpha: float, why: str) -> Comparison:
-    return Comparison(
-        kind=kind,
-        method=why,
-        estimate=None,
-        ci_low=None,
-        ci_high=None,
-        ci_level=1.0 - alpha,
-        p_value=None,
-        statistic=None,
-        df=None,
-        effect_size=None,
-        se=None,
-        warnings=("too-few-clusters",),
-    )
+    return Comparison.undefined(kind, why, alpha, "too-few-clusters")
 
 
 # --- stepped wedge -------------------------------------------------------------------------
@@ -376,18 +359,16 @@ def _stepped(
         except (ValueError, ArithmeticError) as exc:
             return _no_comparison(metric.kind, alpha, f"Hussey–Hughes model: {exc}")
         fitted.update(tau2=found.tau2, sigma2=found.sigma2, icc=found.icc)
-        return Comparison(
-            kind=metric.kind,
-            method=f"{found.method}; t on {df} df (clusters − 2); stages are the periods",
-            estimate=found.estimate,
-            ci_low=found.ci[0],
-            ci_high=found.ci[1],
-            ci_level=1.0 - alpha,
-            p_value=found.p_value,
-            statistic=found.statistic,
-            df=float(df),
-            effect_size=None,
-            se=found.se,
+        return Comparison.of_t(
+            metric.kind,
+            f"{found.method}; t on {df} df (clusters − 2); stages are the periods",
+            alpha,
+            found.estimate,
+            found.ci,
+            found.p_value,
+            found.statistic,
+            df,
+            found.se,
         )
 
     details["model"] = fitted  # filled by the first comparison: the variance components

@@ -227,32 +227,17 @@ def _ancova_comparer(groups: dict[tuple[int, bool], Any]) -> Callable[[float], C
         try:
             found = _fit(groups, 1.0 - alpha)
         except ValueError as exc:
-            return Comparison(
-                kind="continuous",
-                method=f"ANCOVA: {exc}",
-                estimate=None,
-                ci_low=None,
-                ci_high=None,
-                ci_level=1.0 - alpha,
-                p_value=None,
-                statistic=None,
-                df=None,
-                effect_size=None,
-                se=None,
-                warnings=("no-adjusted-estimate",),
-            )
-        return Comparison(
-            kind="continuous",
-            method=ADJUSTED_METHOD,
-            estimate=found.difference,
-            ci_low=found.ci[0],
-            ci_high=found.ci[1],
-            ci_level=1.0 - alpha,
-            p_value=found.p_value,
-            statistic=found.t,
-            df=float(found.df),
-            effect_size=None,
-            se=found.se,
+            return Comparison.undefined("continuous", f"ANCOVA: {exc}", alpha, "no-adjusted-estimate")
+        return Comparison.of_t(
+            "continuous",
+            ADJUSTED_METHOD,
+            alpha,
+            found.difference,
+            found.ci,
+            found.p_value,
+            found.t,
+            found.df,
+            found.se,
         )
 
     return compare

@@ -84,6 +84,52 @@ class Comparison:
     warnings: tuple[str, ...] = ()
     dispersion: float | None = None
 
+    @classmethod
+    def of_t(
+        cls,
+        kind: str,
+        method: str,
+        alpha: float,
+        estimate: float,
+        ci: tuple[float, float],
+        p_value: float,
+        statistic: float,
+        df: float,
+        se: float,
+    ) -> Comparison:
+        """Return a result tested by t (or z) on ``df``, with its interval at level 1 − alpha."""
+        return cls(
+            kind=kind,
+            method=method,
+            estimate=estimate,
+            ci_low=ci[0],
+            ci_high=ci[1],
+            ci_level=1.0 - alpha,
+            p_value=p_value,
+            statistic=statistic,
+            df=float(df),
+            effect_size=None,
+            se=se,
+        )
+
+    @classmethod
+    def undefined(cls, kind: str, method: str, alpha: float, warning: str) -> Comparison:
+        """Return a comparison the data cannot give: no estimate, interval or test, and why."""
+        return cls(
+            kind=kind,
+            method=method,
+            estimate=None,
+            ci_low=None,
+            ci_high=None,
+            ci_level=1.0 - alpha,
+            p_value=None,
+            statistic=None,
+            df=None,
+            effect_size=None,
+            se=None,
+            warnings=(warning,),
+        )
+
     def __post_init__(self) -> None:
         # Guard the promise that no NaN or infinity ever leaves this module.
         for name in _NUMERIC_FIELDS:
