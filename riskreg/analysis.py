@@ -146,7 +146,7 @@ class MetricResult:
             "harm": harm,
             "prior": None if self.prior is None else {"mean": self.prior[0], "sd": self.prior[1]},
             "prior_source": self.prior_source,
-            "words": found.words() if harm is None else _chance_words(found.better, harm),
+            "words": found.words(with_gain=harm is None),
             "method": f"normal approximation to the posterior, {found.prior}; not adjusted for the looks, "
             "and no verdict: the gate rests on the pre-registered test",
         }
@@ -1046,18 +1046,6 @@ def default_prior(
         if pooled > 0:
             return (0.0, math.sqrt(pooled)), "default (the observed sd)"
     return None, "flat (no sd to scale a prior)"
-
-
-def _chance_words(better: float, harm: float) -> str:
-    from riskreg.stats.designs import percent
-
-    def article(p: float) -> str:
-        return "an" if percent(p).startswith(("8", "11 ", "18 ")) else "a"
-
-    return (
-        f"{article(better)} {percent(better)} chance the pilot is better; "
-        f"{article(harm)} {percent(harm)} chance it is worse by more than the margin"
-    )
 
 
 # --- criteria, costs, recommendation ---------------------------------------------------------

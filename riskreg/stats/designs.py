@@ -446,18 +446,23 @@ class BoardChances:
     posterior_sd: float
     prior: str
 
-    def words(self) -> str:
-        """Return the chances as a board would read them, e.g. "an 87 % chance the pilot is better"."""
-        parts = [f"{_article(self.better)} {percent(self.better)} chance the pilot is better"]
-        if self.clears_margin is not None:
-            parts.append(
-                f"{_article(self.clears_margin)} {percent(self.clears_margin)} chance it is better by more than the margin"
-            )
+    def words(self, with_gain: bool = True) -> str:
+        """Return the chances as a board would read them, e.g. "an 87 % chance the pilot is better".
+
+        ``with_gain`` False leaves out the chance of beating the margin (for a margin that only
+        bounds a loss, as a non-inferiority margin does).
+        """
+        parts = [chance_phrase(self.better, "the pilot is better")]
+        if self.clears_margin is not None and with_gain:
+            parts.append(chance_phrase(self.clears_margin, "it is better by more than the margin"))
         if self.harm_beyond_margin is not None:
-            parts.append(
-                f"{_article(self.harm_beyond_margin)} {percent(self.harm_beyond_margin)} chance it is worse by more than the margin"
-            )
+            parts.append(chance_phrase(self.harm_beyond_margin, "it is worse by more than the margin"))
         return "; ".join(parts)
+
+
+def chance_phrase(probability: float, what: str) -> str:
+    """Return "an 87 % chance <what>": the article as the percentage is spoken."""
+    return f"{_article(probability)} {percent(probability)} chance {what}"
 
 
 def percent(probability: float) -> str:
@@ -540,6 +545,7 @@ __all__ = [
     "Weighting",
     "binary_as_clusters",
     "board_chances",
+    "chance_phrase",
     "cluster_adjusted_difference",
     "cluster_mean_difference",
     "cluster_rate_difference",
