@@ -354,14 +354,17 @@ def _stepped(
     fitted: dict[str, Any] = {}
 
     def compare(alpha: float) -> Comparison:
+        # REML once per look: the other levels reuse its variance components (the same GLS fit)
+        known = (fitted["sigma2"], fitted["tau2"]) if fitted and fitted["sigma2"] > 0 else None
         try:
-            found = stepped.hussey_hughes_fit(shaped, level=1.0 - alpha, df=df)
+            found = stepped.hussey_hughes_fit(shaped, level=1.0 - alpha, df=df, components=known)
         except (ValueError, ArithmeticError) as exc:
             return _no_comparison(metric.kind, alpha, f"Hussey–Hughes model: {exc}")
-        fitted.update(tau2=found.tau2, sigma2=found.sigma2, icc=found.icc)
+        if not fitted:
+            fitted.update(tau2=found.tau2, sigma2=found.sigma2, icc=found.icc, method=found.method)
         return Comparison.of_t(
             metric.kind,
-            f"{found.method}; t on {df} df (clusters − 2); stages are the periods",
+            f"{fitted['method']}; t on {df} df (clusters − 2); stages are the periods",
             alpha,
             found.estimate,
             found.ci,
