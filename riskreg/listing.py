@@ -9,6 +9,7 @@ compares the two on both backends), which stays the one definition for single ri
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -200,8 +201,6 @@ def due_risks(
     The documents are ``risk_to_dict``'s, built and filtered by the database, so a register
     of thousands of risks is not loaded as objects to find the few that are due.
     """
-    import json
-
     s = _Spelling(_dialect_name(session))
     when = _next_review(s, config)
     query = (
