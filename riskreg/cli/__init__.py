@@ -8,11 +8,15 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import click
+from riskreg import collector
 
-from riskreg import __version__
-from riskreg.errors import RiskregError
-from riskreg.lazy import defer_rarely_used
+collector.pause()  # until the command starts its work (riskreg.collector says why)
+
+import click  # noqa: E402
+
+from riskreg import __version__  # noqa: E402
+from riskreg.errors import RiskregError  # noqa: E402
+from riskreg.lazy import defer_rarely_used  # noqa: E402
 
 defer_rarely_used()  # before anything imports SQLAlchemy (riskreg.lazy says why)
 
@@ -108,6 +112,7 @@ class App:
 
         if self._database is None:
             self._database = open_database(self.url, check_schema=check_schema)
+            collector.resume()  # start-up is over: what it made lives as long as the process
         return self._database
 
     def close(self) -> None:

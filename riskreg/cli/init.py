@@ -24,8 +24,10 @@ def init_command(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
       riskreg init
       riskreg --db postgresql+psycopg://localhost/risks init
     """
+    from riskreg import collector
     from riskreg.db import init_register
 
+    collector.resume()  # creating the register is the command's work (riskreg.collector)
     emit(init_register(app.url), as_json, _text)
 
 

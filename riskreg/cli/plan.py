@@ -170,8 +170,10 @@ def plan_size(as_json: bool, **options) -> None:  # type: ignore[no-untyped-def]
       riskreg plan size --kind continuous --mde 3 --sd 10 --layout stepped-wedge --steps 4 \\
         --clusters-per-step 3 --cluster-size 20 --icc 0.05
     """
+    from riskreg import collector
     from riskreg.planning import PlanRequest, plan, plan_text
 
+    collector.resume()  # the plan's computation is the command's work (riskreg.collector)
     options["layout"] = options["layout"].lower()
     request = PlanRequest(kind=options.pop("kind").lower(), **options)
     emit(plan(request), as_json, plan_text)
