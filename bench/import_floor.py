@@ -33,6 +33,7 @@ from bench.common import Comparison, bench_env
 from bench.import_data import (
     LARGE,
     PLAIN_TABLE,
+    POSTGRES_RATIO_LIMIT,
     RATIO_LIMIT,
     Side,
     _admin,
@@ -130,6 +131,7 @@ def _floor_rows(
     baseline: Side,
     runs: int,
     env: dict[str, str],
+    limit: float = RATIO_LIMIT,
 ) -> Comparison:
     """Alternate start-up runs, write runs and baseline runs (after a warm-up each); the floor is the sum of medians."""
     write_command, prepare_write = write
@@ -146,7 +148,7 @@ def _floor_rows(
             writes.append(write_s)
             baseline.seconds.append(baseline_s)
     floor = statistics.median(start_side.seconds) + statistics.median(writes)
-    return Comparison(name, texts[0], texts[1], floor, statistics.median(baseline.seconds), RATIO_LIMIT, runs)
+    return Comparison(name, texts[0], texts[1], floor, statistics.median(baseline.seconds), limit, runs)
 
 
 def _write_command(url: str, csv_path: Path) -> list[str]:
@@ -191,7 +193,14 @@ def postgres_floor(port: int, csv_path: Path, tiny: Path, runs: int) -> Comparis
     )
     write = (_write_command(url, csv_path), lambda: _admin(port, "postgres", *clone))
     return _floor_rows(
-        f"import floor {_label(LARGE)} (PostgreSQL)", texts, start_side, write, baseline, runs, env
+        f"import floor {_label(LARGE)} (PostgreSQL)",
+        texts,
+        start_side,
+        write,
+        baseline,
+        runs,
+        env,
+        POSTGRES_RATIO_LIMIT,
     )
 
 
