@@ -78,7 +78,7 @@ def import_all(session: Session, path: str | Path) -> dict[str, int]:
         if names is None:
             raise InvalidInput(f"{path}: table {table.name} is missing from the export")
         values = _rows_of(path, table, names, rows)
-        if table.name == AuditHead.__tablename__:
+        if table.name == AuditHead.__table__.name:
             session.execute(table.delete())  # the schema seeds the head; the export's replaces it
         try:
             for start in range(0, len(values), 5000):

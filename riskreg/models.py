@@ -1,4 +1,8 @@
-"""SQLAlchemy 2.0 typed models of the register: risks, controls, reviews and the audit chain."""
+"""SQLAlchemy 2.0 typed models of the register: risks, controls, reviews and the audit chain.
+
+The tables that quick commands use without the ORM (risks, controls, reviews, events, ...)
+are defined in ``riskreg.tables``; their classes here map onto them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import (
     Boolean,
     Column,
-    Date,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -26,30 +28,18 @@ from sqlalchemy.util import PopulateDict
 from riskreg import tables
 from riskreg.tables import UTCDateTime
 from riskreg.tables import choice as _choice
-from riskreg.vocab import (
-    CONTROL_STATUSES,
-    DECISIONS,
-    PILOT_STATUSES,
-    RESOURCE_SIDES,
-    REVIEW_OUTCOMES,
-)
+from riskreg.vocab import ACTION_STATUSES as ACTION_STATUSES  # words riskreg.tables checks, importable here
+from riskreg.vocab import ASSURANCE_LINES as ASSURANCE_LINES
+from riskreg.vocab import CONTROL_EFFECTIVENESS as CONTROL_EFFECTIVENESS
+from riskreg.vocab import CONTROL_STATUSES as CONTROL_STATUSES
+from riskreg.vocab import DECISIONS, PILOT_STATUSES, RESOURCE_SIDES
 from riskreg.vocab import MODES as MODES  # the words riskreg.tables.risks checks, still importable from here
+from riskreg.vocab import REVIEW_OUTCOMES as REVIEW_OUTCOMES
 from riskreg.vocab import RISK_STATUSES as RISK_STATUSES
 from riskreg.vocab import SIDES as SIDES
 from riskreg.vocab import TREATMENTS as TREATMENTS
 
 _Options = TypeVar("_Options", bound=DialectKWArgs)
-
-
-# the assurance framework's words (NHS board assurance framework / Orange Book); stored as written
-CONTROL_EFFECTIVENESS = ("effective", "partially effective", "ineffective", "not assessed")
-ASSURANCE_LINES = ("first", "second", "third")  # management, oversight functions, independent
-ACTION_STATUSES = ("open", "done", "cancelled")
-
-
-def _words(name: str, values: tuple[str, ...]) -> Enum:
-    """Return a portable enumerated string type for values longer than ``_choice`` allows."""
-    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=20)
 
 
 class _LaterOptions(PopulateDict):  # type: ignore[type-arg]
@@ -122,10 +112,10 @@ class Base(DeclarativeBase):
 class Counter(Base):
     """The next number of each identifier series (R-, C-, P-), so numbers are never reused."""
 
-    __tablename__ = "counters"
+    __table__ = tables.counters
 
-    name: Mapped[str] = mapped_column(String(16), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str]
+    value: Mapped[int]
 
 
 class Risk(Base):
@@ -186,32 +176,27 @@ class Risk(Base):
 class Control(Base):
     """A measure on a risk; it may rest on citizens' own resources (peer support, volunteer checks)."""
 
-    __tablename__ = "controls"
+    __table__ = tables.controls
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
-    description: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(_choice("control_status", CONTROL_STATUSES), default="planned")
-    due: Mapped[dt.date | None] = mapped_column(Date)
-    citizen: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    # how well the control works, and who says so (the three lines of assurance)
-    effectiveness: Mapped[str] = mapped_column(
-        _words("control_effectiveness", CONTROL_EFFECTIVENESS),
-        default="not assessed",
-        server_default="not assessed",
-    )
-    assurance: Mapped[str | None] = mapped_column(Text)
-    assurance_line: Mapped[str | None] = mapped_column(_choice("assurance_line", ASSURANCE_LINES))
+    id: Mapped[int]
+    risk_id: Mapped[int]
+    description: Mapped[str]
+    owner: Mapped[str | None]
+    status: Mapped[str]
+    due: Mapped[dt.date | None]
+    citizen: Mapped[bool]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str]
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str]
+    version: Mapped[int]
+    effectiveness: Mapped[str]
+    assurance: Mapped[str | None]
+    assurance_line: Mapped[str | None]
 
     risk: Mapped[Risk] = relationship(back_populates="controls")
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": tables.controls.c.version}
 
     @property
     def ref(self) -> str:
@@ -221,48 +206,44 @@ class Control(Base):
 class Review(Base):
     """A QA review of a risk, by someone other than its owner."""
 
-    __tablename__ = "reviews"
+    __table__ = tables.reviews
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
-    reviewer: Mapped[str] = mapped_column(String(200))
-    outcome: Mapped[str] = mapped_column(_choice("review_outcome", REVIEW_OUTCOMES))
-    note: Mapped[str] = mapped_column(Text)
-    reviewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    id: Mapped[int]
+    risk_id: Mapped[int]
+    reviewer: Mapped[str]
+    outcome: Mapped[str]
+    note: Mapped[str]
+    reviewed_at: Mapped[dt.datetime]
 
 
 class Event(Base):
     """One append-only audit record, chained by hash to the one before it."""
 
-    __tablename__ = "events"
-    __table_args__ = (Index("ix_events_scope", "scope", "seq"),)
+    __table__ = tables.events
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(40))
-    entity: Mapped[str] = mapped_column(String(20))
-    entity_id: Mapped[str] = mapped_column(String(20))
-    # the risk or pilot the event belongs to, so a history is one indexed query
-    scope: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str | None] = mapped_column(Text)
-    before: Mapped[str | None] = mapped_column(Text)  # canonical JSON, hashed as stored
-    after: Mapped[str | None] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # who was logged in when the event was written (PostgreSQL: the database login; SQLite: the
-    # OS login); hashed only when set, so events written before schema 0010 still verify
-    entered_by: Mapped[str | None] = mapped_column(String(200))
+    seq: Mapped[int]
+    at: Mapped[dt.datetime]
+    actor: Mapped[str]
+    action: Mapped[str]
+    entity: Mapped[str]
+    entity_id: Mapped[str]
+    scope: Mapped[str]
+    reason: Mapped[str | None]
+    before: Mapped[str | None]
+    after: Mapped[str | None]
+    prev_hash: Mapped[str]
+    hash: Mapped[str]
+    entered_by: Mapped[str | None]
 
 
 class AuditHead(Base):
     """The single row naming the last event; locking it serialises writers and the chain."""
 
-    __tablename__ = "audit_head"
+    __table__ = tables.audit_head
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
+    id: Mapped[int]
+    seq: Mapped[int]
+    hash: Mapped[str]
 
 
 class Pilot(Base):
@@ -450,42 +431,42 @@ class Decision(Base):
 class Evidence(Base):
     """The pilot result a re-score relied on: pilot, stage, metric and its estimate, CI and n."""
 
-    __tablename__ = "evidence"
+    __table__ = tables.evidence
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
-    pilot_id: Mapped[int] = mapped_column(ForeignKey("pilots.id"), index=True)
-    event_seq: Mapped[int] = mapped_column(Integer)  # the risk.rescore event it belongs to
-    stage_index: Mapped[int] = mapped_column(Integer)
-    metric: Mapped[str] = mapped_column(String(100))
-    verdict: Mapped[str | None] = mapped_column(String(20))
-    recommendation: Mapped[str | None] = mapped_column(String(16))
-    estimate: Mapped[float | None] = mapped_column(Float)
-    ci_low: Mapped[float | None] = mapped_column(Float)
-    ci_high: Mapped[float | None] = mapped_column(Float)
-    n_comparison: Mapped[int] = mapped_column(Integer)
-    n_pilot: Mapped[int] = mapped_column(Integer)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    id: Mapped[int]
+    risk_id: Mapped[int]
+    pilot_id: Mapped[int]
+    event_seq: Mapped[int]
+    stage_index: Mapped[int]
+    metric: Mapped[str]
+    verdict: Mapped[str | None]
+    recommendation: Mapped[str | None]
+    estimate: Mapped[float | None]
+    ci_low: Mapped[float | None]
+    ci_high: Mapped[float | None]
+    n_comparison: Mapped[int]
+    n_pilot: Mapped[int]
+    at: Mapped[dt.datetime]
 
 
 class Action(Base):
     """A step planned to treat a risk: who does what by when, versioned like a risk."""
 
-    __tablename__ = "actions"
+    __table__ = tables.actions
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    risk_id: Mapped[int] = mapped_column(ForeignKey("risks.id"), index=True)
-    title: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(200))
-    due: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(_choice("action_status", ACTION_STATUSES), default="open")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int]
+    risk_id: Mapped[int]
+    title: Mapped[str]
+    owner: Mapped[str]
+    due: Mapped[dt.date]
+    status: Mapped[str]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str]
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str]
+    version: Mapped[int]
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": tables.actions.c.version}
 
     @property
     def ref(self) -> str:
@@ -498,10 +479,10 @@ class Setting(Base):
     Changed only by ``riskreg config set`` or ``config import``, each with an audit event.
     """
 
-    __tablename__ = "settings"
+    __table__ = tables.settings
 
-    key: Mapped[str] = mapped_column(String(120), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)  # JSON
-    version: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str]
+    value: Mapped[str]
+    version: Mapped[int]
+    updated_at: Mapped[dt.datetime]
+    updated_by: Mapped[str]

@@ -13,3 +13,7 @@ REVIEW_OUTCOMES = ("confirmed", "rescored", "escalated", "closed")
 PILOT_STATUSES = ("active", "stopped", "completed")
 DECISIONS = ("proceed", "continue", "stop", "adapt")
 RESOURCE_SIDES = ("public", "citizen")
+# the assurance framework's words (NHS board assurance framework / Orange Book); stored as written
+CONTROL_EFFECTIVENESS = ("effective", "partially effective", "ineffective", "not assessed")
+ASSURANCE_LINES = ("first", "second", "third")  # management, oversight functions, independent
+ACTION_STATUSES = ("open", "done", "cancelled")
