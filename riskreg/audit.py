@@ -2,98 +2,39 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riskreg import chain
+from riskreg.chain import GENESIS_HASH as GENESIS_HASH  # the chain's definitions, importable from here
+from riskreg.chain import Acting as Acting
+from riskreg.chain import canonical_json as canonical_json
+from riskreg.chain import event_hash as event_hash
 from riskreg.errors import InvalidInput, RiskregError
 from riskreg.models import AuditHead, Event
 
-GENESIS_HASH = "0" * 64
 
-
-def canonical_json(value: Mapping[str, Any] | None) -> str | None:
-    """Serialise a payload the one way that is hashed: sorted keys, no spaces, real Unicode."""
-    if value is None:
-        return None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def event_hash(event: Event) -> str:
-    """Return the SHA-256 that seals an event's stored fields and the previous event's hash."""
-    fields = [
-        event.seq,
-        event.at.isoformat(),
-        event.actor,
-        event.action,
-        event.entity,
-        event.entity_id,
-        event.scope,
-        event.reason,
-        event.before,
-        event.after,
-        event.prev_hash,
-    ]
-    # schema 0010: the login that wrote the event; an event without one (every event written
-    # before 0010) hashes exactly as it always did, so older chains still verify
-    if event.entered_by is not None:
-        fields.append({"entered_by": event.entered_by})
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def record(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: str,
-    scope: str,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-    reason: str | None = None,
-    at: dt.datetime | None = None,
-    entered_by: str | None = None,
-) -> Event:
+def record(session: Session, *, entered_by: str | None = None, **fields: Any) -> Event:
     """Append one event to the chain inside the caller's transaction (which holds the writer lock).
 
-    ``entered_by`` is the login that writes it; by default the one the session was opened
-    for (``Database.write`` puts it in ``session.info["entered_by"]``).
+    ``fields`` are ``chain.following``'s: actor, action, entity, entity_id, scope, before,
+    after, and optionally reason and at. ``entered_by`` is the login that writes it; by
+    default the one the session was opened for (``Database.write`` puts it in
+    ``session.info["entered_by"]``).
     """
     head = session.get(AuditHead, 1, with_for_update=True)
     assert head is not None, "audit_head is seeded when the schema is created"
-    event = Event(
-        seq=head.seq + 1,
-        at=at or dt.datetime.now(dt.UTC),
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        scope=scope,
-        reason=reason,
-        before=canonical_json(before),
-        after=canonical_json(after),
-        prev_hash=head.hash,
-        entered_by=entered_by or session.info.get("entered_by"),
-    )
-    event.hash = event_hash(event)
+    entered_by = entered_by or session.info.get("entered_by")
+    event = Event(**chain.following(head.seq, head.hash, entered_by=entered_by, **fields))
     head.seq, head.hash = event.seq, event.hash
     session.add(event)
     return event
-
-
-class Acting(Protocol):
-    """Who acts and when: anything with ``actor`` and ``now`` (riskreg.register.Context)."""
-
-    actor: str
-    now: dt.datetime
 
 
 def log(
@@ -106,24 +47,8 @@ def log(
     reason: str | None = None,
     scope: str | None = None,
 ) -> Event:
-    """Record a change to ``subject`` (``R-3``, ``C-2``, ``P-1``) by the acting person, now.
-
-    The entity kind comes from the identifier's prefix; ``scope`` (default: the subject)
-    is the risk or pilot whose history the event belongs to.
-    """
-    entity = {"R": "risk", "C": "control", "P": "pilot"}[subject.split("-", 1)[0]]
-    return record(
-        session,
-        actor=ctx.actor,
-        action=action,
-        entity=entity,
-        entity_id=subject,
-        scope=scope or subject,
-        before=before,
-        after=after,
-        reason=reason,
-        at=ctx.now,
-    )
+    """Record a change to ``subject`` (``R-3``, ``C-2``, ``P-1``) by the acting person, now (``chain.change``)."""
+    return record(session, **chain.change(ctx, action, subject, before, after, reason, scope))
 
 
 def history(session: Session, scope: str) -> list[Event]:
