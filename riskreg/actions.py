@@ -17,13 +17,16 @@ from sqlalchemy.orm import Session
 from riskreg import audit
 from riskreg.errors import InvalidInput, NotFound, StaleVersion
 from riskreg.models import ACTION_STATUSES, Action
+
+# re-exported: risk show reads without the ORM
+from riskreg.records import action_to_dict as action_to_dict
+from riskreg.records import is_overdue as is_overdue
 from riskreg.register import (
     Context,
     _choice,
     _text,
     allocate_id,
     get_risk,
-    iso_utc,
     parse_date,
     parse_ref,
 )
@@ -55,30 +58,6 @@ def action_snapshot(action: Action) -> dict[str, Any]:
         "due": action.due.isoformat(),
         "status": action.status,
         "version": action.version,
-    }
-
-
-def is_overdue(action: Any, today: dt.date) -> bool:
-    """Tell whether an action is still open after its due date."""
-    return action.status == "open" and action.due < today
-
-
-def action_to_dict(action: Action, today: dt.date) -> dict[str, Any]:
-    """Return an action as a JSON-ready dict; ``overdue`` is as of ``today``."""
-    return {
-        "id": action.ref,
-        "risk": f"R-{action.risk_id}",
-        "title": action.title,
-        "owner": action.owner,
-        "due": action.due.isoformat(),
-        "status": action.status,
-        "overdue": is_overdue(action, today),
-        "days_overdue": (today - action.due).days if is_overdue(action, today) else 0,
-        "version": action.version,
-        "created_at": iso_utc(action.created_at),
-        "created_by": action.created_by,
-        "updated_at": iso_utc(action.updated_at),
-        "updated_by": action.updated_by,
     }
 
 

@@ -38,6 +38,7 @@ from riskreg.errors import (
     SchemaBehind,
     StaleVersion,
 )
+from riskreg.tables import audit_head
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -268,15 +269,12 @@ class Database:
         """
         from sqlalchemy.orm import Session
 
-        from riskreg.models import AuditHead
-
         self.require_writable()
         bind = self.engine.execution_options(riskreg_write=True)
         entered_by = self.login()
         with _translate_errors(self.url, self.engine), Session(bind, expire_on_commit=False) as session:
             session.info["entered_by"] = entered_by  # every event of this session records the login
-            # PostgreSQL: one row lock orders all writers (SQLite's BEGIN IMMEDIATE already does).
-            session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+            session.execute(_LOCK_WRITERS)
             try:
                 yield session
                 session.flush()
@@ -288,6 +286,21 @@ class Database:
             else:
                 session.commit()
 
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Yield a connection whose Core statements commit as one transaction, serialised as ``write``'s.
+
+        ``write`` without the ORM (``risk add``): the same lock, and the events it appends
+        (``riskreg.chain.append``) record the login, which the connection carries.
+        """
+        from riskreg.chain import ENTERED_BY
+
+        self.require_writable()
+        bind = self.engine.execution_options(riskreg_write=True, **{ENTERED_BY: self.login()})
+        with _translate_errors(self.url, self.engine), bind.begin() as connection:
+            connection.execute(_LOCK_WRITERS)
+            yield connection
+
     def require_writable(self) -> None:
         """Refuse (ReadOnlyRegister) a change to a register opened read-only."""
         if self.read_only is not None:
@@ -297,6 +310,9 @@ class Database:
         """Close every pooled connection."""
         self.engine.dispose()
 
+
+# PostgreSQL: one row lock orders all writers (SQLite's BEGIN IMMEDIATE already does).
+_LOCK_WRITERS = select(audit_head.c.seq).where(audit_head.c.id == 1).with_for_update()
 
 _WHO_SQL = """
 SELECT session_user,

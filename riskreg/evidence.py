@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 from riskreg.errors import InvalidInput
 from riskreg.models import AuditHead, Evidence, PilotRisk, Risk
 from riskreg.pilots import get_pilot, has_data
-from riskreg.register import Context, get_risk, iso_utc, rescore_risk
+
+# re-exported: risk show reads without the ORM
+from riskreg.records import evidence_to_dict as evidence_to_dict
+from riskreg.register import Context, get_risk, rescore_risk
 
 
 def rescore_on_evidence(
@@ -82,22 +85,6 @@ def _chosen_metric(metrics: list[dict[str, Any]], pilot_ref: str, name: str | No
             return result
     names = ", ".join(m["name"] for m in metrics)
     raise InvalidInput(f"{pilot_ref} has no metric '{name}' (metrics: {names})")
-
-
-def evidence_to_dict(row: Evidence) -> dict[str, Any]:
-    """Return stored evidence as a JSON-ready dict."""
-    return {
-        "pilot": f"P-{row.pilot_id}",
-        "stage_index": row.stage_index,
-        "metric": row.metric,
-        "verdict": row.verdict,
-        "recommendation": row.recommendation,
-        "estimate": row.estimate,
-        "ci": [row.ci_low, row.ci_high],
-        "n": {"comparison": row.n_comparison, "pilot": row.n_pilot},
-        "event": row.event_seq,
-        "at": iso_utc(row.at),
-    }
 
 
 def evidence_for(session: Session, risk_id: int) -> list[Evidence]:

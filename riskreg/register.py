@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,38 +21,29 @@ from riskreg.models import (
     ASSURANCE_LINES,
     CONTROL_EFFECTIVENESS,
     CONTROL_STATUSES,
-    MODES,
-    SIDES,
-    TREATMENTS,
     Control,
-    Counter,
     Event,
     Risk,
 )
 
-DEFAULT_CATEGORY = "general"
-MAX_TITLE = 500
-# stored risk fields that a snapshot (event before/after) records
-SNAPSHOT_FIELDS = (
-    "title",
-    "description",
-    "side",
-    "mode",
-    "category",
-    "owner",
-    "status",
-    "treatment",
-    "inherent_likelihood",
-    "inherent_impact",
-    "likelihood",
-    "impact",
-    "target_likelihood",
-    "target_impact",
-    "review_days",
-    "version",
-    "gaps_in_control",
-    "gaps_in_assurance",
-)
+# Defined apart from the ORM (riskreg.records, riskreg.riskcore) for `risk show` and `risk
+# add`, and re-exported: the register's callers import them from here.
+from riskreg.records import DEFAULT_CATEGORY as DEFAULT_CATEGORY
+from riskreg.records import MAX_TITLE as MAX_TITLE
+from riskreg.records import SNAPSHOT_FIELDS as SNAPSHOT_FIELDS
+from riskreg.records import _check_target_pair, category_refusal, new_risk_fields, new_risk_row
+from riskreg.records import _choice as _choice
+from riskreg.records import _text as _text
+from riskreg.records import control_to_dict as control_to_dict
+from riskreg.records import iso_utc as iso_utc
+from riskreg.records import parse_ref as parse_ref
+from riskreg.records import risk_to_dict as risk_to_dict
+from riskreg.records import snapshot as snapshot
+from riskreg.records import validate_fields as validate_fields
+from riskreg.riskcore import allocate_id as allocate_id
+from riskreg.riskcore import category_allowed
+from riskreg.riskcore import reserve_id as reserve_id
+
 UPDATABLE_FIELDS = (
     "title",
     "description",
@@ -74,127 +64,6 @@ UPDATABLE_FIELDS = (
 CLEARABLE_FIELDS = ("description", "owner", "gaps_in_control", "gaps_in_assurance")
 
 
-# --- identifiers ---------------------------------------------------------------------------
-
-_REF = re.compile(r"^\s*([A-Za-z])-?(\d{1,9})\s*$")
-
-
-def parse_ref(text: str, prefix: str) -> int:
-    """Return the number of an identifier such as ``R-3`` (``r-3`` and ``R3`` are accepted)."""
-    match = _REF.match(text or "")
-    if not match or match.group(1).upper() != prefix:
-        raise InvalidInput(
-            f"not a {_KIND[prefix]} id: {text!r} (expected {prefix}-<number>, e.g. {prefix}-1)"
-        )
-    return int(match.group(2))
-
-
-_KIND = {"R": "risk", "C": "control", "P": "pilot", "A": "action"}
-
-
-def allocate_id(session: Session, series: str, at_least: int = 1) -> int:
-    """Take the next number of an identifier series; numbers are never handed out twice."""
-    counter = session.get(Counter, series, with_for_update=True)
-    if counter is None:
-        counter = Counter(name=series, value=1)
-        session.add(counter)
-    number = max(counter.value, at_least)
-    counter.value = number + 1
-    return number
-
-
-def reserve_id(session: Session, series: str, number: int) -> None:
-    """Record that an explicitly given number is used, so later allocations skip past it."""
-    counter = session.get(Counter, series, with_for_update=True)
-    if counter is None:
-        session.add(Counter(name=series, value=number + 1))
-    elif counter.value <= number:
-        counter.value = number + 1
-
-
-# --- validation ----------------------------------------------------------------------------
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...], optional: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        if optional:
-            return None
-        raise InvalidInput(f"{name}: required, one of {', '.join(allowed)}")
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise InvalidInput(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
-    return text
-
-
-def _score(name: str, value: Any, optional: bool = False) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        if optional:
-            return None
-        raise InvalidInput(f"{name}: required, a whole number from 1 to 5")
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        number = None
-    if isinstance(value, bool) or number is None or not 1 <= number <= 5:
-        raise InvalidInput(f"{name}: expected a whole number from 1 to 5, got {value!r}")
-    return number
-
-
-def _text(name: str, value: Any, optional: bool = True, limit: int = 10_000) -> str | None:
-    if value is None or str(value).strip() == "":
-        if optional:
-            return None
-        raise InvalidInput(f"{name}: must not be empty")
-    text = str(value)
-    if "\x00" in text:
-        raise InvalidInput(f"{name}: contains a NUL character")
-    if len(text) > limit:
-        raise InvalidInput(f"{name}: longer than {limit} characters")
-    return text.strip()
-
-
-def _positive_days(value: Any) -> int | None:
-    if value is None or str(value).strip() == "":
-        return None
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if number <= 0 or number > 3660:
-        raise InvalidInput(f"review_days: expected a whole number of days from 1 to 3660, got {value!r}")
-    return number
-
-
-_VALIDATORS = {
-    "title": lambda v: _text("title", v, optional=False, limit=MAX_TITLE),
-    "description": lambda v: _text("description", v),
-    "side": lambda v: _choice("side", v, SIDES),
-    "mode": lambda v: _choice("mode", v, MODES),
-    "category": lambda v: (_text("category", v, limit=100) or DEFAULT_CATEGORY).lower(),
-    "owner": lambda v: _text("owner", v, limit=200),
-    "treatment": lambda v: _choice("treatment", v, TREATMENTS, optional=True),
-    "likelihood": lambda v: _score("likelihood", v),
-    "impact": lambda v: _score("impact", v),
-    "inherent_likelihood": lambda v: _score("inherent_likelihood", v),
-    "inherent_impact": lambda v: _score("inherent_impact", v),
-    "target_likelihood": lambda v: _score("target_likelihood", v, optional=True),
-    "target_impact": lambda v: _score("target_impact", v, optional=True),
-    "review_days": _positive_days,
-    "gaps_in_control": lambda v: _text("gaps_in_control", v, limit=5000),
-    "gaps_in_assurance": lambda v: _text("gaps_in_assurance", v, limit=5000),
-}
-
-
-def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the given risk fields checked and normalised; raise InvalidInput naming the first bad one."""
-    return {name: _VALIDATORS[name](value) for name, value in values.items()}
-
-
-def _check_target_pair(likelihood: int | None, impact: int | None) -> None:
-    if (likelihood is None) != (impact is None):
-        raise InvalidInput("target: give both target likelihood and target impact, or neither")
-
-
 # --- presentation --------------------------------------------------------------------------
 
 
@@ -208,102 +77,9 @@ def next_review(risk: Any, config: Config) -> dt.date:
     return risk.last_reviewed + dt.timedelta(days=days)
 
 
-def _tier(likelihood: int | None, impact: int | None, config: Config) -> dict[str, Any] | None:
-    if likelihood is None or impact is None:
-        return None
-    score = likelihood * impact
-    return {"likelihood": likelihood, "impact": impact, "score": score, "rating": config.rating(score)}
-
-
 def is_above_appetite(risk: Any, config: Config) -> bool:
     """Tell whether an open risk's current score exceeds the appetite of its category."""
     return risk.status == "open" and risk.likelihood * risk.impact > config.appetite_for(risk.category)
-
-
-def _fields(risk: Any) -> dict[str, Any]:
-    # A Row's _asdict() is one C call; dict lookups then cost a fraction of attribute access,
-    # which matters when a listing serialises thousands of risks.
-    if hasattr(risk, "_asdict"):
-        return risk._asdict()
-    return {column: getattr(risk, column) for column in _RISK_COLUMNS}
-
-
-_RISK_COLUMNS = tuple(Risk.__table__.columns.keys())
-
-
-def risk_to_dict(risk: Any, config: Config, with_controls: bool = False) -> dict[str, Any]:
-    """Return a risk (ORM object or row) as the JSON object DESIGN §3 defines (stable snake_case keys)."""
-    f = _fields(risk)
-    score = f["likelihood"] * f["impact"]
-    rating = config.rating(score)
-    days = f["review_days"] or config.review_days_for(rating)
-    appetite = config.appetite_for(f["category"])
-    data: dict[str, Any] = {
-        "id": f"R-{f['id']}",
-        "title": f["title"],
-        "description": f["description"],
-        "side": f["side"],
-        "mode": f["mode"],
-        "category": f["category"],
-        "owner": f["owner"],
-        "status": f["status"],
-        "treatment": f["treatment"],
-        "likelihood": f["likelihood"],
-        "impact": f["impact"],
-        "score": score,
-        "rating": rating,
-        "inherent": _tier(f["inherent_likelihood"], f["inherent_impact"], config),
-        "target": _tier(f["target_likelihood"], f["target_impact"], config),
-        "above_appetite": f["status"] == "open" and score > appetite,
-        "appetite": appetite,
-        "review_days": f["review_days"],
-        "last_reviewed": f["last_reviewed"].isoformat(),
-        # a closed risk is not reviewed again (`review due` and QA skip it)
-        "next_review": (
-            None if f["status"] == "closed" else (f["last_reviewed"] + dt.timedelta(days=days)).isoformat()
-        ),
-        "version": f["version"],
-        "created_at": iso_utc(f["created_at"]),
-        "created_by": f["created_by"],
-        "updated_at": iso_utc(f["updated_at"]),
-        "updated_by": f["updated_by"],
-        "closed_at": iso_utc(f["closed_at"]),
-        "gaps_in_control": f["gaps_in_control"],
-        "gaps_in_assurance": f["gaps_in_assurance"],
-    }
-    if with_controls:
-        data["controls"] = [control_to_dict(c) for c in risk.controls]
-    return data
-
-
-def control_to_dict(control: Control) -> dict[str, Any]:
-    """Return a control as a JSON-ready dict."""
-    return {
-        "id": control.ref,
-        "risk": f"R-{control.risk_id}",
-        "description": control.description,
-        "owner": control.owner,
-        "status": control.status,
-        "due": control.due.isoformat() if control.due else None,
-        "citizen": control.citizen,
-        "effectiveness": control.effectiveness,
-        "assurance": control.assurance,
-        "assurance_line": control.assurance_line,
-        "version": control.version,
-        "updated_at": iso_utc(control.updated_at),
-        "updated_by": control.updated_by,
-    }
-
-
-def iso_utc(value: dt.datetime | None) -> str | None:
-    """Return a UTC time as ISO 8601 text with a Z, or None."""
-    # always with microseconds, so every path (and the SQL listing) renders a time one way
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
-
-
-def snapshot(risk: Risk) -> dict[str, Any]:
-    """Return the stored fields of a risk, as kept in events."""
-    return {name: getattr(risk, name) for name in SNAPSHOT_FIELDS}
 
 
 def control_snapshot(control: Control) -> dict[str, Any]:
@@ -399,24 +175,13 @@ def add_risk(
     Once the register has a category list (``config set categories``), the category must be
     on it; ``new_category`` adds it to the list instead (a ``config.set`` event).
     """
-    fields = _new_risk_fields(values)
+    fields = new_risk_fields(values)
     _check_category(session, ctx, fields["category"], new_category)
     if number is None:
         number = allocate_id(session, "R")
     else:
         reserve_id(session, "R", number)
-    risk = Risk(
-        id=number,
-        status=fields.pop("status", "open"),
-        last_reviewed=ctx.today,
-        created_at=ctx.now,
-        created_by=ctx.actor,
-        updated_at=ctx.now,
-        updated_by=ctx.actor,
-        **fields,
-    )
-    if risk.status == "closed":
-        risk.closed_at = ctx.now
+    risk = Risk(**new_risk_row(fields, ctx, number))
     session.add(risk)
     session.flush()
     audit.log(session, ctx, "risk.add", risk.ref, None, snapshot(risk))
@@ -425,31 +190,13 @@ def add_risk(
 
 def _check_category(session: Session, ctx: Context, category: str, new_category: bool = False) -> None:
     """Refuse a category not on the register's governed list (an empty list allows any)."""
-    listed = ctx.config.categories
-    if not listed or category in listed:
+    if category_allowed(session, ctx.config, category):
         return
+    if not new_category:
+        raise InvalidInput(category_refusal(category, ctx.config.categories))
     from riskreg import settings
 
-    if category in settings.stored(session).get("categories", []):
-        return  # added earlier in this transaction (an import's second row of a new category)
-    if not new_category:
-        raise InvalidInput(settings.category_refusal(category, listed))
     settings.add_category(session, ctx, category, f"new category '{category}' (risk add --new-category)")
-
-
-def _new_risk_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    given = {k: v for k, v in values.items() if v is not None}
-    status = _choice("status", given.pop("status", None), ("open", "closed"), optional=True)
-    given.setdefault("inherent_likelihood", given.get("likelihood"))
-    given.setdefault("inherent_impact", given.get("impact"))
-    for required in ("title", "side", "mode", "likelihood", "impact"):
-        given.setdefault(required, None)
-    given.setdefault("category", None)
-    fields = validate_fields(given)
-    _check_target_pair(fields.get("target_likelihood"), fields.get("target_impact"))
-    if status:
-        fields["status"] = status
-    return fields
 
 
 def _check_version(risk: Risk, expect_version: int | None) -> None:

@@ -15,11 +15,13 @@ from riskreg.errors import InvalidInput
 from riskreg.listing import DueReview as DueReview  # re-exported: review due reads without the ORM
 from riskreg.listing import due_reviews as due_reviews
 from riskreg.models import REVIEW_OUTCOMES, Event, Review, Risk
+
+# re-exported: risk show reads without the ORM
+from riskreg.records import review_to_dict as review_to_dict
 from riskreg.register import (
     Context,
     apply_change,
     get_risk,
-    iso_utc,
 )
 
 # Characters that render as nothing: "ana\u200b" must not pass as someone other than "ana".
@@ -132,17 +134,6 @@ def _require_rescore_since_last_review(session: Session, risk: Risk) -> None:
         f"{risk.ref} has not been re-scored since {since}; re-score it first "
         f"(riskreg risk rescore {risk.ref} --likelihood L --impact I --reason ...) or record another outcome"
     )
-
-
-def review_to_dict(review: Review) -> dict[str, Any]:
-    """Return a review as a JSON-ready dict."""
-    return {
-        "risk": f"R-{review.risk_id}",
-        "reviewer": review.reviewer,
-        "outcome": review.outcome,
-        "note": review.note,
-        "reviewed_at": iso_utc(review.reviewed_at),
-    }
 
 
 def reviews_of(session: Session, risk_id: int) -> list[Review]:

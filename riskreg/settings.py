@@ -32,6 +32,7 @@ from riskreg.config import (
 )
 from riskreg.errors import ConfigError, InvalidInput
 from riskreg.models import Event, Setting
+from riskreg.records import category_refusal as category_refusal  # defined apart for ORM-free risk add
 
 SCOPE = "config"
 ACTION = "config.set"
@@ -373,16 +374,6 @@ def history(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def category_refusal(name: str, categories: tuple[str, ...]) -> str:
-    """The message for a category that is not on the register's list."""
-    hint = difflib.get_close_matches(name, categories, n=1)
-    mean = f"; did you mean '{hint[0]}'?" if hint else ""
-    return (
-        f"category '{name}' is not in the register's list ({', '.join(categories)}){mean} "
-        "Add one with riskreg config set categories ... or --new-category"
-    )
 
 
 def governed_of(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -162,12 +162,19 @@ def risk_add(app, as_json: bool, new_category: bool, **values: Any) -> None:  # 
       riskreg risk add "Caseloads delay welfare calls" --side professional \\
           --mode delivery --likelihood 4 --impact 3 --owner "Team manager"
     """
-    from riskreg.register import add_risk, risk_to_dict
+    from riskreg.records import risk_to_dict
 
     ctx = app.context()
-    with app.database().write() as session:
-        risk = add_risk(session, ctx, values, new_category=new_category)
-        data = risk_to_dict(risk, ctx.config)
+    if new_category:  # it may add a governed setting, which the ORM's settings code writes
+        from riskreg.register import add_risk
+
+        with app.database().write() as session:
+            data = risk_to_dict(add_risk(session, ctx, values, new_category=True), ctx.config)
+    else:
+        from riskreg.riskcore import add_risk  # SQLAlchemy Core: no ORM to import
+
+        with app.database().begin() as connection:
+            data = risk_to_dict(add_risk(connection, ctx, values), ctx.config)
     emit(data, as_json, lambda d: f"added {d['id']}: {d['title']} ({d['side']}, {d['score']} {d['rating']})")
 
 
@@ -214,18 +221,11 @@ def risk_show(app, risk_id: str, as_json: bool) -> None:  # type: ignore[no-unty
     Example:
       riskreg risk show R-1
     """
-    from riskreg.actions import action_to_dict, actions_of
-    from riskreg.evidence import evidence_for, evidence_to_dict
-    from riskreg.register import get_risk, risk_to_dict
-    from riskreg.reviews import review_to_dict, reviews_of
+    from riskreg.riskcore import show_risk  # SQLAlchemy Core: no ORM to import
 
     ctx = app.context()
-    with app.database().read() as session:
-        risk = get_risk(session, risk_id, with_controls=True)
-        data = risk_to_dict(risk, ctx.config, with_controls=True)
-        data["reviews"] = [review_to_dict(r) for r in reviews_of(session, risk.id)]
-        data["evidence"] = [evidence_to_dict(e) for e in evidence_for(session, risk.id)]
-        data["actions"] = [action_to_dict(a, ctx.today) for a in actions_of(session, risk.id)]
+    with app.database().connect() as connection:
+        data = show_risk(connection, ctx, risk_id)
     emit(data, as_json, _risk_text)
 
 
