@@ -112,3 +112,47 @@ def test_a_deferred_module_is_the_real_module_when_used():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["Deferred", "Deferred", "True", "ran", "True", "True"]
+
+
+def test_analyses_and_reports_leave_scipy_stats_unloaded(tmp_path):
+    """scipy.special serves every tail area (riskreg.stats.tails): scipy.stats alone took 0.35 s to import."""
+    pilots = PROTOCOL.parent
+    db = f"sqlite:///{tmp_path}/r.db"
+    setup = (
+        ["init"],
+        ["pilot", "register", str(PROTOCOL)],
+        [
+            "pilot",
+            "data",
+            "P-1",
+            str(pilots / "data" / "hospital-befriending-feasibility.csv"),
+            "--stage",
+            "feasibility",
+        ],
+        ["pilot", "register", str(pilots / "community-hubs.toml")],
+        [
+            "pilot",
+            "data",
+            "P-2",
+            str(pilots / "data" / "community-hubs-feasibility.csv"),
+            "--stage",
+            "feasibility",
+        ],
+    )
+    for args in setup:
+        subprocess.run(
+            [sys.executable, "-m", "riskreg", "--db", db, "--actor", "a", *args],
+            check=True,
+            capture_output=True,
+        )
+    script = (
+        "import sys\n"
+        "from riskreg.cli import main\n"
+        f"for args in (['pilot', 'analyse', 'P-1'], ['pilot', 'analyse', 'P-2'], ['report', 'board', '-o', '{tmp_path}/b.html'],\n"
+        f"             ['report', 'pilot', 'P-2', '-o', '{tmp_path}/p.html']):\n"
+        f"    try:\n        main(['--db', '{db}', '--actor', 'a', *args])\n"
+        "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

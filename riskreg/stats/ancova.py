@@ -18,9 +18,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _dist
 
-from riskreg.stats import checks
+from riskreg.stats import checks, tails
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def ancova(pilot: ArmMoments, comparison: ArmMoments, level: float = 0.95) -> Ad
     residual = max(syy - sxy * slope, 0.0) / df
     se = math.sqrt(residual * (1 / pilot.n + 1 / comparison.n + (mean_x1 - mean_x0) ** 2 / sxx))
     unadjusted_se = math.sqrt(max(syy, 0.0) / (total - 2) * (1 / pilot.n + 1 / comparison.n))
-    critical = float(_dist.t.isf((1 - level) / 2, df))
+    critical = tails.t_isf((1 - level) / 2, df)
     t = difference / se if se > 0 else math.copysign(math.inf, difference) if difference else 0.0
     reduction = 1 - (se / unadjusted_se) ** 2 if unadjusted_se > 0 else 0.0
     return Adjusted(
@@ -101,7 +100,7 @@ def ancova(pilot: ArmMoments, comparison: ArmMoments, level: float = 0.95) -> Ad
         ci=(difference - critical * se, difference + critical * se),
         t=t,
         df=df,
-        p_value=float(2 * _dist.t.sf(abs(t), df)),
+        p_value=2 * tails.t_sf(abs(t), df),
         slope=slope,
         unadjusted_difference=raw,
         unadjusted_se=unadjusted_se,
@@ -173,7 +172,7 @@ def ancova_missing_indicator(
     difference = float(beta[1])
     raw = _raw_difference(groups)
     unadjusted_se = _unadjusted_se(groups, total)
-    critical = float(_dist.t.isf((1 - level) / 2, df))
+    critical = tails.t_isf((1 - level) / 2, df)
     t = difference / se if se > 0 else math.copysign(math.inf, difference) if difference else 0.0
     return Adjusted(
         difference=difference,
@@ -181,7 +180,7 @@ def ancova_missing_indicator(
         ci=(difference - critical * se, difference + critical * se),
         t=t,
         df=df,
-        p_value=float(2 * _dist.t.sf(abs(t), df)),
+        p_value=2 * tails.t_sf(abs(t), df),
         slope=float(beta[2]),
         unadjusted_difference=raw,
         unadjusted_se=unadjusted_se,

@@ -17,9 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean, pstdev
 
-from scipy import stats as _dist
-
-from riskreg.stats import checks
+from riskreg.stats import checks, tails
 
 
 @dataclass(frozen=True)
@@ -110,14 +108,14 @@ def compare_cluster_means(
     if se == 0:
         raise ValueError("the cluster means do not vary: no interval")
     t = estimate / se
-    half = float(_dist.t.isf((1 - level) / 2, df)) * se
+    half = tails.t_isf((1 - level) / 2, df) * se
     return ClusterComparison(
         estimate=estimate,
         ci=(estimate - half, estimate + half),
         se=se,
         t=t,
         df=df,
-        p_value=float(2 * _dist.t.sf(abs(t), df)),
+        p_value=2 * tails.t_sf(abs(t), df),
         clusters=(len(ones), len(zeros)),
     )
 

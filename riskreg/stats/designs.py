@@ -41,9 +41,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats as _dist
 
-from riskreg.stats import checks
+from riskreg.stats import checks, tails
 from riskreg.stats.ancova import ArmMoments, MissingBaseline
 from riskreg.stats.clusters import Cluster, design_effect
 
@@ -134,7 +133,7 @@ def _result(
     fit: _Fit, log: bool, level: float, clusters: tuple[int, int], weighting: str, added: float, method: str
 ) -> ClusterResult:
     level = checks.open_unit("level", level)
-    half = float(_dist.t.isf((1 - level) / 2, fit.df)) * fit.se
+    half = tails.t_isf((1 - level) / 2, fit.df) * fit.se
     low, high = fit.difference - half, fit.difference + half
     t = fit.difference / fit.se
     return ClusterResult(
@@ -144,7 +143,7 @@ def _result(
         log_scale=log,
         t=t,
         df=fit.df,
-        p_value=float(2 * _dist.t.sf(abs(t), fit.df)),
+        p_value=2 * tails.t_sf(abs(t), fit.df),
         clusters=clusters,
         weighting=weighting,
         zero_correction=added,
@@ -511,15 +510,15 @@ def board_chances(
     sign = 1.0 if higher_is_better else -1.0
     # With the effect oriented so that larger is better, P(effect > line) = Φ((mean − line)/sd).
     oriented = sign * mean
-    better = float(_dist.norm.sf(-oriented / sd))
+    better = tails.norm_sf(-oriented / sd)
     clears = harm = None
     if margin is not None:
         line = math.log(_ratio_margin(margin)) if ratio else checks.positive("margin", margin)
-        clears = float(_dist.norm.sf((line - oriented) / sd))
-        harm = float(_dist.norm.cdf((-line - oriented) / sd))
+        clears = tails.norm_sf((line - oriented) / sd)
+        harm = tails.norm_cdf((-line - oriented) / sd)
     return BoardChances(
         better=better,
-        worse=float(_dist.norm.cdf(-oriented / sd)),
+        worse=tails.norm_cdf(-oriented / sd),
         clears_margin=clears,
         harm_beyond_margin=harm,
         posterior_mean=mean,

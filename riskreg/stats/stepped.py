@@ -39,9 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize as _optimize
-from scipy import stats as _dist
 
-from riskreg.stats import checks
+from riskreg.stats import checks, tails
 
 
 @dataclass(frozen=True)
@@ -153,9 +152,9 @@ def stepped_wedge_power(
     effect = checks.number("effect", effect)
     variance = hussey_hughes_variance(schedule, (1 - icc) * sd**2 / m, icc * sd**2)
     se = math.sqrt(variance)
-    critical = float(_dist.norm.isf(alpha / 2))
+    critical = tails.norm_isf(alpha / 2)
     # Both tails, as a two-sided test; the far tail is negligible except for tiny effects.
-    power = float(_dist.norm.sf(critical - abs(effect) / se) + _dist.norm.cdf(-critical - abs(effect) / se))
+    power = tails.norm_sf(critical - abs(effect) / se) + tails.norm_cdf(-critical - abs(effect) / se)
     x = np.asarray(schedule)
     individual = 4 * sd**2 / (x.size * m)
     return SteppedPower(variance=variance, se=se, power=power, design_effect=variance / individual)
@@ -283,16 +282,20 @@ def hussey_hughes_fit(
         method = "Hussey-Hughes model by GLS with the given variance components"
     estimate = float(beta[-1])
     se = math.sqrt(sigma2 * float(inverse[-1, -1]))
-    reference = _dist.norm if df is None else _dist.t(checks.whole("df", df, 1))
+    if df is None:
+        upper, quantile = tails.norm_sf, tails.norm_isf
+    else:
+        whole = checks.whole("df", df, 1)
+        upper, quantile = (lambda x: tails.t_sf(x, whole)), (lambda p: tails.t_isf(p, whole))
     statistic = estimate / se if se > 0 else math.copysign(math.inf, estimate) if estimate else 0.0
-    half = float(reference.isf((1 - level) / 2)) * se
+    half = quantile((1 - level) / 2) * se
     return SteppedResult(
         estimate=estimate,
         se=se,
         ci=(estimate - half, estimate + half),
         statistic=statistic,
         df=df,
-        p_value=float(2 * reference.sf(abs(statistic))),
+        p_value=2 * upper(abs(statistic)),
         tau2=tau2,
         sigma2=sigma2,
         icc=tau2 / (tau2 + sigma2) if tau2 + sigma2 > 0 else 0.0,

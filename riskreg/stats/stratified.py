@@ -21,9 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _dist
-
-from riskreg.stats import checks
+from riskreg.stats import checks, tails
 
 
 @dataclass(frozen=True)
@@ -85,14 +83,14 @@ class Pooled:
 
 
 def _interval(centre: float, se: float, level: float, log: bool) -> tuple[float, float]:
-    half = float(_dist.norm.isf((1.0 - level) / 2.0)) * se
+    half = tails.norm_isf((1.0 - level) / 2.0) * se
     if log:
         return math.exp(centre - half), math.exp(centre + half)
     return centre - half, centre + half
 
 
 def _p_two_sided(z: float) -> float:
-    return float(2.0 * _dist.norm.sf(abs(z)))
+    return 2.0 * tails.norm_sf(abs(z))
 
 
 def cochran_q(estimates: Sequence[float], variances: Sequence[float]) -> Heterogeneity | None:
@@ -108,7 +106,7 @@ def cochran_q(estimates: Sequence[float], variances: Sequence[float]) -> Heterog
     q = math.fsum(w * (e - pooled) ** 2 for w, (e, _v) in zip(weights, pairs, strict=True))
     df = len(pairs) - 1
     i_squared = max(0.0, (q - df) / q) if q > 0 else 0.0
-    return Heterogeneity(q=q, df=df, p_value=float(_dist.chi2.sf(q, df)), i_squared=i_squared)
+    return Heterogeneity(q=q, df=df, p_value=tails.chi2_sf(q, df), i_squared=i_squared)
 
 
 def _check_binary(strata: Sequence[BinaryStratum]) -> list[BinaryStratum]:
@@ -351,7 +349,7 @@ def cmh_test(strata: Sequence[BinaryStratum], continuity: bool = True) -> CmhTes
         raise ValueError("no stratum has both events and non-events")
     numerator = max(abs(deviation) - (0.5 if continuity else 0.0), 0.0)
     statistic = numerator**2 / variance
-    return CmhTest(statistic, float(_dist.chi2.sf(statistic, 1)), continuity)
+    return CmhTest(statistic, tails.chi2_sf(statistic, 1), continuity)
 
 
 __all__ = [
