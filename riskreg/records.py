@@ -279,6 +279,15 @@ def control_to_dict(control: Any) -> dict[str, Any]:
     }
 
 
+# a control's document carries these besides what its events record
+_NOT_IN_SNAPSHOT = frozenset(("id", "updated_at", "updated_by"))
+
+
+def control_snapshot(control: Any) -> dict[str, Any]:
+    """Return the stored fields of a control, as kept in events: its document without id and last change."""
+    return {key: value for key, value in control_to_dict(control).items() if key not in _NOT_IN_SNAPSHOT}
+
+
 def iso_utc(value: dt.datetime | None) -> str | None:
     """Return a UTC time as ISO 8601 text with a Z, or None."""
     # always with microseconds, so every path (and the SQL listing) renders a time one way

@@ -34,6 +34,7 @@ from riskreg.records import SNAPSHOT_FIELDS as SNAPSHOT_FIELDS
 from riskreg.records import _check_target_pair, category_refusal, new_risk_fields, new_risk_row
 from riskreg.records import _choice as _choice
 from riskreg.records import _text as _text
+from riskreg.records import control_snapshot as control_snapshot
 from riskreg.records import control_to_dict as control_to_dict
 from riskreg.records import iso_utc as iso_utc
 from riskreg.records import parse_ref as parse_ref
@@ -80,22 +81,6 @@ def next_review(risk: Any, config: Config) -> dt.date:
 def is_above_appetite(risk: Any, config: Config) -> bool:
     """Tell whether an open risk's current score exceeds the appetite of its category."""
     return risk.status == "open" and risk.likelihood * risk.impact > config.appetite_for(risk.category)
-
-
-def control_snapshot(control: Control) -> dict[str, Any]:
-    """Return the stored fields of a control, as kept in events."""
-    return {
-        "risk": f"R-{control.risk_id}",
-        "description": control.description,
-        "owner": control.owner,
-        "status": control.status,
-        "due": control.due.isoformat() if control.due else None,
-        "citizen": control.citizen,
-        "version": control.version,
-        "effectiveness": control.effectiveness,
-        "assurance": control.assurance,
-        "assurance_line": control.assurance_line,
-    }
 
 
 # --- reading -------------------------------------------------------------------------------
