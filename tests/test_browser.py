@@ -185,26 +185,26 @@ class PrintedPage:
 
 def _printed_pages(binary: str, page: Path, tmp_path: Path) -> list[PrintedPage]:
     """Print a page to PDF in Chromium (A4, as the print style asks); return each page's body and footer text."""
-    from pypdf import PdfReader
+    import pypdfium2
 
     pdf = tmp_path / "printed.pdf"
     result = browse(binary, page, tmp_path / "profile", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     assert result.returncode == 0, result.stderr[-2000:]
-    return [_body_and_footer(printed) for printed in PdfReader(pdf).pages]
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        return [_body_and_footer(printed) for printed in document]
+    finally:
+        document.close()
 
 
 def _body_and_footer(printed: Any) -> PrintedPage:
     """Split a PDF page's text at the bottom margin: the page's content above, the margin boxes below."""
-    body: list[str] = []
-    footer: list[str] = []
-
-    def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
-        height = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]  # points above the foot of the page
-        (footer if height < FOOTER_PT else body).append(text)
-
-    printed.extract_text(visitor_text=visit)
+    width, height = printed.get_size()
+    text = printed.get_textpage()
+    body = text.get_text_bounded(0, FOOTER_PT, width, height)  # points above the foot of the page
+    footer = text.get_text_bounded(0, 0, width, FOOTER_PT)
     # escaped, so that a title spelling a tag stays text for _plain
-    return PrintedPage(_plain(html.escape(" ".join(body))), _plain(html.escape(" ".join(footer))))
+    return PrintedPage(_plain(html.escape(body)), _plain(html.escape(footer)))
 
 
 @pytest.mark.parametrize("kind", ["board", "pilot", "qa"])
@@ -236,7 +236,7 @@ def test_every_printed_page_names_its_report_and_its_place_in_it(reports, kind, 
 
 def test_a_100_character_category_wraps_in_the_printed_above_appetite_table(reports, tmp_path):
     """The board's above-appetite table keeps a long category on the page: it wraps instead of clipping."""
-    from pypdf import PdfReader
+    import pypdfium2
 
     binary = chromium()
     pdf = tmp_path / "board.pdf"
@@ -245,20 +245,39 @@ def test_a_100_character_category_wraps_in_the_printed_above_appetite_table(repo
     )
     assert result.returncode == 0, result.stderr[-2000:]
     pieces: list[tuple[float, float, str]] = []
-    for page in PdfReader(pdf).pages:
-        width = float(page.mediabox.width)
-
-        def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: object) -> None:
-            if "wwww" in text:
-                x = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
-                y = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]
-                pieces.append((x, y, text.strip()))
-
-        page.extract_text(visitor_text=visit)
+    document = pypdfium2.PdfDocument(pdf)
+    for page in document:
+        width = page.get_size()[0]
+        pieces = _runs_of_w(page.get_textpage())
         assert all(0 <= x < width for x, _y, _t in pieces)
         longest = max((len(t) for _x, _y, t in pieces), default=0)
         if pieces:
             break
+    document.close()
     assert pieces, "the long category was not printed"
     assert longest < len(LONG_CATEGORY)  # broken over lines, not one run past the edge
     assert len({round(y) for _x, y, _t in pieces}) >= 2
+
+
+def _runs_of_w(text: Any) -> list[tuple[float, float, str]]:
+    """(left, bottom, text) of each run of four or more w's printed on one line of a PDF page.
+
+    Chromium places each glyph of the category apart, so a run is rebuilt from the characters
+    that touch on one baseline.
+    """
+    rows: dict[int, list[tuple[float, float, str]]] = {}
+    for i in range(text.count_rects()):
+        left, bottom, right, top = text.get_rect(i)
+        glyphs = text.get_text_bounded(left, bottom, right, top).strip()
+        if glyphs and set(glyphs) == {"w"}:
+            rows.setdefault(round(bottom), []).append((left, right, glyphs))
+    runs: list[tuple[float, float, str]] = []
+    for bottom, row in rows.items():
+        merged: list[list[Any]] = []
+        for left, right, glyphs in sorted(row):
+            if merged and left - merged[-1][1] < 2:  # touching: the same word
+                merged[-1][1:] = [right, merged[-1][2] + glyphs]
+            else:
+                merged.append([left, right, glyphs])
+        runs.extend((left, bottom, glyphs) for left, _right, glyphs in merged if len(glyphs) >= 4)
+    return runs

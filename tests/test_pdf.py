@@ -30,11 +30,13 @@ def register(rr: Riskreg) -> Riskreg:
 
 
 def _pdf_text(path: Path) -> tuple[list[tuple[float, float]], str]:
-    from pypdf import PdfReader
+    import pypdfium2
 
-    reader = PdfReader(path)
-    sizes = [(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages]
-    return sizes, " ".join(page.extract_text() for page in reader.pages)
+    document = pypdfium2.PdfDocument(path)
+    sizes = [tuple(round(side) for side in page.get_size()) for page in document]
+    text = " ".join(page.get_textpage().get_text_range() for page in document)
+    document.close()
+    return sizes, text
 
 
 @pytest.mark.parametrize(
