@@ -788,45 +788,75 @@ def _require_postgresql(database: Database, command: str) -> None:
         )
 
 
+# Roles are the server's, shared by every database on it: two `db roles` at once (two
+# registers set up together) both find a role missing, and the later CREATE ROLE or GRANT
+# fails on the catalog row the earlier one wrote. The run is idempotent, so it runs again.
+ROLE_ATTEMPTS = 5
+_LOST_A_RACE = {
+    "23505",  # unique_violation: the other run created the role, or its membership, first
+    "42710",  # duplicate_object: the same, once the other run has committed
+    "40P01",  # deadlock_detected: both updated the same catalog rows in another order
+}
+
+
 def create_roles(database: Database) -> dict[str, object]:
     """Create the four riskreg group roles (NOLOGIN) if missing and grant each its privileges.
 
     Idempotent: privileges are revoked and granted again, so running it after `db upgrade`
-    covers new tables. Run it as the register's owner (with CREATEROLE) or a superuser.
+    covers new tables. Run it as the register's owner (with CREATEROLE) or a superuser. A run
+    that loses a race with another (on this register or another on the same server) for the
+    server's roles runs again, up to ROLE_ATTEMPTS times.
     """
     _require_postgresql(database, "roles")
+    with _translate_errors(database.url):
+        for _ in range(ROLE_ATTEMPTS - 1):
+            try:
+                with database.engine.begin() as connection:
+                    return _create_and_grant_roles(connection)
+            except DBAPIError as exc:
+                if not _lost_a_race(exc):
+                    raise
+        with database.engine.begin() as connection:
+            return _create_and_grant_roles(connection)
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """Whether a statement failed because another session changed the same server-wide catalog rows."""
+    detail = str(exc.orig) if exc.orig else ""
+    return _sqlstate(exc) in _LOST_A_RACE or "tuple concurrently updated" in detail
+
+
+def _create_and_grant_roles(connection: Connection) -> dict[str, object]:
+    """Create the missing riskreg roles and grant each its privileges, in the caller's transaction."""
     created = []
-    with _translate_errors(database.url), database.engine.begin() as connection:
-        quote = connection.dialect.identifier_preparer.quote
-        schema = quote(str(connection.execute(text("SELECT current_schema()")).scalar()))
-        tables = sorted(inspect(connection).get_table_names())
-        matrix = role_matrix(tables)
-        try:
-            for role in matrix:
-                exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
-                if exists.first() is None:
-                    connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
-                    created.append(role)
-            roles = ", ".join(matrix)
-            connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {roles}"))
-            for role, grants in matrix.items():
-                for table, privileges in grants.items():
-                    connection.execute(text(f"GRANT {', '.join(privileges)} ON {quote(table)} TO {role}"))
-            writers = "riskreg_manager, riskreg_reviewer, riskreg_admin"
-            connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {writers}"))
-            connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM PUBLIC, {roles}"))
-            connection.execute(
-                text(
-                    "GRANT riskreg_board, riskreg_manager, riskreg_reviewer TO riskreg_admin WITH ADMIN OPTION"
-                )
-            )
-        except ProgrammingError as exc:
-            if _sqlstate(exc) != "42501":
-                raise
-            raise InvalidInput(
-                "permission denied: riskreg db roles must be run by the register's owner with "
-                "CREATEROLE, or by a superuser; nothing was changed"
-            ) from None
+    quote = connection.dialect.identifier_preparer.quote
+    schema = quote(str(connection.execute(text("SELECT current_schema()")).scalar()))
+    tables = sorted(inspect(connection).get_table_names())
+    matrix = role_matrix(tables)
+    try:
+        for role in matrix:
+            exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+            if exists.first() is None:
+                connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+                created.append(role)
+        roles = ", ".join(matrix)
+        connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {roles}"))
+        for role, grants in matrix.items():
+            for table, privileges in grants.items():
+                connection.execute(text(f"GRANT {', '.join(privileges)} ON {quote(table)} TO {role}"))
+        writers = "riskreg_manager, riskreg_reviewer, riskreg_admin"
+        connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {writers}"))
+        connection.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON events FROM PUBLIC, {roles}"))
+        connection.execute(
+            text("GRANT riskreg_board, riskreg_manager, riskreg_reviewer TO riskreg_admin WITH ADMIN OPTION")
+        )
+    except ProgrammingError as exc:
+        if _sqlstate(exc) != "42501":
+            raise
+        raise InvalidInput(
+            "permission denied: riskreg db roles must be run by the register's owner with "
+            "CREATEROLE, or by a superuser; nothing was changed"
+        ) from None
     return {
         "created": created,
         "roles": {role: {t: ", ".join(p) for t, p in grants.items()} for role, grants in matrix.items()},

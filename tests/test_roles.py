@@ -61,14 +61,10 @@ class Team:
 def team(runner: CliRunner, pg_admin_url: str, pg_template: str) -> Team:
     url = _create_pg_database(pg_admin_url, f"riskreg_roles_{os.getpid()}_{next(_logins)}", pg_template)
     crew = Team(runner, url)
-    # riskreg's roles are the server's, not a database's: under pytest-xdist two workers'
-    # first `db roles` would race to create them, so they take turns
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as turn:
-        turn.execute(text("SELECT pg_advisory_lock(19)"))
-        assert crew.run("owner", "db", "roles").exit_code == 0
-        turn.execute(text("SELECT pg_advisory_unlock(19)"))
-    admin.dispose()
+    # riskreg's roles are the server's: pytest-xdist workers' first `db roles` may race to
+    # create them, and riskreg runs the loser again
+    result = crew.run("owner", "db", "roles")
+    assert result.exit_code == 0, result.output
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         for user in crew.login.values():
@@ -313,3 +309,57 @@ def test_a_manager_cannot_change_governed_settings_even_with_sql(team):
     assert (team.events(), team.json("owner", "config", "history")) == (before, history)
     assert team.json("board", "config", "show")[0]["key"] == "organisation"
     assert {r["key"]: r["value"] for r in team.json("manager", "config", "show")}["appetite.default"] == 10
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_db_roles_run_at_once_for_registers_on_a_new_server_all_succeed():
+    """Roles are the server's: every run creates or finds them, none fails on another's CREATE ROLE.
+
+    Before runs that lost the race ran again, three of four such runs failed with
+    pg_authid_rolname_index's unique violation (measured: in 4 trials of 4 out of 4).
+    """
+    import threading
+
+    from riskreg.db import create_roles, open_database
+    from tests.pgserver import start_cluster
+
+    try:
+        server = start_cluster()  # a server where the roles do not exist yet
+    except RuntimeError as exc:
+        from tests.conftest import _unavailable
+
+        _unavailable(str(exc))
+    try:
+        databases = [open_database(_new_register(server.admin_url, f"roles_{i}")) for i in range(4)]
+        together = threading.Barrier(len(databases))
+        outcomes: dict[int, object] = {}
+
+        def run(index: int) -> None:
+            together.wait()
+            try:
+                outcomes[index] = create_roles(databases[index])["created"]
+            except Exception as exc:  # the test reports what each run raised
+                outcomes[index] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(databases))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for database in databases:
+            database.dispose()
+        assert all(isinstance(created, list) for created in outcomes.values()), outcomes
+        # each role was created by exactly one run
+        made = sorted(role for created in outcomes.values() for role in created)  # type: ignore[union-attr]
+        assert made == sorted(["riskreg_admin", "riskreg_board", "riskreg_manager", "riskreg_reviewer"])
+    finally:
+        server.stop()
+
+
+def _new_register(admin_url: str, name: str) -> str:
+    from riskreg.db import init_register
+
+    url = _create_pg_database(admin_url, name)
+    init_register(url)
+    return url
