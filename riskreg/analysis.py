@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from riskreg.config import Config
 from riskreg.errors import InvalidInput
+from riskreg.filled import filled_later
 from riskreg.looks import Look, LookPlan, look_plan, previous_looks
 from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
@@ -523,7 +524,9 @@ def _summaries(
     Each import keeps its sufficient statistics per metric and arm (``import_counts``,
     written as it streamed), so this reads a few rows per import, never the observations:
     counts, event and exposure totals add up, and continuous groups, each shifted by one of
-    its own values, become per-import summaries merged with Chan's parallel formula.
+    its own values, become per-import summaries merged with Chan's parallel formula. A unit
+    missing in one import and present in a later one counts as present only
+    (``riskreg.filled``: the one case that reads observations).
     """
     c = ImportCount
     rows = session.execute(
@@ -544,6 +547,9 @@ def _summaries(
         .order_by(c.import_id, c.metric, c.arm)
     ).all()
     groups: dict[tuple[int, int], list[Any]] = {}
+    filled = filled_later(session, (row[:5] for row in rows))
+    for (code, arm), units in filled.items():  # present in a later import: not missing as well
+        groups.setdefault((code, arm), [0, 0, 0.0, 0.0, ContinuousSummary.empty(), 0.0])[1] -= units
     for _import_id, code, arm, n, n_missing, total, exposure, shift, sum_d, sum_d2, sum_y2_t in rows:
         group = groups.setdefault((code, arm), [0, 0, 0.0, 0.0, ContinuousSummary.empty(), 0.0])
         group[0] += n

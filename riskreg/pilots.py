@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from riskreg import audit
 from riskreg.errors import InvalidInput, NotFound
+from riskreg.filled import filled_later
 from riskreg.models import (
     DECISIONS,
     DataImport,
@@ -97,20 +98,30 @@ def outcome_imports(session: Session, pilot: Pilot, upto_stage: int | None = Non
 
 
 def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, dict[str, dict[str, int]]]:
-    """Return {metric: {arm: {"n": units with a value, "missing": units without}}} over stages 0..upto_stage."""
+    """Return {metric: {arm: {"n": units with a value, "missing": units without}}} over stages 0..upto_stage.
+
+    A unit missing in one import and present in a later one is counted present only (``riskreg.filled``).
+    """
     protocol = protocol_of(pilot)
     names = {code: name for name, (code, _kind) in metric_codes(session, pilot).items()}
     c = ImportCount
     rows = session.execute(
-        select(c.metric, c.arm, func.sum(c.n), func.sum(c.missing))
-        .where(c.import_id.in_(outcome_imports(session, pilot, upto_stage)))
-        .group_by(c.metric, c.arm)
-    )
+        select(c.import_id, c.metric, c.arm, c.n, c.missing).where(
+            c.import_id.in_(outcome_imports(session, pilot, upto_stage))
+        )
+    ).all()
+    summed: dict[tuple[int, int], list[int]] = {}
+    for _import_id, code, arm, n, missing in rows:
+        group = summed.setdefault((code, arm), [0, 0])
+        group[0] += n
+        group[1] += missing
+    for (code, arm), units in filled_later(session, rows).items():  # present later: not missing too
+        summed[(code, arm)][1] -= units
     counts: dict[str, dict[str, dict[str, int]]] = {
         m.name: {arm: {"n": 0, "missing": 0} for arm in protocol.design.arms} for m in protocol.metrics
     }
-    for code, arm, n, missing in rows:
-        counts.setdefault(names[code], {})[protocol.design.arms[arm]] = {"n": int(n), "missing": int(missing)}
+    for (code, arm), (n, missing) in summed.items():
+        counts.setdefault(names[code], {})[protocol.design.arms[arm]] = {"n": n, "missing": missing}
     return counts
 
 

@@ -113,6 +113,47 @@ def test_one_repeat_is_one_line_and_a_unit_whose_value_was_missing_may_get_it(rr
     assert (summary["observations"], summary["left_out"]) == (1, {})
 
 
+def test_a_unit_whose_missing_value_came_later_counts_as_present_and_not_missing_too(rr, tmp_path):
+    """u2's wellbeing, missing at feasibility, arrives at the extended stage: present once, missing nowhere.
+
+    Each import keeps its own counts; summed as they are, u2 was one unit with a value and one
+    missing, in an arm of two units (pilot show, the analysis and the gate snapshot said so).
+    """
+    at_second_stage(rr, tmp_path)
+    second(
+        rr,
+        tmp_path,
+        "unit_id,arm,metric,value,exposure\nu2,pilot,wellbeing,50,\nu4,comparison,wellbeing,41,\n",
+    )
+    counts = rr.json("pilot", "show", "P-1")["data"]["wellbeing"]
+    assert counts == {"comparison": {"n": 2, "missing": 0}, "pilot": {"n": 2, "missing": 0}}
+    wellbeing = rr.json("pilot", "analyse", "P-1")["metrics"][0]
+    assert wellbeing["name"] == "wellbeing"
+    assert (wellbeing["n"], wellbeing["missing"]) == (
+        {"comparison": 2, "pilot": 2},
+        {"comparison": 0, "pilot": 0},
+    )
+    # the first stage alone still lacks u2's value
+    first = rr.json("pilot", "analyse", "P-1", "--stage", "feasibility")["metrics"][0]
+    assert (first["n"], first["missing"]) == ({"comparison": 1, "pilot": 1}, {"comparison": 0, "pilot": 1})
+    # u3's incidents stay missing: no later import gave them
+    incidents = next(m for m in rr.json("pilot", "analyse", "P-1")["metrics"] if m["name"] == "incidents")
+    assert incidents["missing"] == {"comparison": 0, "pilot": 1}
+
+
+def test_a_missing_value_appended_in_the_same_stage_counts_once(rr, tmp_path):
+    registered(rr, tmp_path)
+    rr("pilot", "data", "P-1", write(tmp_path, "a.csv", LONG), "--stage", "feasibility")
+    appended = write(tmp_path, "b.csv", "unit_id,arm,metric,value,exposure\nu2,pilot,wellbeing,47,\n")
+    assert rr("pilot", "data", "P-1", appended, "--stage", "feasibility", "--append").exit_code == 0
+    wellbeing = rr.json("pilot", "analyse", "P-1")["metrics"][0]
+    assert (wellbeing["n"], wellbeing["missing"]) == (
+        {"comparison": 1, "pilot": 2},
+        {"comparison": 0, "pilot": 0},
+    )
+    assert rr.json("pilot", "show", "P-1")["data"]["wellbeing"]["pilot"] == {"n": 2, "missing": 0}
+
+
 def test_many_repeats_in_a_wide_file_first_20_shown_all_counted(rr, tmp_path):
     first = "unit_id,arm,wellbeing\n" + "".join(f"w{i},pilot,{40 + i}\n" for i in range(30))
     at_second_stage(rr, tmp_path, first)
