@@ -107,6 +107,10 @@ def _create_pg_database(admin_url: str, name: str, template: str | None = None) 
     with _admin(admin_url).connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         clause = f' TEMPLATE "{template}"' if template else ""
+        if template and connection.dialect.server_version_info >= (15,):
+            # a file copy of the small template, not its every block written to the WAL: 7 ms
+            # against 12-16 ms a database, measured on a throwaway cluster (fsync off)
+            clause += " STRATEGY FILE_COPY"
         connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
