@@ -316,8 +316,8 @@ def test_a_manager_cannot_change_governed_settings_even_with_sql(team):
 def test_db_roles_run_at_once_for_registers_on_a_new_server_all_succeed():
     """Roles are the server's: every run creates or finds them, none fails on another's CREATE ROLE.
 
-    Before runs that lost the race ran again, three of four such runs failed with
-    pg_authid_rolname_index's unique violation (measured: in 4 trials of 4 out of 4).
+    Before runs that lost the race ran again, three of the four runs failed with
+    pg_authid_rolname_index's unique violation, in each of 4 trials (measured).
     """
     import threading
 

@@ -143,7 +143,7 @@ def test_a_unit_whose_missing_value_came_later_counts_as_present_and_not_missing
 
 def test_a_missing_value_appended_in_the_same_stage_counts_once(rr, tmp_path):
     registered(rr, tmp_path)
-    rr("pilot", "data", "P-1", write(tmp_path, "a.csv", LONG), "--stage", "feasibility")
+    assert rr("pilot", "data", "P-1", write(tmp_path, "a.csv", LONG), "--stage", "feasibility").exit_code == 0
     appended = write(tmp_path, "b.csv", "unit_id,arm,metric,value,exposure\nu2,pilot,wellbeing,47,\n")
     assert rr("pilot", "data", "P-1", appended, "--stage", "feasibility", "--append").exit_code == 0
     wellbeing = rr.json("pilot", "analyse", "P-1")["metrics"][0]
