@@ -549,7 +549,10 @@ class _Loader:
         """Return a chunk's columns, or None if a line is irregular or a name unknown."""
         if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
             return None
-        cells = delimiter.join(lines).split(delimiter)
+        joined = delimiter.join(lines)
+        if "\x00" in joined:  # the row path words the refusal (one search of the chunk, not of each column)
+            return None
+        cells = joined.split(delimiter)
         blank = [""] * len(lines)
 
         def column(index: int) -> list[str]:
@@ -557,7 +560,7 @@ class _Loader:
 
         units, sites = column(layout.unit), column(layout.site)
         arms = list(map(self.arms.get, column(layout.arm)))
-        if None in arms or not (_plain_texts(units) and _plain_texts(sites, empty=True)):
+        if None in arms or not (_plain_texts(units, nul_free=True) and _plain_texts(sites, True, True)):
             return None
         metrics = self._metric_columns(layout, column, blank)
         if metrics is None:
@@ -602,7 +605,8 @@ class _Loader:
             codes = list(map(self.code_of.get, names))
             if None in codes:
                 return None
-            kinds = list(map(self.kind_of.__getitem__, names))
+            # only the checks read the kinds: a loader that only writes converts every kind alike
+            kinds = list(map(self.kind_of.__getitem__, names)) if self.checking else []
             return [(codes, kinds, numbers(layout.value), numbers(layout.exposure))]
         exposures = numbers(layout.exposure)
         metrics = []
@@ -854,13 +858,16 @@ def _plain_columns(
     return list(map(as_float, texts)), list(map(as_float, exposure_texts))
 
 
-def _plain_texts(texts: list[str], empty: bool = False) -> bool:
-    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks."""
+def _plain_texts(texts: list[str], empty: bool = False, nul_free: bool = False) -> bool:
+    """True if unit ids (or sites, which may be ``empty``) need no stripping and pass the general checks.
+
+    ``nul_free``: the caller has looked for NUL already, in the text these came from.
+    """
     return (
         (empty or all(texts))
         and max(map(len, texts), default=0) <= 200
         and list(map(str.strip, texts)) == texts
-        and "\x00" not in "".join(texts)
+        and (nul_free or "\x00" not in "".join(texts))
     )
 
 

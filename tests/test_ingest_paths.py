@@ -26,7 +26,7 @@ KINDS = ("continuous", "binary", "count")
 # the cells that decide between the paths: numbers in every spelling, words, markers, junk
 VALUE_TEXTS = ["0", "1", "2", "3.5", "-1", "1e3", "1_000", " 4", "4 ", "0.0", "1.0", "+2", ".5", "5.", "1e309",
                "nan", "NaN", "inf", "-inf", "", "NA", "na", "N/A", "n/a", "Na", "yes", "no", "Yes", "TRUE", "false",
-               "x", "٣", "1e-320", "9" * 30]  # fmt: skip
+               "x", "٣", "1e-320", "9" * 30, "4\x00"]  # fmt: skip
 EXPOSURE_TEXTS = ["", "1", "7.5", "0", "-2", "nan", "inf", "1e309", "x", " 3", "NA"]
 
 cells = st.tuples(st.sampled_from(KINDS), st.sampled_from(VALUE_TEXTS), st.sampled_from(EXPOSURE_TEXTS))
@@ -107,7 +107,7 @@ ODD_LONG = (
     ["unknown", *METRICS],
     VALUE_TEXTS,
     EXPOSURE_TEXTS,
-    [" south"],
+    [" south", "so\x00uth"],
 )
 
 
