@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -102,7 +103,6 @@ def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, di
 
     A unit missing in one import and present in a later one is counted present only (``riskreg.filled``).
     """
-    protocol = protocol_of(pilot)
     names = {code: name for name, (code, _kind) in metric_codes(session, pilot).items()}
     c = ImportCount
     rows = session.execute(
@@ -110,6 +110,38 @@ def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, di
             c.import_id.in_(outcome_imports(session, pilot, upto_stage))
         )
     ).all()
+    return _counted(session, protocol_of(pilot), names, rows)
+
+
+def current_data_counts(
+    session: Session, pilots: Sequence[Pilot]
+) -> dict[int, dict[str, dict[str, dict[str, int]]]]:
+    """Return ``data_counts`` of each pilot at its current stage, by pilot id: two queries for them all (a board's pipeline)."""
+    stage = {pilot.id: pilot.stage_index for pilot in pilots}
+    names: dict[int, dict[int, str]] = {}
+    metrics = select(PilotMetric.pilot_id, PilotMetric.code, PilotMetric.name)
+    for pilot_id, code, name in session.execute(metrics.where(PilotMetric.pilot_id.in_(list(stage)))):
+        names.setdefault(pilot_id, {})[code] = name
+    c, d = ImportCount, DataImport
+    rows = session.execute(
+        select(d.pilot_id, d.stage_index, c.import_id, c.metric, c.arm, c.n, c.missing)
+        .join(d, d.id == c.import_id)
+        .where(d.pilot_id.in_(list(stage)), d.kind == "outcomes")
+    )
+    held: dict[int, list[Any]] = {}
+    for pilot_id, stage_index, *counted in rows:
+        if stage_index <= stage[pilot_id]:
+            held.setdefault(pilot_id, []).append(tuple(counted))
+    return {
+        pilot.id: _counted(session, protocol_of(pilot), names.get(pilot.id, {}), held.get(pilot.id, []))
+        for pilot in pilots
+    }
+
+
+def _counted(
+    session: Session, protocol: Protocol, names: dict[int, str], rows: Sequence[Any]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Sum import_counts rows (import id, metric, arm, n, missing) into data_counts' shape."""
     summed: dict[tuple[int, int], list[int]] = {}
     for _import_id, code, arm, n, missing in rows:
         group = summed.setdefault((code, arm), [0, 0])

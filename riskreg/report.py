@@ -56,7 +56,7 @@ from riskreg.pilot_paper import (
     stage_effects,
 )
 from riskreg.pilots import (
-    data_counts,
+    current_data_counts,
     data_imports,
     decisions,
     get_pilot,
@@ -613,10 +613,11 @@ def _pipeline(
     for version in amended:
         amendments.setdefault(version.pilot_id, []).append(version)
     lines, entries, fresh, skipped = [], [], 0, 0
+    counted = current_data_counts(session, pilots)
     for pilot in pilots:
         protocol = protocol_of(pilot)
         decided = by_pilot.get(pilot.id, [])
-        counts = data_counts(session, pilot, pilot.stage_index)[protocol.primary.name]
+        counts = counted[pilot.id][protocol.primary.name]
         smallest = min(counts[arm]["n"] for arm in protocol.design.arms)
         has_data = any(c["n"] or c["missing"] for c in counts.values())
         stored, source = _stored_analysis(protocol, decided)

@@ -154,6 +154,27 @@ def test_a_missing_value_appended_in_the_same_stage_counts_once(rr, tmp_path):
     assert rr.json("pilot", "show", "P-1")["data"]["wellbeing"]["pilot"] == {"n": 2, "missing": 0}
 
 
+def test_the_counts_of_every_pilot_at_once_are_each_pilots_own(rr, db_url, tmp_path):
+    """A board's pipeline reads all pilots' counts in two queries: the same as data_counts, pilot by pilot."""
+    from pathlib import Path
+
+    from riskreg.pilots import current_data_counts, data_counts, list_pilots
+
+    at_second_stage(rr, tmp_path)  # P-1 at its second stage, with a missing value filled there
+    second(rr, tmp_path, "unit_id,arm,metric,value,exposure\nu2,pilot,wellbeing,50,\n")
+    root = Path(__file__).resolve().parent.parent
+    assert rr("pilot", "register", str(root / "pilots" / "housing-repairs.toml")).exit_code == 0  # no data
+    database = open_database(db_url)
+    with database.read() as session:
+        pilots = list_pilots(session)
+        together = current_data_counts(session, pilots)
+        alone = {pilot.id: data_counts(session, pilot, pilot.stage_index) for pilot in pilots}
+    database.dispose()
+    assert len(pilots) == 2
+    assert together == alone
+    assert together[pilots[0].id]["wellbeing"]["pilot"] == {"n": 2, "missing": 0}
+
+
 def test_many_repeats_in_a_wide_file_first_20_shown_all_counted(rr, tmp_path):
     first = "unit_id,arm,wellbeing\n" + "".join(f"w{i},pilot,{40 + i}\n" for i in range(30))
     at_second_stage(rr, tmp_path, first)
