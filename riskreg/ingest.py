@@ -560,7 +560,8 @@ class _Loader:
 
         units, sites = column(layout.unit), column(layout.site)
         arms = list(map(self.arms.get, column(layout.arm)))
-        if None in arms or not (_plain_texts(units, nul_free=True) and _plain_texts(sites, True, True)):
+        plain = _plain_texts(units, nul_free=True) and _plain_texts(sites, empty=True, nul_free=True)
+        if None in arms or not plain:
             return None
         metrics = self._metric_columns(layout, column, blank)
         if metrics is None:
