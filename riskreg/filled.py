@@ -46,9 +46,8 @@ def filled_later(session: Session, counts: Iterable[CountRow]) -> Counter[tuple[
     if not metrics:
         return Counter()
     o = observations.c
-    missing_rows = select(o.metric, o.unit_id).where(
-        o.import_id.in_(sorted(earlier)), o.metric.in_(metrics), o.value.is_(None)
-    )
+    missing = (o.import_id.in_(sorted(earlier)), o.metric.in_(metrics), o.value.is_(None))
+    missing_rows = select(o.metric, o.unit_id).where(*missing)
     # one pass over the later imports' rows, matched to the (few) missing ones
     matched = session.execute(
         select(o.metric, o.unit_id).where(
@@ -61,9 +60,5 @@ def filled_later(session: Session, counts: Iterable[CountRow]) -> Counter[tuple[
     supplied = {(metric, unit) for metric, unit in matched}
     if not supplied:
         return Counter()
-    arms = session.execute(
-        select(o.metric, o.unit_id, o.arm).where(
-            o.import_id.in_(sorted(earlier)), o.metric.in_(metrics), o.value.is_(None)
-        )
-    )
+    arms = session.execute(select(o.metric, o.unit_id, o.arm).where(*missing))
     return Counter((metric, arm) for metric, unit, arm in arms if (metric, unit) in supplied)

@@ -103,34 +103,33 @@ def data_counts(session: Session, pilot: Pilot, upto_stage: int) -> dict[str, di
 
     A unit missing in one import and present in a later one is counted present only (``riskreg.filled``).
     """
-    names = {code: name for name, (code, _kind) in metric_codes(session, pilot).items()}
-    c = ImportCount
-    rows = session.execute(
-        select(c.import_id, c.metric, c.arm, c.n, c.missing).where(
-            c.import_id.in_(outcome_imports(session, pilot, upto_stage))
-        )
-    ).all()
-    return _counted(session, protocol_of(pilot), names, rows)
+    return _data_counts(session, [pilot], {pilot.id: upto_stage})[pilot.id]
 
 
 def current_data_counts(
     session: Session, pilots: Sequence[Pilot]
 ) -> dict[int, dict[str, dict[str, dict[str, int]]]]:
-    """Return ``data_counts`` of each pilot at its current stage, by pilot id: two queries for them all (a board's pipeline)."""
-    stage = {pilot.id: pilot.stage_index for pilot in pilots}
+    """Return ``data_counts`` of each pilot at its current stage, by pilot id (a board's pipeline)."""
+    return _data_counts(session, pilots, {pilot.id: pilot.stage_index for pilot in pilots})
+
+
+def _data_counts(
+    session: Session, pilots: Sequence[Pilot], upto: dict[int, int]
+) -> dict[int, dict[str, dict[str, dict[str, int]]]]:
+    """Return ``data_counts`` of each pilot over stages 0..upto[pilot id]: two queries, however many pilots."""
     names: dict[int, dict[int, str]] = {}
     metrics = select(PilotMetric.pilot_id, PilotMetric.code, PilotMetric.name)
-    for pilot_id, code, name in session.execute(metrics.where(PilotMetric.pilot_id.in_(list(stage)))):
+    for pilot_id, code, name in session.execute(metrics.where(PilotMetric.pilot_id.in_(list(upto)))):
         names.setdefault(pilot_id, {})[code] = name
     c, d = ImportCount, DataImport
     rows = session.execute(
         select(d.pilot_id, d.stage_index, c.import_id, c.metric, c.arm, c.n, c.missing)
         .join(d, d.id == c.import_id)
-        .where(d.pilot_id.in_(list(stage)), d.kind == "outcomes")
+        .where(d.pilot_id.in_(list(upto)), d.kind == "outcomes")
     )
     held: dict[int, list[Any]] = {}
     for pilot_id, stage_index, *counted in rows:
-        if stage_index <= stage[pilot_id]:
+        if stage_index <= upto[pilot_id]:
             held.setdefault(pilot_id, []).append(tuple(counted))
     return {
         pilot.id: _counted(session, protocol_of(pilot), names.get(pilot.id, {}), held.get(pilot.id, []))
