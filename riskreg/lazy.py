@@ -12,6 +12,14 @@ One attribute is read as SQLAlchemy loads: ``asyncio.iscoroutine`` (bound in
 ``util.concurrency``). The placeholder serves it from ``asyncio.coroutines``, the small
 submodule that defines it (standard library only), which the real package re-exports when
 it loads: the same function either way.
+
+The same placeholders stand in for numpy's rarely used submodules once numpy itself is
+imported (by the commands that analyse). scipy's array-API layer reads every name numpy
+lists as it loads, and numpy imports a listed submodule when it is read: ``numpy.testing``,
+``numpy.ma``, ``numpy.f2py`` and five more, about 90 ms of every analysing command that
+nothing in riskreg uses. numpy imports its submodules lazily only from version 2, so
+these can be deferred only once numpy has run: a finder (``_ThenDefer``) defers them right
+after numpy's own import, whoever imports it.
 """
 
 from __future__ import annotations
@@ -20,9 +28,12 @@ import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 from typing import Any
 
 DEFERRED = ("asyncio", "importlib.metadata")
+# packages whose submodules are deferred as soon as the package has been imported
+DEFERRED_AFTER = {"numpy": ("testing", "ma", "f2py", "polynomial", "random", "ctypeslib", "rec", "char")}
 # attributes a placeholder serves from a submodule without loading the whole package
 FROM_SUBMODULE = {("asyncio", "iscoroutine"): "asyncio.coroutines"}
 
@@ -87,6 +98,58 @@ def defer(name: str) -> None:
 
 
 def defer_rarely_used() -> None:
-    """Defer every package in ``DEFERRED``."""
+    """Defer every package in ``DEFERRED``, and the submodules of ``DEFERRED_AFTER`` once their package is imported."""
     for name in DEFERRED:
         defer(name)
+    for package, submodules in DEFERRED_AFTER.items():
+        defer_after_import(package, submodules)
+
+
+def defer_after_import(package: str, submodules: Sequence[str]) -> None:
+    """Defer ``package``'s ``submodules`` now if it is imported already, else right after its import."""
+    if package in sys.modules:
+        _defer_submodules(package, submodules)
+    elif not any(isinstance(f, _ThenDefer) and f.package == package for f in sys.meta_path):
+        sys.meta_path.insert(0, _ThenDefer(package, submodules))
+
+
+def _defer_submodules(package: str, submodules: Sequence[str]) -> None:
+    for submodule in submodules:
+        defer(f"{package}.{submodule}")
+
+
+class _ThenDefer:
+    """A finder for one package that defers some of its submodules right after the package runs.
+
+    It finds nothing itself: it asks the other finders for the package's spec and wraps its
+    loader (``_DeferringLoader``), then leaves ``sys.meta_path``: it is used once. (Neither
+    class derives from ``importlib.abc``, whose import costs every command about 7 ms: the
+    import system needs only these methods.)
+    """
+
+    def __init__(self, package: str, submodules: Sequence[str]) -> None:
+        self.package, self.submodules = package, tuple(submodules)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.package:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _DeferringLoader(spec.loader, self.submodules)
+        return spec
+
+
+class _DeferringLoader:
+    """Runs a package with its own loader (which then takes this one's place), then defers its submodules."""
+
+    def __init__(self, loader: Any, submodules: tuple[str, ...]) -> None:
+        self.loader, self.submodules = loader, submodules
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader  # type: ignore[union-attr]
+        self.loader.exec_module(module)
+        _defer_submodules(module.__name__, self.submodules)

@@ -153,6 +153,38 @@ def test_analyses_and_reports_leave_scipy_stats_unloaded(tmp_path):
         f"    try:\n        main(['--db', '{db}', '--actor', 'a', *args])\n"
         "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+        "from riskreg.lazy import Deferred\n"
+        "print([m for m in ('numpy.testing', 'numpy.ma', 'numpy.f2py') if not isinstance(sys.modules[m], Deferred)])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    # and scipy's array-API layer no longer imports numpy's testing, ma and f2py (riskreg.lazy)
+    assert result.stdout.strip().splitlines()[-2:] == ["[]", "[]"]
+
+
+DEFERRED_NUMPY_IN_USE = (
+    "import sys, importlib.resources, numpy\n"
+    "from scipy import special\n"
+    "print(*(type(sys.modules[m]).__name__ for m in ('numpy.testing', 'numpy.ma', 'numpy.polynomial')))\n"
+    "numpy.testing.assert_allclose(special.ndtr(0.0), 0.5)\n"
+    "from numpy.testing import assert_equal\n"
+    "assert_equal(int(numpy.ma.masked_array([1, 2, 3], mask=[0, 1, 0]).sum()), 4)\n"
+    "from numpy.polynomial import Polynomial\n"
+    "import numpy.random as random\n"
+    "print(Polynomial([1, 2])(1), random.default_rng(7).integers(1, 2))\n"
+    "print(*(sys.modules[m] is getattr(numpy, m.split('.')[1]) and type(sys.modules[m]).__name__\n"
+    "        for m in ('numpy.testing', 'numpy.ma', 'numpy.polynomial')))\n"
+    "print(importlib.resources.files('numpy').joinpath('__init__.py').is_file())\n"
+)
+
+
+@pytest.mark.parametrize("first", ["riskreg.cli, numpy", "numpy, riskreg.cli"])
+def test_deferred_numpy_submodules_are_the_real_ones_when_used(first):
+    """Whether numpy is imported before riskreg's CLI or after it, its deferred submodules work when used."""
+    script = f"import {first}\n" + DEFERRED_NUMPY_IN_USE
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == [
+        "Deferred Deferred Deferred",
+        "3.0 1",
+        "module module module",
+        "True",
+    ]
