@@ -61,7 +61,6 @@ from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource
 from riskreg.pilots import get_pilot, metric_codes, outcome_imports, protocol_of
 from riskreg.protocol import CRITERIA, Design, Metric, Protocol
 from riskreg.recommend import ESTIMATE_NAMES, Recommendation, recommend, test_words
-from riskreg.report_context import level_text
 from riskreg.stats.compare import Comparison, compare_binary, compare_continuous, compare_counts
 from riskreg.stats.sequential import conditional_power, lan_demets_boundaries, stagewise_inference
 from riskreg.stats.srm import sample_ratio_check
@@ -69,6 +68,7 @@ from riskreg.stats.summaries import BinarySummary, ContinuousSummary, CountSumma
 from riskreg.stats.verdicts import holm, judge
 from riskreg.strata import adjusted_results, stratified_results
 from riskreg.units import double_counted
+from riskreg.wording import level_text
 
 __all__ = [
     "Analysis",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from riskreg.report_context import level_text
+from riskreg.wording import level_text
 
 __all__ = ["Recommendation", "recommend", "test_words"]
 

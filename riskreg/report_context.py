@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from riskreg.wording import DASH, level_text
+
 if TYPE_CHECKING:  # pilot_paper builds on the helpers here; at run time the names are only annotations
     from riskreg.board_paper import BoardPaper
     from riskreg.pilot_paper import DecisionPanel, FunnelStep, StageEffect
 
 MINUS = "\u2212"  # typographic minus: "−0.47", as a printed board pack shows it
-DASH = "\u2013"
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -74,13 +75,6 @@ def hours(value: float | None) -> str:
     if value is None:
         return DASH
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-
-
-def level_text(level: float | None) -> str:
-    """Return a confidence level as a percentage with the digits that matter ("95%", "99.991%")."""
-    if level is None:
-        return DASH
-    return f"{level * 100:.3f}".rstrip("0").rstrip(".") + "%"
 
 
 def label(name: str) -> str:

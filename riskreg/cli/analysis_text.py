@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from riskreg.cli.output import table
-from riskreg.report_context import level_text
+from riskreg.wording import level_text
 
 
 def _num(value: Any, digits: int = 4) -> str:
