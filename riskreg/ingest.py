@@ -1,13 +1,31 @@
 """Streaming, atomic import of pilot outcome data and resources (DESIGN §4).
 
-A file is imported whole or not at all: rows are validated and written in one transaction
-as they stream by, and any rejected row rolls everything back, with every problem reported
-by line number (the first 20 shown, all counted). Memory stays flat as files grow: plain
-lines are read and checked in chunks and written in batches, and duplicate detection keeps
-a 64-bit hash per observation (``KeyStore``: in memory up to 8 MiB, then in a temporary
-file), reading the file a second time only to name the lines of a repeat. A large file is
-read twice at once: a forked process checks it (``_CheckingProcess``) while the importing
-process only converts and writes, and the checker's verdict decides what is kept.
+A file is imported whole or not at all, in one transaction. An outcome import
+(``import_outcomes``) is a short pipeline:
+
+1. **Open.** Find the pilot's open stage and metric codes, and add the ``data_imports``
+   row that its observations will point to.
+2. **Fork a checker** for a file of ``PARALLEL_BYTES`` or more (Linux, not a workbook, no
+   other threads): ``_CheckingProcess`` reads the file itself with the same checks while
+   this process only converts and writes; it sends back its verdict, tallies and unit
+   counts, never rows. Smaller files are checked here, in step 4.
+3. **Read** 64 KiB chunks of whole lines (``csvfile.read_chunks``). A plain chunk (no
+   quotes, every line the header's width) is split with ``str.split`` and handled column
+   by column; any other chunk, and a workbook's sheet, goes row by row through the csv
+   module, which also words every error.
+4. **Check** every cell (``_Loader``); find repeated unit/metric pairs from 64-bit hashes
+   (``KeyStore``: in memory up to 8 MiB, then in a temporary file; the file is read again
+   only to name a repeat's lines); tally the sufficient statistics and the units per arm
+   (``riskreg.tally``, ``UnitRuns``).
+5. **Write** the converted rows as they stream by: 400-row INSERTs on SQLite
+   (``_InsertWriter``), one COPY on PostgreSQL (``_CopyWriter``).
+6. **Decide.** Any rejected row raises, with every problem by line number (the first 20
+   shown, all counted), and the transaction rolls back, so nothing is kept. Otherwise the
+   import is held to the stage's earlier data (``_count_once``, ``--replace``,
+   ``--append``, clusters), its counts and audit event are added (``_finish``), and the
+   command commits.
+
+Memory stays flat however long the file: chunks, batches and spilled hashes.
 """
 
 from __future__ import annotations
