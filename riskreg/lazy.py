@@ -17,7 +17,8 @@ The same placeholders stand in for numpy's rarely used submodules once numpy its
 imported (by the commands that analyse). scipy's array-API layer reads every name numpy
 lists as it loads, and numpy imports a listed submodule when it is read: ``numpy.testing``,
 ``numpy.ma``, ``numpy.f2py`` and five more, about 90 ms of every analysing command that
-nothing in riskreg uses. numpy imports its submodules lazily only from version 2, so
+nothing in riskreg uses. Likewise ``scipy.spatial`` (about 25 ms), which ``scipy.optimize``
+imports for one optimiser riskreg never calls. numpy imports its submodules lazily only from version 2, so
 these can be deferred only once numpy has run: a finder (``_ThenDefer``) defers them right
 after numpy's own import, whoever imports it.
 """
@@ -33,7 +34,11 @@ from typing import Any
 
 DEFERRED = ("asyncio", "importlib.metadata")
 # packages whose submodules are deferred as soon as the package has been imported
-DEFERRED_AFTER = {"numpy": ("testing", "ma", "f2py", "polynomial", "random", "ctypeslib", "rec", "char")}
+DEFERRED_AFTER = {
+    "numpy": ("testing", "ma", "f2py", "polynomial", "random", "ctypeslib", "rec", "char"),
+    # scipy.optimize (brentq, for boundaries and score intervals) imports it for shgo alone
+    "scipy": ("spatial",),
+}
 # attributes a placeholder serves from a submodule without loading the whole package
 FROM_SUBMODULE = {("asyncio", "iscoroutine"): "asyncio.coroutines"}
 
@@ -41,11 +46,16 @@ FROM_SUBMODULE = {("asyncio", "iscoroutine"): "asyncio.coroutines"}
 class Deferred(types.ModuleType):
     """A placeholder for a module not imported yet: any attribute read imports the real module."""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: Any, submodules_first: bool = True) -> None:
+        """``submodules_first``: a package's submodules import without it (else the first one imports it).
+
+        The import system reads a package's ``__path__`` to find a submodule: a placeholder
+        without one loads the real package first, as an import of the submodule would have.
+        """
         super().__init__(spec.name)
         self.__spec__ = spec
         self.__loader__ = spec.loader
-        if spec.submodule_search_locations is not None:
+        if submodules_first and spec.submodule_search_locations is not None:
             self.__path__ = list(spec.submodule_search_locations)
 
     def __getattr__(self, attribute: str) -> Any:
@@ -83,14 +93,14 @@ def _real(name: str) -> types.ModuleType:
     return module
 
 
-def defer(name: str) -> None:
+def defer(name: str, submodules_first: bool = True) -> None:
     """Stand a placeholder in for ``name`` unless it is imported already (or cannot be found)."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
     if spec is None:
         return
-    placeholder = Deferred(spec)
+    placeholder = Deferred(spec, submodules_first)
     sys.modules[name] = placeholder
     parent, _, child = name.rpartition(".")
     if parent:
@@ -114,8 +124,10 @@ def defer_after_import(package: str, submodules: Sequence[str]) -> None:
 
 
 def _defer_submodules(package: str, submodules: Sequence[str]) -> None:
+    # A submodule of these (``scipy.spatial.distance``) may expect its package to have run
+    # (a circular import otherwise): importing one loads the real package first.
     for submodule in submodules:
-        defer(f"{package}.{submodule}")
+        defer(f"{package}.{submodule}", submodules_first=False)
 
 
 class _ThenDefer:

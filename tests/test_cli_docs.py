@@ -154,10 +154,11 @@ def test_analyses_and_reports_leave_scipy_stats_unloaded(tmp_path):
         "    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
         "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
         "from riskreg.lazy import Deferred\n"
-        "print([m for m in ('numpy.testing', 'numpy.ma', 'numpy.f2py') if not isinstance(sys.modules[m], Deferred)])\n"
+        "print([m for m in ('numpy.testing', 'numpy.ma', 'numpy.f2py', 'scipy.spatial')\n"
+        "       if not isinstance(sys.modules[m], Deferred)])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    # and scipy's array-API layer no longer imports numpy's testing, ma and f2py (riskreg.lazy)
+    # and neither scipy's array-API layer nor scipy.optimize imports what no analysis uses (riskreg.lazy)
     assert result.stdout.strip().splitlines()[-2:] == ["[]", "[]"]
 
 
@@ -174,6 +175,12 @@ DEFERRED_NUMPY_IN_USE = (
     "print(*(sys.modules[m] is getattr(numpy, m.split('.')[1]) and type(sys.modules[m]).__name__\n"
     "        for m in ('numpy.testing', 'numpy.ma', 'numpy.polynomial')))\n"
     "print(importlib.resources.files('numpy').joinpath('__init__.py').is_file())\n"
+    "from scipy.optimize import brentq\n"
+    "print(type(sys.modules['scipy.spatial']).__name__)\n"
+    # a deferred package's submodule: the package runs first, as it would have without riskreg
+    "from scipy.spatial.distance import euclidean\n"
+    "spatial = sys.modules['scipy.spatial']\n"
+    "print(type(spatial).__name__, euclidean([0, 0], [3, 4]), spatial.distance.euclidean is euclidean)\n"
 )
 
 
@@ -187,4 +194,6 @@ def test_deferred_numpy_submodules_are_the_real_ones_when_used(first):
         "3.0 1",
         "module module module",
         "True",
+        "Deferred",
+        "module 5.0 True",
     ]
