@@ -13,14 +13,15 @@ One attribute is read as SQLAlchemy loads: ``asyncio.iscoroutine`` (bound in
 submodule that defines it (standard library only), which the real package re-exports when
 it loads: the same function either way.
 
-The same placeholders stand in for numpy's rarely used submodules once numpy itself is
-imported (by the commands that analyse). scipy's array-API layer reads every name numpy
-lists as it loads, and numpy imports a listed submodule when it is read: ``numpy.testing``,
-``numpy.ma``, ``numpy.f2py`` and five more, about 90 ms of every analysing command that
-nothing in riskreg uses. Likewise ``scipy.spatial`` (about 25 ms), which ``scipy.optimize``
-imports for one optimiser riskreg never calls. numpy imports its submodules lazily only from version 2, so
-these can be deferred only once numpy has run: a finder (``_ThenDefer``) defers them right
-after numpy's own import, whoever imports it.
+The same placeholders stand in for some submodules of numpy and scipy once their package
+is imported (by the commands that analyse). scipy's array-API layer reads every name
+numpy lists as it loads, and numpy imports a listed submodule when it is read:
+``numpy.testing``, ``numpy.ma``, ``numpy.f2py`` and five more, about 90 ms of every
+analysing command, none of which riskreg uses. ``scipy.optimize`` (for ``brentq``)
+imports ``scipy.spatial`` (about 25 ms) for one optimiser riskreg never calls. These can
+be deferred only once their package has run (numpy imports its submodules lazily only
+from version 2): a finder (``_ThenDefer``) defers them right after the package's own
+import, whoever imports it.
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ class Deferred(types.ModuleType):
     """A placeholder for a module not imported yet: any attribute read imports the real module."""
 
     def __init__(self, spec: Any, submodules_first: bool = True) -> None:
-        """``submodules_first``: a package's submodules import without it (else the first one imports it).
+        """Stand in for the module ``spec`` finds.
 
-        The import system reads a package's ``__path__`` to find a submodule: a placeholder
-        without one loads the real package first, as an import of the submodule would have.
+        With ``submodules_first`` a package's submodules can be imported before the package
+        itself (``asyncio.coroutines``). Without it, importing one runs the real package
+        first, as it would have without the placeholder: the import system reads the
+        package's ``__path__`` to find a submodule, and this placeholder then has none of
+        its own to offer.
         """
         super().__init__(spec.name)
         self.__spec__ = spec
