@@ -14,7 +14,8 @@ submodule that defines it (standard library only), which the real package re-exp
 it loads: the same function either way.
 
 The same placeholders stand in for some submodules of numpy and scipy once their package
-is imported (by the commands that analyse). scipy's array-API layer reads every name
+is imported (by the commands that analyse), as the package's attributes only: an import
+of one of them stays an ordinary import. scipy's array-API layer reads every name
 numpy lists as it loads, and numpy imports a listed submodule when it is read:
 ``numpy.testing``, ``numpy.ma``, ``numpy.f2py`` and five more, about 90 ms of every
 analysing command, none of which riskreg uses. ``scipy.optimize`` (for ``brentq``)
@@ -47,19 +48,11 @@ FROM_SUBMODULE = {("asyncio", "iscoroutine"): "asyncio.coroutines"}
 class Deferred(types.ModuleType):
     """A placeholder for a module not imported yet: any attribute read imports the real module."""
 
-    def __init__(self, spec: Any, submodules_first: bool = True) -> None:
-        """Stand in for the module ``spec`` finds.
-
-        With ``submodules_first`` a package's submodules can be imported before the package
-        itself (``asyncio.coroutines``). Without it, importing one runs the real package
-        first, as it would have without the placeholder: the import system reads the
-        package's ``__path__`` to find a submodule, and this placeholder then has none of
-        its own to offer.
-        """
+    def __init__(self, spec: Any) -> None:
         super().__init__(spec.name)
         self.__spec__ = spec
         self.__loader__ = spec.loader
-        if submodules_first and spec.submodule_search_locations is not None:
+        if spec.submodule_search_locations is not None:
             self.__path__ = list(spec.submodule_search_locations)
 
     def __getattr__(self, attribute: str) -> Any:
@@ -77,7 +70,7 @@ def _real(name: str) -> types.ModuleType:
     ``from .coroutines import *`` finds them.
     """
     held = sys.modules.get(name)
-    if not isinstance(held, Deferred):
+    if not isinstance(held, Deferred):  # imported already, or a package attribute's placeholder
         return held if held is not None else importlib.import_module(name)
     spec = held.__spec__
     module = importlib.util.module_from_spec(spec)
@@ -97,14 +90,14 @@ def _real(name: str) -> types.ModuleType:
     return module
 
 
-def defer(name: str, submodules_first: bool = True) -> None:
+def defer(name: str) -> None:
     """Stand a placeholder in for ``name`` unless it is imported already (or cannot be found)."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
     if spec is None:
         return
-    placeholder = Deferred(spec, submodules_first)
+    placeholder = Deferred(spec)
     sys.modules[name] = placeholder
     parent, _, child = name.rpartition(".")
     if parent:
@@ -128,10 +121,20 @@ def defer_after_import(package: str, submodules: Sequence[str]) -> None:
 
 
 def _defer_submodules(package: str, submodules: Sequence[str]) -> None:
-    # A submodule of these (``scipy.spatial.distance``) may expect its package to have run
-    # (a circular import otherwise): importing one loads the real package first.
+    """Bind placeholders for these submodules as the package's attributes, and nowhere else.
+
+    Reading the attribute (as scipy does) imports nothing. ``sys.modules`` is left alone, so
+    any import of a submodule, or of one of its own (``scipy.spatial.distance``), is an
+    ordinary import that runs the real package first and then takes the placeholder's place.
+    """
+    imported = sys.modules[package]
     for submodule in submodules:
-        defer(f"{package}.{submodule}", submodules_first=False)
+        name = f"{package}.{submodule}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is not None:
+            setattr(imported, submodule, Deferred(spec))
 
 
 class _ThenDefer:
