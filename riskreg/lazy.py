@@ -106,6 +106,8 @@ def defer(name: str) -> None:
 
 def defer_rarely_used() -> None:
     """Defer every package in ``DEFERRED``, and the submodules of ``DEFERRED_AFTER`` once their package is imported."""
+    if not any(isinstance(finder, _PackageFirst) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PackageFirst())
     for name in DEFERRED:
         defer(name)
     for package, submodules in DEFERRED_AFTER.items():
@@ -172,3 +174,45 @@ class _DeferringLoader:
         module.__loader__ = module.__spec__.loader = self.loader  # type: ignore[union-attr]
         self.loader.exec_module(module)
         _defer_submodules(module.__name__, self.submodules)
+
+
+class _PackageFirst:
+    """A finder that runs a deferred package before any submodule of it is imported.
+
+    The import system finds a package's submodule through the package's ``__path__``,
+    which a placeholder has, so without this finder ``import asyncio.events`` would run
+    that submodule alone, before its package. It does not expect that: its C accelerator
+    then crashes the interpreter. Only the submodules ``FROM_SUBMODULE`` reads import
+    alone (``asyncio.coroutines``, which imports nothing of its package).
+    """
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        package = fullname.rpartition(".")[0]
+        if fullname in _ALONE or not isinstance(sys.modules.get(package), Deferred):
+            return None
+        _real(package)  # as an ordinary import would have run it, first
+        module = sys.modules.get(fullname)
+        if module is None:
+            return None  # the package did not import it: the usual finders will
+        # The package imported it: give that module back instead of running it twice. The
+        # import system prefers a module's own spec to the one found, so lend it this one.
+        spec = importlib.util.spec_from_loader(fullname, _Imported(module))
+        module.__spec__ = spec
+        return spec
+
+
+_ALONE = frozenset(FROM_SUBMODULE.values())
+
+
+class _Imported:
+    """A loader that hands back a module already imported (and puts its own spec back)."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module, self.spec = module, module.__spec__
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self.spec

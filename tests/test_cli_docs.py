@@ -114,6 +114,23 @@ def test_a_deferred_module_is_the_real_module_when_used():
     assert result.stdout.split() == ["Deferred", "Deferred", "True", "ran", "True", "True"]
 
 
+def test_a_deferred_package_runs_before_a_submodule_imported_first():
+    """``import asyncio.events`` after the CLI once ran that submodule alone, and crashed the interpreter."""
+    script = (
+        "import riskreg.cli, sys\n"
+        "import asyncio.events\n"
+        "from importlib.metadata import _meta\n"
+        "import asyncio\n"
+        "events = sys.modules['asyncio.events']\n"
+        "print(asyncio.run(asyncio.sleep(0, result='ran')), type(asyncio).__name__)\n"
+        "print(asyncio.events is events, sys.modules['asyncio.base_events'].events is events,\n"
+        "      type(events.__spec__.loader).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["ran module", "True True SourceFileLoader"]
+
+
 def test_analyses_and_reports_leave_scipy_stats_unloaded(tmp_path):
     """scipy.special serves every tail area (riskreg.stats.tails): scipy.stats alone took 0.35 s to import."""
     pilots = PROTOCOL.parent
