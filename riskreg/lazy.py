@@ -1,4 +1,4 @@
-"""Defer two standard-library packages that SQLAlchemy imports but no register command uses.
+"""Defer modules that riskreg's commands import, through their libraries, but never use.
 
 SQLAlchemy imports ``asyncio`` (for its async extension; with it come ssl, socket,
 subprocess, logging and concurrent.futures) and ``importlib.metadata`` (for entry-point
@@ -11,7 +11,8 @@ caller reads imports the real module, which takes the placeholder's place.
 One attribute is read as SQLAlchemy loads: ``asyncio.iscoroutine`` (bound in
 ``util.concurrency``). The placeholder serves it from ``asyncio.coroutines``, the small
 submodule that defines it (standard library only), which the real package re-exports when
-it loads: the same function either way.
+it loads: the same function either way. Any other submodule of a deferred package runs
+the real package first (``_PackageFirst``), as an ordinary import would have.
 
 The same placeholders stand in for some submodules of numpy and scipy once their package
 is imported (by the commands that analyse), as the package's attributes only: an import
