@@ -285,8 +285,12 @@ def one_sided_register(facts: Facts) -> Iterator[Finding]:
                 f"{counts[side]} open {side}-side risks against {counts[other]} {other}-side: the {side} side is markedly thinner",
                 f"record the risks of {'professional provision, the status quo included' if side == 'professional' else 'citizens taking part'}; both sides carry risk",
             )
+    sides_of: dict[int, set[str]] = {}  # pilot id: the sides of the risks linked to it
+    for r in facts.risks:
+        for pilot_id in facts.links.get(r.id, ()):
+            sides_of.setdefault(pilot_id, set()).add(r.side)
     for pilot in facts.pilots:
-        sides = {r.side for r in facts.risks if pilot.id in facts.links.get(r.id, [])}
+        sides = sides_of.get(pilot.id, set())
         if sides and not {"citizen", "professional"} <= sides:
             yield _finding(
                 "one-sided-register",
@@ -628,6 +632,16 @@ def target_above_appetite(facts: Facts) -> Iterator[Finding]:
 
 def run_checks(session: Session, config: Config, today: dt.date) -> list[Finding]:
     """Run every rule and return the findings, errors first."""
+    return checked(session, config, today)[0]
+
+
+def checked(session: Session, config: Config, today: dt.date) -> tuple[list[Finding], Facts]:
+    """Run every rule; return the findings, errors first, and the facts they were read from.
+
+    The facts hold the audit chain's verification and the register's check against the
+    trail (``chain``, ``state``), the slowest part on a large register: the QA report shows
+    them too, without running them again.
+    """
     unknown = sorted(set(config.severity) - set(RULES))
     if unknown:
         raise ConfigError(
@@ -636,7 +650,7 @@ def run_checks(session: Session, config: Config, today: dt.date) -> list[Finding
     facts = gather(session, config, today)
     findings = [f for _severity, function in RULES.values() for f in function(facts)]
     findings = [_with_configured_severity(f, config) for f in findings]
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.subject))
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.subject)), facts
 
 
 def _with_configured_severity(finding: Finding, config: Config) -> Finding:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from sqlalchemy import select
@@ -66,7 +66,7 @@ from riskreg.pilots import (
     protocol_versions,
 )
 from riskreg.protocol import Protocol
-from riskreg.qa import RULES, SEVERITY_ORDER, run_checks
+from riskreg.qa import RULES, SEVERITY_ORDER, checked
 from riskreg.register import changed_fields, get_risk, is_above_appetite, list_risks, next_review, parse_date
 from riskreg.report_context import (
     AmendmentLine,
@@ -121,6 +121,10 @@ from riskreg.report_context import (
     pct,
     rating_class,
 )
+
+if TYPE_CHECKING:  # annotations only
+    from riskreg.audit import ChainCheck
+    from riskreg.trail import StateCheck
 
 REPORTS = ("board", "pilot", "qa")
 CONTEXTS: dict[str, type] = {"board": BoardContext, "pilot": PilotContext, "qa": QaContext}
@@ -1234,7 +1238,7 @@ def qa_context(
     """Build the QA report's context: findings by severity and the audit trail of the period."""
     when = clock(as_of, now)
     start = period_start(since, when)
-    findings = run_checks(session, config, when.as_of)
+    findings, facts = checked(session, config, when.as_of)
     names = _subject_names(session, {f.subject for f in findings})
     groups = []
     for severity in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__):
@@ -1251,7 +1255,7 @@ def qa_context(
         page=_page("qa", "Quality assurance report", config, url, when, head(session).seal()),
         since=start.isoformat(),
         until=when.as_of.isoformat(),
-        assurance=assurance(session),
+        assurance=assurance(facts.chain, facts.state),
         counts=tuple(
             (s, sum(1 for f in findings if f.severity == s))
             for s in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__)
@@ -1287,12 +1291,8 @@ def _subject_names(session: Session, subjects: Iterable[str]) -> dict[str, tuple
     return names
 
 
-def assurance(session: Session) -> Assurance:
-    """Check the audit chain and the register against it, as ``riskreg audit verify`` does."""
-    from riskreg import audit, trail
-
-    chain = audit.verify(session)
-    state = trail.check_state(session)
+def assurance(chain: ChainCheck, state: StateCheck) -> Assurance:
+    """Word the audit chain's verification and the register's check against it, as ``riskreg audit verify`` does."""
     events = f"{chain.events:,} event{'' if chain.events == 1 else 's'}"
     if chain.ok:
         chain_text = f"audit chain verified: {events} intact"

@@ -481,6 +481,27 @@ def test_report_writes_the_default_file_and_prints_its_path(rr):
     assert Path("qa.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_the_qa_report_verifies_the_chain_and_the_trail_once(rr, monkeypatch):
+    """Its findings and its assurance section read one verification (seconds on a large register)."""
+    from riskreg import audit, trail
+
+    calls = {"verify": 0, "check_state": 0}
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    assert rr(*risk_add("A")).exit_code == 0
+    monkeypatch.setattr(audit, "verify", counted("verify", audit.verify))
+    monkeypatch.setattr(trail, "check_state", counted("check_state", trail.check_state))
+    rr("report", "qa", "--as-of", AS_OF)
+    assert calls == {"verify": 1, "check_state": 1}
+    assert "audit chain verified: 1 event intact" in Path("qa.html").read_text(encoding="utf-8")
+
+
 def test_report_json_names_the_report_path_and_size(rr, tmp_path):
     target = tmp_path / "out" / "board.html"
     data = rr.json("report", "board", "-o", str(target))
