@@ -426,6 +426,8 @@ class _Loader:
             }
             self.as_float, self.spelled = _Floats(words).__getitem__, False
         self.batch: list[tuple[Any, ...]] = []
+        # (kind, value, exposure) texts the column check has accepted: data repeat them chunk after chunk
+        self.accepted: set[tuple[str, str, str]] = set()
         self.writer = writer
         self.keys = KeyStore()
         self.units = UnitRuns(len(arms))
@@ -549,7 +551,9 @@ class _Loader:
         units, arms, sites = chunk.units, chunk.arms, chunk.sites
         checked = []
         for codes, kinds, texts, exposure_texts in chunk.metrics:
-            columns = _plain_columns(kinds, texts, exposure_texts, self.missing_exact, self.as_float)
+            columns = _plain_columns(
+                kinds, texts, exposure_texts, self.missing_exact, self.as_float, self.accepted
+            )
             if columns is None:
                 return False
             checked.append((codes, *columns))
@@ -565,16 +569,20 @@ class _Loader:
         self, lines: list[str], layout: _Layout, width: int, delimiter: str
     ) -> _SplitChunk | None:
         """Return a chunk's columns, or None if a line is irregular or a name unknown."""
-        if set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
-            return None
-        joined = delimiter.join(lines)
+        # Each line break becomes a cell of its own ("\n": no line of a plain chunk holds one),
+        # so every line is `width` cells wide exactly when the breaks fall every width + 1
+        # cells and the count adds up; one split of the chunk, no count of each line.
+        joined = (delimiter + "\n" + delimiter).join(lines)
         if "\x00" in joined:  # the row path words the refusal (one search of the chunk, not of each column)
             return None
         cells = joined.split(delimiter)
+        stride = width + 1
+        if len(cells) != len(lines) * stride - 1 or not set(cells[width::stride]) <= {"\n"}:
+            return None
         blank = [""] * len(lines)
 
         def column(index: int) -> list[str]:
-            return cells[index::width] if index >= 0 else blank
+            return cells[index::stride] if index >= 0 else blank
 
         units, sites = column(layout.unit), column(layout.site)
         arms = list(map(self.arms.get, column(layout.arm)))
@@ -861,19 +869,27 @@ def _plain_columns(
     exposure_texts: list[str],
     missing: frozenset[str] | None = None,
     as_float: Callable[[str], float] | None = None,
+    accepted: set[tuple[str, str, str]] | None = None,
 ) -> tuple[list[float], list[float]] | None:
     """Return a chunk's values and exposures (NaN when missing) if every cell pair is plain, else None.
 
     Pair by pair the results are those of ``_plain_cells``, with NaN for a missing value
     or exposure. Data repeat their cells, so each distinct (kind, value, exposure) is judged
-    once, by ``_plain_cells`` itself; the columns are then read by ``_as_float``, which
-    reads every accepted cell as ``_plain_cells`` does.
+    once, by ``_plain_cells`` itself, and not again if it is in ``accepted`` (the triples
+    of the loader's earlier accepted chunks, which this adds to, up to ``CACHED_FLOATS``);
+    the columns are then read by ``_as_float``, which reads every accepted cell as
+    ``_plain_cells`` does.
     """
     missing = _MISSING_EXACT if missing is None else missing
     as_float = as_float or _as_float
-    for kind, value_text, exposure_text in set(zip(kinds, texts, exposure_texts, strict=True)):
+    pairs = set(zip(kinds, texts, exposure_texts, strict=True))
+    if accepted is not None:
+        pairs -= accepted
+    for kind, value_text, exposure_text in pairs:
         if _plain_cells(kind, value_text, exposure_text, missing) is None:
             return None
+    if accepted is not None and len(accepted) < CACHED_FLOATS:
+        accepted |= pairs
     return list(map(as_float, texts)), list(map(as_float, exposure_texts))
 
 

@@ -44,8 +44,20 @@ def test_the_column_check_accepts_exactly_what_the_cell_check_accepts_with_equal
     by_column = _plain_columns(kinds, texts, exposures)
     if any(result is None for result in by_cell):
         assert by_column is None
+        refused: set[tuple[str, str, str]] = set()
+        assert _plain_columns(kinds, texts, exposures, accepted=refused) is None
+        assert refused == set()  # nothing of a refused chunk is remembered
         return
     assert by_column is not None
+    # a loader remembers the cell pairs it accepted: a chunk of them again gives the same columns
+    accepted: set[tuple[str, str, str]] = set()
+    assert _plain_columns(kinds, texts, exposures, accepted=accepted) is not None
+    assert accepted == set(zip(kinds, texts, exposures, strict=True))
+    remembered = _plain_columns(kinds, texts, exposures, accepted=accepted)
+    assert remembered is not None
+    assert [list(map(repr, column)) for column in remembered] == [
+        list(map(repr, column)) for column in by_column
+    ]
     values, spans = by_column
     for (value, span), column_value, column_span in zip(by_cell, values, spans, strict=True):
         # the column path marks a missing value or exposure with NaN (stored as NULL)
