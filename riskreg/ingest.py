@@ -569,16 +569,10 @@ class _Loader:
         self, lines: list[str], layout: _Layout, width: int, delimiter: str
     ) -> _SplitChunk | None:
         """Return a chunk's columns, or None if a line is irregular or a name unknown."""
-        # Each line break becomes a cell of its own ("\n": no line of a plain chunk holds one),
-        # so every line is `width` cells wide exactly when the breaks fall every width + 1
-        # cells and the count adds up; one split of the chunk, no count of each line.
-        joined = (delimiter + "\n" + delimiter).join(lines)
-        if "\x00" in joined:  # the row path words the refusal (one search of the chunk, not of each column)
+        cells = _split_lines(lines, width, delimiter)
+        if cells is None:
             return None
-        cells = joined.split(delimiter)
         stride = width + 1
-        if len(cells) != len(lines) * stride - 1 or not set(cells[width::stride]) <= {"\n"}:
-            return None
         blank = [""] * len(lines)
 
         def column(index: int) -> list[str]:
@@ -834,6 +828,23 @@ class UnitRuns:
     def distinct(self) -> list[int] | None:
         """Return the distinct units per arm, or None if some unit came back after other units."""
         return None if self.keys.any_repeated() else list(self.runs)
+
+
+def _split_lines(lines: list[str], width: int, delimiter: str) -> list[str] | None:
+    """Return the cells of lines (no line break in any), each line's followed by a "\\n" cell; None if a line is not ``width`` cells wide or holds NUL.
+
+    With each line break a cell of its own, every line is ``width`` cells wide exactly when
+    the breaks fall every ``width + 1`` cells and the count adds up: one split of the whole
+    chunk, no count of each line. A NUL is left to the row path, which words the refusal.
+    """
+    joined = (delimiter + "\n" + delimiter).join(lines)
+    if "\x00" in joined:
+        return None
+    cells = joined.split(delimiter)
+    stride = width + 1
+    if len(cells) != len(lines) * stride - 1 or not set(cells[width::stride]) <= {"\n"}:
+        return None
+    return cells
 
 
 def _fast_long(loader: _Loader, layout: _Layout, values: list[str]) -> bool:

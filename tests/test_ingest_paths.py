@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskreg.cli import cli
-from riskreg.ingest import _plain_cells, _plain_columns
+from riskreg.ingest import _plain_cells, _plain_columns, _split_lines
 from tests.pilot_fixtures import PROTOCOL
 
 KINDS = ("continuous", "binary", "count")
@@ -63,6 +63,32 @@ def test_the_column_check_accepts_exactly_what_the_cell_check_accepts_with_equal
         # the column path marks a missing value or exposure with NaN (stored as NULL)
         assert _same(value, None if math.isnan(column_value) else column_value)
         assert _same(span, None if math.isnan(column_span) else column_span)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["", "a", "7", " ", "\n", "x\x00"]), min_size=1, max_size=6),
+        min_size=1,  # a chunk has a line at least
+        max_size=6,
+    ),
+    st.integers(1, 6),
+    st.sampled_from([",", ";", "\t"]),
+)
+def test_a_chunk_splits_into_cells_only_when_every_line_is_the_header_s_width(rows, width, delimiter):
+    """One split of the chunk finds exactly the lines of another width, or with NUL, as a count of each line would."""
+    lines = [delimiter.join(cells).replace("\n", "") for cells in rows]  # no line holds a line break
+    cells = _split_lines(lines, width, delimiter)
+    regular = all(line.count(delimiter) == width - 1 for line in lines) and not any(
+        "\x00" in line for line in lines
+    )
+    if not regular:
+        assert cells is None
+        return
+    assert cells is not None
+    assert [cells[start : start + width] for start in range(0, len(cells), width + 1)] == [
+        line.split(delimiter) for line in lines
+    ]
 
 
 # --- whole files -----------------------------------------------------------------------------
