@@ -580,7 +580,10 @@ class _Loader:
 
         units, sites = column(layout.unit), column(layout.site)
         arms = list(map(self.arms.get, column(layout.arm)))
-        plain = _plain_texts(units, nul_free=True) and _plain_texts(sites, empty=True, nul_free=True)
+        if self.checking:
+            plain = _plain_texts(units, nul_free=True) and _plain_texts(sites, empty=True, nul_free=True)
+        else:  # the checking loader refuses an empty or overlong unit; only trimming changes what is written
+            plain = list(map(str.strip, units)) == units and list(map(str.strip, sites)) == sites
         if None in arms or not plain:
             return None
         metrics = self._metric_columns(layout, column, blank)

@@ -113,6 +113,27 @@ def test_rows_rejected_by_the_checking_process_are_reported_and_nothing_is_writt
     assert _counts(rr.url) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("checked", ["apart", "in-process"])
+def test_an_empty_or_overlong_unit_is_refused_the_same_however_the_file_is_checked(
+    rr, tmp_path, monkeypatch, checked
+):
+    """The writer leaves these to the checks (it only trims): the same lines, and nothing written."""
+    monkeypatch.setattr(riskreg.ingest, "PARALLEL_BYTES", 0 if checked == "apart" else 1 << 60)
+    registered(rr, tmp_path)
+    rows = [f"u{i},pilot,wellbeing,{i % 50}" for i in range(3000)]
+    rows[3] = f"{'u' * 201},pilot,wellbeing,4"  # over the unit's 200 characters (VARCHAR(200) on PostgreSQL)
+    rows[2000] = ",pilot,wellbeing,4"
+    path = write(tmp_path, "units.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {path}: 2 rows rejected, nothing was imported",
+        "  line 5: unit_id or site is longer than 200 characters or contains a NUL character",
+        "  line 2002: unit_id is empty",
+    ]
+    assert _counts(rr.url) == (0, 0, 0)
+
+
 def test_a_file_error_found_part_way_is_the_same_checked_apart(rr, tmp_path, apart):
     registered(rr, tmp_path)
     text = (

@@ -140,7 +140,7 @@ PLAIN = {
     "count": ["0", "2", "NA"],
 }
 ODD_LONG = (
-    [" u5", "", "u\x00"],
+    [" u5", "", "u\x00", "u" * 201],
     ["Pilot", "pilot "],
     ["unknown", *METRICS],
     VALUE_TEXTS,
