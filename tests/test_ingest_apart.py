@@ -96,21 +96,30 @@ def test_an_import_checked_apart_writes_its_rows_and_counts_on_both_backends(rr,
     assert [tuple(row) for row in units] == [(0, 1), (1, 2)]  # u1 in comparison; u2 and u3 in the pilot arm
 
 
+def _refused(rr, tmp_path, rows: list[str]) -> tuple[str, list[str]]:
+    """Import long rows (unit_id, arm, metric, value) that must be refused; return the file and the error's lines.
+
+    Asserts the command failed and that nothing was written.
+    """
+    path = write(tmp_path, "refused.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
+    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
+    assert result.exit_code == 1
+    assert _counts(rr.url) == (0, 0, 0)
+    return path, result.stderr.splitlines()
+
+
 def test_rows_rejected_by_the_checking_process_are_reported_and_nothing_is_written(rr, tmp_path, apart):
     registered(rr, tmp_path)
     # the first rejection is early; the writer stops there, the checker reads on and counts all
     rows = ["u0,pilot,wellbeing,many"] + [f"u{i},pilot,wellbeing,{i % 50}" for i in range(1, 30_000)]
     rows += ["u7,pilot,wellbeing,3", "u8,pilot,readmitted,2"]
-    path = write(tmp_path, "bad.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
-    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    path, refusal = _refused(rr, tmp_path, rows)
+    assert refusal == [
         f"Error: {path}: 3 rows rejected, nothing was imported",
         "  line 2: wellbeing: value must be a number, got 'many'",
         "  line 30002: duplicate: the same unit and metric as line 9 (use one row per unit and metric)",
         "  line 30003: readmitted: binary value must be 0/1, true/false or yes/no, got '2'",
     ]
-    assert _counts(rr.url) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("checked", ["apart", "in-process"])
@@ -123,15 +132,12 @@ def test_an_empty_or_overlong_unit_is_refused_the_same_however_the_file_is_check
     rows = [f"u{i},pilot,wellbeing,{i % 50}" for i in range(3000)]
     rows[3] = f"{'u' * 201},pilot,wellbeing,4"  # over the unit's 200 characters (VARCHAR(200) on PostgreSQL)
     rows[2000] = ",pilot,wellbeing,4"
-    path = write(tmp_path, "units.csv", "unit_id,arm,metric,value\n" + "\n".join(rows) + "\n")
-    result = rr("pilot", "data", "P-1", path, "--stage", "feasibility")
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    path, refusal = _refused(rr, tmp_path, rows)
+    assert refusal == [
         f"Error: {path}: 2 rows rejected, nothing was imported",
         "  line 5: unit_id or site is longer than 200 characters or contains a NUL character",
         "  line 2002: unit_id is empty",
     ]
-    assert _counts(rr.url) == (0, 0, 0)
 
 
 def test_a_file_error_found_part_way_is_the_same_checked_apart(rr, tmp_path, apart):
