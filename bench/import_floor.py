@@ -160,7 +160,7 @@ def write_only(url: str, path: Path) -> float:
     database = open_database(url)
     ctx = Context(actor="bench", config=database.config)
     with database.write() as session:
-        record = ingest._new_import(session, ctx, get_pilot(session, "P-1"), 0, "outcomes", str(path))
+        record = ingest.new_import(session, ctx, get_pilot(session, "P-1"), 0, "outcomes", str(path))
         start = time.perf_counter()
         writer = ingest._writer(session, record.id)
         for columns in chunks:
@@ -201,7 +201,7 @@ def convert_and_write(url: str, path: Path) -> float:
     database, codes, arms, intake = _open(url)
     ctx = Context(actor="bench", config=database.config)
     with database.write() as session:
-        record = ingest._new_import(session, ctx, get_pilot(session, "P-1"), 0, "outcomes", str(path))
+        record = ingest.new_import(session, ctx, get_pilot(session, "P-1"), 0, "outcomes", str(path))
         start = time.perf_counter()
         writer = ingest._writer(session, record.id)
         loader = ingest._Loader(codes, arms, RowErrors.for_file(str(path)), writer, False, intake)

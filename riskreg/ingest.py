@@ -1,4 +1,4 @@
-"""Streaming, atomic import of pilot outcome data and resources (DESIGN §4).
+"""Streaming, atomic import of pilot outcome data (DESIGN §4); resources files are ``riskreg.resources``.
 
 A file is imported whole or not at all, in one transaction. An outcome import
 (``import_outcomes``) is a short pipeline:
@@ -64,17 +64,15 @@ from riskreg.csvfile import (
     read_chunks,
     read_csv,
     resolve_columns,
-    text_sha256,
     width_problem,
 )
 from riskreg.errors import InvalidInput, RiskregError
-from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, Resource, observations
+from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, observations
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
 from riskreg.tally import GroupTally, tally_chunk
-from riskreg.vocab import RESOURCE_SIDES
-from riskreg.workbook import is_workbook, open_table, table_sha256, with_sheet
+from riskreg.workbook import is_workbook, open_table, with_sheet
 
 BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
 MISSING = frozenset(word.lower() for word in DEFAULT_MISSING_VALUES)  # unless riskreg.toml says otherwise
@@ -198,7 +196,7 @@ def _underflows(text: str) -> bool:
     return bool(mantissa.strip().translate(_MANTISSA_ZEROS))
 
 
-def _number(text: str, name: str, decimal_comma: bool = False) -> float:
+def parse_named_number(text: str, name: str, decimal_comma: bool = False) -> float:
     """``parse_number``, its errors worded for a column or value called ``name``."""
     try:
         return parse_number(text, decimal_comma)
@@ -216,7 +214,7 @@ def parse_value(kind: str, text: str, decimal_comma: bool = False) -> float:
         if value is None:
             raise ValueError(f"binary value must be 0/1, true/false or yes/no, got {text!r}")
         return value
-    value = _number(text, "value", decimal_comma)
+    value = parse_named_number(text, "value", decimal_comma)
     if abs(value) > LARGEST:
         raise ValueError(f"value is out of range (larger than 1e15 in size), got {text!r}")
     if kind == "count" and (value < 0 or value != int(value)):
@@ -234,7 +232,7 @@ def parse_exposure(kind: str, text: str, value: float | None, decimal_comma: boo
         if value is None:
             return None
         raise ValueError("count metrics need an exposure (e.g. person-weeks) greater than 0")
-    exposure = _number(text, "exposure", decimal_comma)
+    exposure = parse_named_number(text, "exposure", decimal_comma)
     if exposure <= 0:
         raise ValueError(f"exposure must be greater than 0, got {text!r}")
     if exposure > LARGEST:
@@ -364,7 +362,8 @@ def _layout(
     )
 
 
-def _cell(values: list[str], index: int) -> str:
+def trimmed_cell(values: list[str], index: int) -> str:
+    """Return a row's cell at ``index``, trimmed; empty for a column the file lacks (index -1) or a short row."""
     return values[index].strip() if 0 <= index < len(values) else ""
 
 
@@ -1218,7 +1217,7 @@ class _CopyWriter:
             self.cursor.close()
 
 
-def _new_import(
+def new_import(
     session: Session, ctx: Context, pilot: Pilot, stage_index: int, kind: str, source: str
 ) -> DataImport:
     """Start the record of one data file's import (its counts are filled in at the end)."""
@@ -1287,7 +1286,7 @@ def import_outcomes(
     codes = metric_codes(session, pilot)
     source = str(path)
     arms = protocol.design.arms
-    record = _new_import(session, ctx, pilot, stage_index, "outcomes", source)
+    record = new_import(session, ctx, pilot, stage_index, "outcomes", source)
     if intake is None:
         intake = intake_for(protocol, codes, mapping, strict, ctx.config.missing_values)
     checked = _read_and_write(session, record.id, path, source, codes, arms, progress, intake)
@@ -1538,13 +1537,19 @@ def _stream(
             if not _fast_long(loader, layout, values):
                 loader.observation(line, *_long_cells(layout, values))
         else:
-            unit, arm = _cell(values, layout.unit), _cell(values, layout.arm)
-            exposure, site = _cell(values, layout.exposure), _cell(values, layout.site)
+            unit, arm = trimmed_cell(values, layout.unit), trimmed_cell(values, layout.arm)
+            exposure, site = trimmed_cell(values, layout.exposure), trimmed_cell(values, layout.site)
             for index, name in layout.wide_metrics:
                 # in wide form the exposure column belongs to the count metrics only
                 kind = loader.codes[name][1]
                 loader.observation(
-                    line, unit, arm, name, _cell(values, index), exposure if kind == "count" else "", site
+                    line,
+                    unit,
+                    arm,
+                    name,
+                    trimmed_cell(values, index),
+                    exposure if kind == "count" else "",
+                    site,
                 )
         if progress is not None and count % 20_000 == 0:
             progress(handle.buffer.tell())
@@ -1553,7 +1558,7 @@ def _stream(
 
 def _long_cells(layout: _Layout, values: list[str]) -> tuple[str, ...]:
     return tuple(
-        _cell(values, i)
+        trimmed_cell(values, i)
         for i in (layout.unit, layout.arm, layout.metric, layout.value, layout.exposure, layout.site)
     )
 
@@ -1568,7 +1573,10 @@ def _report_duplicates(
             cells = (
                 [_long_cells(layout, values)]
                 if layout.form == "long"
-                else [(_cell(values, layout.unit), "", name, "", "", "") for _, name in layout.wide_metrics]
+                else [
+                    (trimmed_cell(values, layout.unit), "", name, "", "", "")
+                    for _, name in layout.wide_metrics
+                ]
             )
             for unit, _arm, name, *_ in cells:
                 entry = loader.codes.get(name)
@@ -1854,9 +1862,9 @@ def _refuse_repeats(
     with open_table(path, source) as parsed:
         layout = known or _layout(parsed.header, source, list(codes))
         for line, values in parsed.rows:
-            unit = _cell(values, layout.unit)
+            unit = trimmed_cell(values, layout.unit)
             names = (
-                [_cell(values, layout.metric)]
+                [trimmed_cell(values, layout.metric)]
                 if layout.form == "long"
                 else [n for _, n in layout.wide_metrics]
             )
@@ -1952,7 +1960,10 @@ def _name_cluster_lines(
     errors = RowErrors.for_file(source)
     with open_table(path, source) as parsed:
         for line, values in parsed.rows:
-            site, arm = _cell(values, layout.site).strip(), arms.get(_cell(values, layout.arm).strip())
+            site, arm = (
+                trimmed_cell(values, layout.site).strip(),
+                arms.get(trimmed_cell(values, layout.arm).strip()),
+            )
             if arm is None:
                 continue
             if not site:
@@ -2041,262 +2052,3 @@ def _recount(
         }
         groups.append((code, arm, columns))
     return groups
-
-
-# --- resources -------------------------------------------------------------------------------
-
-RESOURCE_REQUIRED = ("stage", "side", "kind")
-RESOURCE_COLUMNS = ("stage", "side", "kind", "hours", "amount", "arm", "note")
-
-
-@dataclass(frozen=True)
-class ResourceSummary:
-    """What a resources import did."""
-
-    pilot: str
-    source: str
-    rows: int
-    dry_run: bool
-    ignored: tuple[str, ...] = ()  # the file's columns left out (not riskreg's, not mapped)
-    replaced: str | None = None  # the earlier file this one replaced
-    replaced_rows: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pilot": self.pilot,
-            "file": self.source,
-            "rows": self.rows,
-            "dry_run": self.dry_run,
-            "ignored": list(self.ignored),
-            "replaced": self.replaced,
-            "replaced_rows": self.replaced_rows,
-        }
-
-
-def import_resources(
-    session: Session,
-    ctx: Context,
-    ref: str,
-    path: str | Path,
-    dry_run: bool = False,
-    sheet: str | None = None,
-    mapping: dict[str, str] | None = None,
-    strict: bool = False,
-    replace: str | None = None,
-) -> ResourceSummary:
-    """Import a resources CSV or workbook sheet (stage, side, kind, hours, amount[, arm][, note]), all rows or none.
-
-    ``replace`` names an earlier resources file of the pilot (as recorded, or its import
-    number): its lines are removed in the same transaction, and the event says which
-    file the new one replaced, so the trail keeps both.
-    """
-    path = with_sheet(path, sheet)
-    pilot = get_pilot(session, ref)
-    protocol = protocol_of(pilot)
-    source = str(path)
-    errors = RowErrors.for_file(source)
-    earlier = _resources_to_replace(session, pilot, replace) if replace is not None else None
-    digest = _refuse_repeated_resources(session, pilot, path, source)
-    record = _new_import(session, ctx, pilot, pilot.stage_index, "resources", source)
-    record.sha256 = digest
-    rows = []
-    renamed, labels = _resource_mapping(protocol, mapping or {})
-    with open_table(path, source) as parsed:
-        header = CsvRows(source, parsed.header, iter(()), names=getattr(parsed, "names", None))
-        columns = resolve_columns(header, RESOURCE_COLUMNS, renamed, strict)
-        missing = [name for name in (*RESOURCE_REQUIRED, "hours", "amount") if name not in columns.position]
-        if missing:
-            raise InvalidInput(
-                f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-            )
-        position = columns.position
-        for line, values in parsed.rows:
-            problem = width_problem(values, columns)
-            if problem is not None:
-                errors.add(line, problem)
-                continue
-            cells = {name: _cell(values, position.get(name, -1)) for name in RESOURCE_COLUMNS}
-            cells["arm"] = labels.get(cells["arm"], cells["arm"])
-            try:
-                rows.append(_resource(cells, pilot, protocol, record.id))
-            except ValueError as exc:
-                errors.add(line, str(exc))
-    errors.raise_if_any()
-    if not rows:
-        raise InvalidInput(f"{source}: no resource rows (only a header)")
-    session.add_all(rows)
-    record.rows = len(rows)
-    after: dict[str, Any] = {"file": record.source, "rows": len(rows)}
-    removed = 0
-    if earlier is not None:
-        removed = session.execute(delete(Resource).where(Resource.import_id == earlier.id)).rowcount or 0
-        record.replaced = removed
-        after["replaces"] = {"import": earlier.id, "file": earlier.source, "rows": removed}
-    session.flush()
-    totals = resource_totals(session, pilot, ctx.config.citizen_hour_value, import_id=record.id)
-    audit.log(session, ctx, "pilot.resources", pilot.ref, None, {**after, "totals": totals["total"]})
-    return ResourceSummary(
-        pilot.ref,
-        source,
-        len(rows),
-        dry_run,
-        columns.ignored,
-        earlier.source if earlier is not None else None,
-        removed,
-    )
-
-
-def _resources_to_replace(session: Session, pilot: Pilot, named: str) -> DataImport:
-    """Return the pilot's resources file that ``named`` (its recorded name or import number) identifies."""
-    files = list(
-        session.scalars(
-            select(DataImport)
-            .where(DataImport.pilot_id == pilot.id, DataImport.kind == "resources")
-            .order_by(DataImport.id)
-        )
-    )
-    live = [
-        f for f in files if session.scalar(select(Resource.id).where(Resource.import_id == f.id).limit(1))
-    ]
-    matches = [f for f in live if named in (f.source, str(f.id), Path(f.source).name)]
-    if len(matches) == 1:
-        return matches[0]
-    held = ", ".join(f"{f.source} (import {f.id})" for f in live) or "none"
-    if not matches:
-        raise InvalidInput(
-            f"{pilot.ref} has no resources file {named!r} to replace; nothing was imported (its files: {held})"
-        )
-    raise InvalidInput(
-        f"{named!r} names {len(matches)} resources files of {pilot.ref}; give the import number instead "
-        f"({held}); nothing was imported"
-    )
-
-
-def _resource_mapping(protocol: Protocol, mapping: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Return (file column -> resource column, arm label -> arm) from ``--map`` and the protocol's arm labels."""
-    columns: dict[str, str] = {}
-    labels = dict(protocol.data.arm_labels)
-    for given, target in mapping.items():
-        if target in RESOURCE_COLUMNS:
-            columns[given.strip().lower()] = target
-        elif target in protocol.design.arms:
-            labels[given.strip()] = target
-        else:
-            raise InvalidInput(
-                f"--map {given}={target}: {target!r} is neither a column nor an arm "
-                f"(columns: {', '.join(RESOURCE_COLUMNS)}; arms: {', '.join(protocol.design.arms)})"
-            )
-    return columns, labels
-
-
-def _refuse_repeated_resources(session: Session, pilot: Pilot, path: str | Path, source: str) -> str:
-    """Return the file's text SHA-256, refusing a file whose content the pilot's resources already hold."""
-    digest = table_sha256(path, source) if is_workbook(path) else text_sha256(path)
-    still_held = select(Resource.id).where(Resource.import_id == DataImport.id).exists()
-    earlier = session.scalars(  # a file whose lines a --replace removed is no longer held
-        select(DataImport)
-        .where(
-            DataImport.pilot_id == pilot.id,
-            DataImport.kind == "resources",
-            DataImport.sha256 == digest,
-            still_held,
-        )
-        .order_by(DataImport.id)
-        .limit(1)
-    ).first()
-    if earlier is not None:
-        raise InvalidInput(
-            f"{source}: {pilot.ref} already has these resources: the same file was imported on "
-            f"{earlier.at:%Y-%m-%d %H:%M} UTC by {earlier.actor} ({earlier.source}); nothing was imported "
-            "(a second import would count its costs twice; for new costs that repeat, tell them apart in a note column)"
-        )
-    return digest
-
-
-RESOURCE_TEXT_LIMITS = {"kind": 100, "note": 2000}  # kind: the column's size; note: a generous bound
-
-
-def _optional_amount(name: str, text: str, decimal_comma: bool = False) -> float | None:
-    if not text:
-        return None
-    value = _number(text, name, decimal_comma)
-    if value < 0:
-        raise ValueError(f"{name} must be 0 or more, got {text!r}")
-    if value > LARGEST:
-        raise ValueError(f"{name} {OUT_OF_RANGE}, got {text!r}")
-    return value
-
-
-def _resource(cells: dict[str, str], pilot: Pilot, protocol: Protocol, import_id: int) -> Resource:
-    for key, cell in cells.items():
-        if "\x00" in cell:
-            raise ValueError(f"{key} contains a NUL character")
-        if len(cell) > RESOURCE_TEXT_LIMITS.get(key, 200):
-            raise ValueError(
-                f"{key} is longer than {RESOURCE_TEXT_LIMITS.get(key, 200)} characters ({len(cell)})"
-            )
-    # any stage of the protocol: costs are often committed before a stage opens (training, recruitment)
-    names = [s.name for s in protocol.stages]
-    if cells["stage"] not in names:
-        raise ValueError(f"unknown stage {cells['stage']!r} (stages: {', '.join(names)})")
-    stage_index = names.index(cells["stage"])
-    side = cells["side"].lower()
-    if side not in RESOURCE_SIDES:
-        raise ValueError(f"side must be {' or '.join(RESOURCE_SIDES)}, got {cells['side']!r}")
-    if not cells["kind"]:
-        raise ValueError("kind is empty (e.g. staff_time, volunteer_time, training, expenses)")
-    hours, amount = _optional_amount("hours", cells["hours"]), _optional_amount("amount", cells["amount"])
-    if hours is None and amount is None:
-        raise ValueError("give hours, amount or both")
-    arm = cells["arm"] or None
-    if arm is not None and arm not in protocol.design.arms:
-        raise ValueError(
-            f"unknown arm {arm!r} (arms: {', '.join(protocol.design.arms)}; leave empty for the whole pilot)"
-        )
-    return Resource(
-        import_id=import_id,
-        pilot_id=pilot.id,
-        stage_index=stage_index,
-        side=side,
-        kind=cells["kind"],
-        hours=hours,
-        amount=amount,
-        arm=arm,
-        note=cells["note"] or None,
-    )
-
-
-def resource_totals(
-    session: Session, pilot: Pilot, hour_value: float, import_id: int | None = None
-) -> dict[str, Any]:
-    """Return resource totals by side, stage and arm; citizen hours without an amount are valued at ``hour_value``.
-
-    Each total has ``hours``, ``cash`` (amounts recorded) and ``valued`` (unpaid citizen hours
-    at the hourly value), kept apart so cash and citizens' time are never mixed up.
-    """
-    query = select(Resource).where(Resource.pilot_id == pilot.id)
-    if import_id is not None:
-        query = query.where(Resource.import_id == import_id)
-    protocol = protocol_of(pilot)
-    totals: dict[str, Any] = {"total": {}, "by_stage": {}, "by_arm": {}, "hour_value": hour_value}
-    for row in session.scalars(query):
-        valued = (row.hours or 0.0) * hour_value if row.side == "citizen" and row.amount is None else 0.0
-        stage = protocol.stages[row.stage_index].name
-        for bucket in (
-            totals["total"],
-            totals["by_stage"].setdefault(stage, {}),
-            totals["by_arm"].setdefault(row.arm or "whole pilot", {}),
-        ):
-            side = bucket.setdefault(row.side, {"hours": 0.0, "cash": 0.0, "valued": 0.0})
-            side["hours"] += row.hours or 0.0
-            side["cash"] += row.amount or 0.0
-            side["valued"] += valued
-    return _rounded(totals)
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from riskreg.actions import action_snapshot
 from riskreg.audit import canonical_json
 from riskreg.errors import RiskregError
-from riskreg.ingest import SUM_COLUMNS, event_number, resource_totals
+from riskreg.ingest import SUM_COLUMNS, event_number
 from riskreg.models import (
     Action,
     Control,
@@ -62,6 +62,7 @@ from riskreg.models import (
 from riskreg.pilots import metric_codes, pilot_snapshot, protocol_of
 from riskreg.protocol import Protocol, parse_protocol
 from riskreg.register import control_snapshot, iso_utc, parse_ref, snapshot
+from riskreg.resources import resource_totals
 
 ENTITIES = ("risk", "control", "pilot", "action")
 

@@ -414,8 +414,8 @@ def pilot_resources(  # type: ignore[no-untyped-def]
       riskreg pilot resources P-1 pilots/data/hospital-befriending-resources.csv
       riskreg pilot resources P-1 costs-corrected.csv --replace costs.csv
     """
-    from riskreg.ingest import import_resources, resource_totals
     from riskreg.pilots import get_pilot
+    from riskreg.resources import import_resources, resource_totals
 
     ctx = app.context()
     with app.database().write(dry_run=dry_run) as session:
