@@ -18,9 +18,10 @@ HEADER = (
 
 
 def main() -> int:
+    started, imports = startup.run(runs=5)
     results = [
         register_list.run(runs=9),
-        *startup.run(runs=5),
+        *started,
         *import_data.run(runs=5),
         *import_floor.run(runs=5),
         *analyse.run(runs=5),
@@ -32,6 +33,8 @@ def main() -> int:
         "whole-process wall times, subject and baseline alternated in one run.\n",
         HEADER,
         *[r.row() for r in results],
+        "",
+        imports,
     ]
     text = "\n".join(lines) + "\n"
     print(text)
