@@ -889,7 +889,7 @@ def _plain_columns(
     Pair by pair the results are those of ``_plain_cells``, with NaN for a missing value
     or exposure. Data repeat their cells, so each distinct (kind, value, exposure) is judged
     once, by ``_plain_cells`` itself, and not again if it is in ``accepted`` (the triples
-    of the loader's earlier accepted chunks, which this adds to, up to ``CACHED_FLOATS``);
+    of the loader's earlier accepted chunks, which this adds to, up to ``ACCEPTED_CELLS``);
     the columns are then read by ``_as_float``, which reads every accepted cell as
     ``_plain_cells`` does.
     """
@@ -901,7 +901,7 @@ def _plain_columns(
     for kind, value_text, exposure_text in pairs:
         if _plain_cells(kind, value_text, exposure_text, missing) is None:
             return None
-    if accepted is not None and len(accepted) < CACHED_FLOATS:
+    if accepted is not None and len(accepted) < ACCEPTED_CELLS:
         accepted |= pairs
     return list(map(as_float, texts)), list(map(as_float, exposure_texts))
 
@@ -966,6 +966,8 @@ _COPY_NULLS: dict[Any, str] = {"nan": "\\N", "None": "\\N", None: "\\N", "": "\\
 _WORDS = frozenset(word for word in _BINARY_EXACT if not word[0].isdigit())
 _AS_NUMBER = {**{word: str(_BINARY_EXACT[word]) for word in _WORDS}, **dict.fromkeys(_MISSING_EXACT, "nan")}
 CACHED_FLOATS = 1 << 16  # distinct texts remembered: a few MiB at most
+# accepted (kind, value, exposure) triples remembered: well under 1 MiB, and repeated data need far fewer
+ACCEPTED_CELLS = 1 << 12
 
 
 class _Floats(dict[str, float]):
