@@ -97,8 +97,8 @@ class Part:
 
 def _open(url: str) -> tuple[Any, dict[str, tuple[int, str]], tuple[str, ...], Any]:
     """Open the register; return it with P-1's metric codes, its arms and the intake an import would use."""
-    from riskreg import ingest
     from riskreg.db import open_database
+    from riskreg.layout import intake_for
     from riskreg.pilots import get_pilot, metric_codes, protocol_of
 
     database = open_database(url)
@@ -106,7 +106,7 @@ def _open(url: str) -> tuple[Any, dict[str, tuple[int, str]], tuple[str, ...], A
         pilot = get_pilot(session, "P-1")
         protocol = protocol_of(pilot)
         codes = metric_codes(session, pilot)
-    intake = ingest.intake_for(protocol, codes, None, False, database.config.missing_values)
+    intake = intake_for(protocol, codes, None, False, database.config.missing_values)
     return database, codes, protocol.design.arms, intake
 
 

@@ -1,4 +1,4 @@
-"""Streaming, atomic import of pilot outcome data (DESIGN §4); resources files are ``riskreg.resources``.
+"""Streaming, atomic import of pilot outcome data (DESIGN §4).
 
 A file is imported whole or not at all, in one transaction. An outcome import
 (``import_outcomes``) is a short pipeline:
@@ -21,11 +21,12 @@ A file is imported whole or not at all, in one transaction. An outcome import
    (``_InsertWriter``), one COPY on PostgreSQL (``_CopyWriter``).
 6. **Decide.** Any rejected row raises, with every problem by line number (the first 20
    shown, all counted), and the transaction rolls back, so nothing is kept. Otherwise the
-   import is held to the stage's earlier data (``_count_once``, ``--replace``,
-   ``--append``, clusters), its counts and audit event are added (``_finish``), and the
-   command commits.
+   import is held to the stage's earlier data (``riskreg.counted``: ``--replace``,
+   ``--append``, each unit counted once, clusters), its counts and audit event are added
+   (``_finish``), and the command commits.
 
-Memory stays flat however long the file: chunks, batches and spilled hashes.
+Memory stays flat however long the file: chunks, batches and spilled hashes. How a file's
+columns are found is ``riskreg.layout``; resources files are ``riskreg.resources``.
 """
 
 from __future__ import annotations
@@ -50,24 +51,21 @@ from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import and_, case, delete, func, literal, select, text, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from riskreg import audit
-from riskreg.config import DEFAULT_MISSING_VALUES
+from riskreg.counted import check_clusters, clear_or_refuse, count_once
 from riskreg.csvfile import (
-    MAX_SHOWN,
-    Columns,
     CsvRows,
     RowErrors,
     open_text,
     read_chunks,
     read_csv,
-    resolve_columns,
     width_problem,
 )
 from riskreg.errors import InvalidInput, RiskregError
-from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot, observations
+from riskreg.layout import MISSING, Intake, Layout, intake_for, layout_of, trimmed_cell
+from riskreg.models import DataImport, ImportCount, ImportUnits, Pilot
 from riskreg.pilots import get_pilot, metric_codes, protocol_of
 from riskreg.protocol import Protocol
 from riskreg.register import Context
@@ -75,12 +73,10 @@ from riskreg.tally import GroupTally, tally_chunk
 from riskreg.workbook import is_workbook, open_table, with_sheet
 
 BATCH_ROWS = 400  # rows per multi-row INSERT: 6 values x 400 stays far under SQLite's variable limit
-MISSING = frozenset(word.lower() for word in DEFAULT_MISSING_VALUES)  # unless riskreg.toml says otherwise
 # Outcomes and exposures beyond this size are refused: no real measure comes near it, and it
 # keeps every sum and squared deviation an import keeps far from overflow.
 LARGEST = 1e15
 BINARY = {"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "0.0": 0.0, "1.0": 1.0}
-LONG_COLUMNS = ("unit_id", "arm", "metric", "value", "exposure", "site")
 # import_counts' sufficient statistics, recorded in each pilot.data event (as event_number spells them)
 SUM_COLUMNS = ("total", "exposure", "shift", "sum_d", "sum_d2", "sum_y2_t")
 COLUMNS = ("metric", "arm", "unit_id", "value", "exposure", "site")  # after import_id, written by the writer
@@ -241,130 +237,6 @@ def parse_exposure(kind: str, text: str, value: float | None, decimal_comma: boo
 
 
 # --- reading rows ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Layout:
-    """How a file's columns map to observations: long (one per row) or wide (one per metric column)."""
-
-    form: str
-    unit: int
-    arm: int
-    metric: int = -1
-    value: int = -1
-    exposure: int = -1
-    site: int = -1
-    wide_metrics: tuple[tuple[int, str], ...] = ()
-    columns: Columns | None = None  # the header's width and the columns ignored
-
-    @property
-    def width(self) -> int:
-        return self.columns.width if self.columns is not None else -1
-
-    @property
-    def ignored(self) -> tuple[str, ...]:
-        return self.columns.ignored if self.columns is not None else ()
-
-
-@dataclass(frozen=True)
-class Intake:
-    """How to read one data file: renamed columns, arm labels, strictness and the missing words.
-
-    ``columns`` maps a file's column (trimmed, lower-cased) to riskreg's name for it,
-    ``arm_labels`` a file's arm label (trimmed) to an arm; ``missing`` holds lower-cased words.
-    """
-
-    columns: dict[str, str] = field(default_factory=dict)
-    arm_labels: dict[str, str] = field(default_factory=dict)
-    strict: bool = False
-    missing: frozenset[str] = MISSING
-
-
-def intake_for(
-    protocol: Protocol,
-    metric_names: Iterable[str],
-    mapping: dict[str, str] | None = None,
-    strict: bool = False,
-    missing_values: Iterable[str] = DEFAULT_MISSING_VALUES,
-) -> Intake:
-    """Combine the protocol's [data] table with one import's ``mapping`` (file name -> riskreg name or arm).
-
-    A mapping to an arm is an arm label; any other must name a column or a metric. A
-    mapping replaces the protocol's for the same riskreg name and for the same file column.
-    """
-    names = (*LONG_COLUMNS, *metric_names)
-    columns = {header.strip().lower(): name for name, header in protocol.data.columns.items()}
-    labels = dict(protocol.data.arm_labels)
-    for given, target in (mapping or {}).items():
-        key = given.strip().lower()
-        if target in names:
-            columns = {k: v for k, v in columns.items() if v != target and k != key}
-            columns[key] = target
-        elif target in protocol.design.arms:
-            labels[given.strip()] = target
-        else:
-            raise InvalidInput(
-                f"--map {given}={target}: {target!r} is neither a column nor an arm "
-                f"(columns: {', '.join(names)}; arms: {', '.join(protocol.design.arms)})"
-            )
-    return Intake(columns, labels, strict, frozenset(word.lower() for word in missing_values))
-
-
-def _layout(
-    header: list[str],
-    source: str,
-    metric_names: list[str],
-    intake: Intake | None = None,
-    names: list[str] | None = None,
-) -> _Layout:
-    """Find the columns: long form if ``metric`` or ``value`` is among them, else wide form.
-
-    Columns that are neither riskreg's nor mapped to one are ignored (``_Layout.ignored``),
-    or refused with ``intake.strict``.
-    """
-    intake = intake or Intake()
-    mapped = {intake.columns.get(name, name) for name in header}
-    long = "metric" in mapped or "value" in mapped
-    wanted = LONG_COLUMNS if long else ("unit_id", "arm", "exposure", "site", *metric_names)
-    parsed = CsvRows(source, header, iter(()), names=names)
-    columns = resolve_columns(parsed, wanted, intake.columns, intake.strict)
-    position = columns.position
-    required = ("unit_id", "arm", "metric", "value") if long else ("unit_id", "arm")
-    missing = [name for name in required if name not in position]
-    if missing:
-        raise InvalidInput(
-            f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        )
-    if long:
-        return _Layout(
-            "long",
-            position["unit_id"],
-            position["arm"],
-            position["metric"],
-            position["value"],
-            position.get("exposure", -1),
-            position.get("site", -1),
-            columns=columns,
-        )
-    wide = tuple(sorted((i, name) for name, i in position.items() if name in metric_names))
-    if not wide:
-        raise InvalidInput(
-            f"{source}: line 1: no metric columns (expected some of: {', '.join(metric_names)}), or long form: unit_id,arm,metric,value"
-        )
-    return _Layout(
-        "wide",
-        position["unit_id"],
-        position["arm"],
-        exposure=position.get("exposure", -1),
-        site=position.get("site", -1),
-        wide_metrics=wide,
-        columns=columns,
-    )
-
-
-def trimmed_cell(values: list[str], index: int) -> str:
-    """Return a row's cell at ``index``, trimmed; empty for a column the file lacks (index -1) or a short row."""
-    return values[index].strip() if 0 <= index < len(values) else ""
 
 
 # --- the import --------------------------------------------------------------------------------
@@ -534,7 +406,7 @@ class _Loader:
             if len(self.batch) >= BATCH_ROWS:
                 self.flush()
 
-    def accept_plain_lines(self, lines: list[str], layout: _Layout, width: int, delimiter: str) -> bool:
+    def accept_plain_lines(self, lines: list[str], layout: Layout, width: int, delimiter: str) -> bool:
         """Accept a chunk of plain lines column by column; False (nothing taken) sends it row by row.
 
         The work per chunk is a few C-level passes over each column instead of Python calls
@@ -565,7 +437,7 @@ class _Loader:
         return True
 
     def _split_plain(
-        self, lines: list[str], layout: _Layout, width: int, delimiter: str
+        self, lines: list[str], layout: Layout, width: int, delimiter: str
     ) -> _SplitChunk | None:
         """Return a chunk's columns, or None if a line is irregular or a name unknown."""
         cells = _split_lines(lines, width, delimiter)
@@ -614,7 +486,7 @@ class _Loader:
         return True
 
     def _metric_columns(
-        self, layout: _Layout, column: Callable[[int], list[str]], blank: list[str]
+        self, layout: Layout, column: Callable[[int], list[str]], blank: list[str]
     ) -> list[MetricColumns] | None:
         """Return (codes, kinds, values, exposures) per metric in a chunk: one set in long form, one per metric column in wide form."""
         numbers = column
@@ -673,7 +545,7 @@ class _Loader:
             self.flush()
             self.writer.finish()
 
-    def checked(self, layout: _Layout, path: str | Path) -> Checked:
+    def checked(self, layout: Layout, path: str | Path) -> Checked:
         """Return what checking the whole file found, once it is read: repeats are looked for here."""
         try:
             duplicates = self.keys.repeated()
@@ -849,7 +721,7 @@ def _split_lines(lines: list[str], width: int, delimiter: str) -> list[str] | No
     return cells
 
 
-def _fast_long(loader: _Loader, layout: _Layout, values: list[str]) -> bool:
+def _fast_long(loader: _Loader, layout: Layout, values: list[str]) -> bool:
     """Accept a plainly valid long-form row without the general checks; False sends it to them.
 
     The rows of chunks that are not plain (quoted files among them) pass through here, so
@@ -1233,7 +1105,7 @@ def new_import(
         replaced=0,
         at=ctx.now,
         actor=ctx.actor,
-        units_checked=kind == "outcomes",  # checked against the earlier stages' units (_count_once)
+        units_checked=kind == "outcomes",  # checked against the earlier stages' units (count_once)
     )
     session.add(record)
     session.flush()
@@ -1249,7 +1121,7 @@ class Checked:
     errors: RowErrors
     tallied: list[tuple[int, int, dict[str, Any]]]
     units: list[int] | None  # distinct units per arm, when known exactly (UnitRuns)
-    layout: _Layout | None = None
+    layout: Layout | None = None
 
 
 def import_outcomes(
@@ -1277,7 +1149,7 @@ def import_outcomes(
     A large file is checked in a second process while this one writes it (see
     ``_CheckingProcess``); the checks, and so the result, are the same either way. A unit
     is counted once per metric: a row for a unit already counted for its metric in an
-    earlier stage is refused, or with ``new_units_only`` left out (``_count_once``).
+    earlier stage is refused, or with ``new_units_only`` left out (``count_once``).
     """
     if replace and append:
         raise InvalidInput("--append adds to the stage's data and --replace swaps it: choose one")
@@ -1296,7 +1168,7 @@ def import_outcomes(
         raise InvalidInput(f"{source}: no data rows (only a header)")
     checked.errors.raise_if_any()
     if protocol.design.clustered:
-        _check_clusters(session, pilot, record, protocol, path, source, checked.layout, intake, replace)
+        check_clusters(session, pilot, record, protocol, path, source, checked.layout, intake, replace)
     summary = ImportSummary(pilot.ref, stage, source, checked.form, rows=checked.rows, dry_run=dry_run)
     summary.ignored = list(checked.layout.ignored) if checked.layout is not None else []
     how = Adding(replace=replace, append=append, new_units_only=new_units_only)
@@ -1469,7 +1341,7 @@ def _load(
     source: str,
     progress: Progress | None = None,
     stopped: Callable[[], bool] | None = None,
-) -> _Layout:
+) -> Layout:
     """Read, check and write a whole outcome file through the loader; return its layout.
 
     ``stopped`` is asked between chunks: once it says True the rest of the file is not read
@@ -1479,12 +1351,12 @@ def _load(
     try:
         if is_workbook(path):  # a sheet's rows, row by row through the same checks
             with open_table(path, source) as sheet:
-                layout = _layout(sheet.header, source, list(loader.codes), loader.intake)
+                layout = layout_of(sheet.header, source, list(loader.codes), loader.intake)
                 loader.rows += _stream(loader, layout, sheet.rows)
         else:
             with open_text(path) as handle:
                 parsed = read_csv(handle, source)
-                layout = _layout(parsed.header, source, list(loader.codes), loader.intake, parsed.names)
+                layout = layout_of(parsed.header, source, list(loader.codes), loader.intake, parsed.names)
                 loader.decimal_comma = parsed.delimiter == ";"
                 _stream_chunks(loader, layout, parsed, handle, progress, stopped)
         loader.finish()
@@ -1496,7 +1368,7 @@ def _load(
 
 def _stream_chunks(
     loader: _Loader,
-    layout: _Layout,
+    layout: Layout,
     parsed: CsvRows,
     handle: Any,
     progress: Progress | None,
@@ -1520,7 +1392,7 @@ def _stream_chunks(
 
 def _stream(
     loader: _Loader,
-    layout: _Layout,
+    layout: Layout,
     rows: Iterator[tuple[int, list[str]]],
     handle: Any = None,
     progress: Progress | None = None,
@@ -1558,7 +1430,7 @@ def _stream(
     return count
 
 
-def _long_cells(layout: _Layout, values: list[str]) -> tuple[str, ...]:
+def _long_cells(layout: Layout, values: list[str]) -> tuple[str, ...]:
     return tuple(
         trimmed_cell(values, i)
         for i in (layout.unit, layout.arm, layout.metric, layout.value, layout.exposure, layout.site)
@@ -1566,7 +1438,7 @@ def _long_cells(layout: _Layout, values: list[str]) -> tuple[str, ...]:
 
 
 def _report_duplicates(
-    loader: _Loader, layout: _Layout, path: str | Path, source: str, duplicates: set[int]
+    loader: _Loader, layout: Layout, path: str | Path, source: str, duplicates: set[int]
 ) -> None:
     """Read the file again (only when duplicates exist) to name the lines that repeat a unit and metric."""
     first: dict[tuple[str, int], int] = {}
@@ -1608,8 +1480,8 @@ def _finish(
 ) -> None:
     names = {code: name for name, (code, _kind) in codes.items()}
     in_file = sorted({code for code, _arm, _columns in checked.tallied})
-    summary.replaced = _clear_or_refuse(session, pilot, record, in_file, names, how, summary.stage)
-    _count_once(session, record, checked, codes, summary, protocol, how, path)
+    summary.replaced = clear_or_refuse(session, pilot, record, in_file, names, how, summary.stage)
+    count_once(session, record, checked, codes, summary, protocol, how, path)
     sums: dict[str, dict[str, dict[str, Any]]] = {}
     for code, arm, columns in checked.tallied:
         metric = summary.by_metric.setdefault(names[code], {})
@@ -1639,418 +1511,3 @@ def event_number(value: float | None) -> float | str | None:
     if value is None or math.isfinite(value):
         return value
     return repr(float(value))
-
-
-def _clear_or_refuse(
-    session: Session,
-    pilot: Pilot,
-    record: DataImport,
-    codes: list[int],
-    names: dict[int, str],
-    how: Adding,
-    stage: str,
-) -> int:
-    """Refuse data for metrics the stage already has, or (with replace) delete the old rows, their counts and unit counts.
-
-    With append the stage keeps its data: the new units join it (``_count_once`` refuses repeats).
-    """
-    if how.append:
-        return 0
-    same_stage = select(DataImport.id).where(
-        DataImport.pilot_id == pilot.id,
-        DataImport.kind == "outcomes",
-        DataImport.stage_index == record.stage_index,
-        DataImport.id != record.id,
-    )
-    earlier = list(session.scalars(same_stage))
-    counted = (ImportCount.import_id.in_(earlier), ImportCount.metric.in_(codes))
-    if not how.replace:
-        clash = sorted(set(session.scalars(select(ImportCount.metric).where(*counted))))
-        if clash:
-            listed = ", ".join(names[c] for c in clash)
-            raise InvalidInput(
-                f"stage '{stage}' of {pilot.ref} already has data for {listed}; nothing was imported "
-                "(use --append to add new units to them, or --replace to swap them)"
-            )
-        return 0
-    session.execute(delete(ImportCount).where(*counted))
-    # what is left of a trimmed import may hold fewer units: the analysis counts them afresh
-    session.execute(delete(ImportUnits).where(ImportUnits.import_id.in_(earlier)))
-    t = observations.c
-    return (
-        session.execute(delete(observations).where(t.import_id.in_(earlier), t.metric.in_(codes))).rowcount
-        or 0
-    )
-
-
-# --- a unit is counted once per metric -------------------------------------------------------
-
-
-def _count_once(
-    session: Session,
-    record: DataImport,
-    checked: Checked,
-    codes: dict[str, tuple[int, str]],
-    summary: ImportSummary,
-    protocol: Protocol,
-    how: Adding,
-    path: str | Path,
-) -> None:
-    """Refuse the rows of units already counted for their metric in an earlier stage, or leave them out.
-
-    With ``how.append`` the stage's own earlier imports count as already counted too.
-
-    A unit is already counted when it has a value for the metric from an earlier stage,
-    or, for a missing value, any row for it (a unit whose value was missing may get it
-    later, but is not counted missing twice). The file is written and checked by now:
-    one query matches its observations with those of the pilot's earlier stages (only if
-    there are any: a first stage costs nothing), and only if it finds repeats is the file
-    read again, to name their lines. With ``new_units_only`` the repeats are deleted
-    instead, the counts of their metrics recomputed from what is left (``checked`` is
-    updated) and the unit counts dropped.
-    """
-    earlier = {
-        row.id: row
-        for row in session.scalars(
-            select(DataImport).where(
-                DataImport.pilot_id == record.pilot_id,
-                DataImport.kind == "outcomes",
-                (DataImport.stage_index <= record.stage_index)
-                if how.append
-                else (DataImport.stage_index < record.stage_index),
-                DataImport.id != record.id,
-            )
-        )
-    }
-    if not earlier:
-        return
-    with _without_nested_loops(session):
-        _check_or_leave_out(
-            session, record, earlier, checked, codes, summary, protocol, how.new_units_only, path
-        )
-
-
-@contextlib.contextmanager
-def _without_nested_loops(session: Session) -> Iterator[None]:
-    """On PostgreSQL, plan the statements inside without nested loops (then as before, unless they fail).
-
-    The new import's rows were written in this transaction, so the planner's statistics
-    do not know them and take them for a row or so: a nested loop over them, which it
-    then prefers, rescans the earlier observations once per row (measured: over 15 min
-    for 1,000,000 rows against 1,000,000, against 1.4 s by a hash join).
-    """
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        session.execute(text("SET LOCAL enable_nestloop = off"))
-    yield
-    if postgresql:
-        session.execute(text("RESET enable_nestloop"))
-
-
-def _check_or_leave_out(
-    session: Session,
-    record: DataImport,
-    earlier: dict[int, DataImport],
-    checked: Checked,
-    codes: dict[str, tuple[int, str]],
-    summary: ImportSummary,
-    protocol: Protocol,
-    new_units_only: bool,
-    path: str | Path,
-) -> None:
-    repeats = _already_counted(session, record.id, list(earlier))
-    if not repeats:
-        return
-    if not new_units_only:
-        _refuse_repeats(repeats, earlier, codes, protocol, path, summary.source, checked.layout)
-    left: dict[int, Counter[int]] = {}
-    for hit in repeats:
-        left.setdefault(hit.metric, Counter())[earlier[hit.earlier].stage_index] += 1
-    t = observations.c
-    # two statements, each a plain IN that PostgreSQL turns into a hash semi-join (an OR of
-    # two would keep each IN a subplan, hashed only while it fits in work_mem)
-    for missing_only, present in ((False, True), (True, False)):
-        where = [
-            t.import_id == record.id,
-            tuple_(t.metric, t.unit_id).in_(_counted_in(list(earlier), present)),
-        ]
-        session.execute(delete(observations).where(*where, *([t.value.is_(None)] if missing_only else [])))
-    kinds = {code: kind for code, kind in codes.values()}
-    kept = [group for group in checked.tallied if group[0] not in left]
-    checked.tallied = sorted(kept + _recount(session, record.id, {c: kinds[c] for c in left}))
-    if not checked.tallied:
-        raise InvalidInput(
-            f"{summary.source}: every unit in the file is already counted for its metrics in an earlier stage; nothing was imported"
-        )
-    checked.units = None  # the analysis counts this import's units from its observations
-    names = {code: name for name, (code, _kind) in codes.items()}
-    summary.left_out = {
-        names[code]: {
-            "observations": sum(stages.values()),
-            "stages": [protocol.stages[index].name for index in sorted(stages)],
-            "reason": "the unit is already counted for the metric in an earlier stage",
-        }
-        for code, stages in sorted(left.items())
-    }
-
-
-@dataclass(frozen=True)
-class _Repeat:
-    """An observation of a unit already counted for its metric: the first earlier import that counts it."""
-
-    metric: int
-    unit: str
-    earlier: int
-    had_value: bool  # False: the earlier rows' values are missing, like this one
-
-
-def _counted_in(imports: list[int], present: bool = False) -> Any:
-    """The (metric, unit) pairs of some imports' observations (with a value only, if ``present``)."""
-    o = observations.c
-    query = select(o.metric, o.unit_id).where(o.import_id.in_(imports))
-    return query.where(o.value.is_not(None)) if present else query
-
-
-def _already_counted(session: Session, import_id: int, earlier: list[int]) -> list[_Repeat]:
-    """Return the observations of an import whose unit is already counted for their metric by the earlier imports.
-
-    ``observations`` is indexed by import only: the earlier imports' rows are matched
-    against the set of the new import's (metric, unit) pairs (and, apart, of those with a
-    missing value), which SQLite builds as an ephemeral index and PostgreSQL as the hash
-    of a semi-join, once per query. Each match is named by the first earlier import with
-    a value, else the first with the row.
-    """
-    query = _already_counted_query(import_id, earlier)
-    return [_Repeat(code, unit, first, bool(had)) for code, unit, first, had in session.execute(query)]
-
-
-def _already_counted_query(import_id: int, earlier: list[int]) -> Any:
-    """The query of ``_already_counted``: (metric, unit, first earlier import, 1 if with a value else 0)."""
-    o = observations.c
-    new = observations.alias("new")
-    pairs = select(new.c.metric, new.c.unit_id).where(new.c.import_id == import_id)
-    earlier_rows = (o.metric, o.unit_id, o.import_id)
-    matches = union_all(
-        # an earlier value counts the unit, whatever this import holds
-        select(*earlier_rows, literal(1).label("had")).where(
-            o.import_id.in_(earlier), o.value.is_not(None), tuple_(o.metric, o.unit_id).in_(pairs)
-        ),
-        # for a missing value, any earlier row does
-        select(*earlier_rows, case((o.value.is_not(None), 1), else_=0).label("had")).where(
-            o.import_id.in_(earlier), tuple_(o.metric, o.unit_id).in_(pairs.where(new.c.value.is_(None)))
-        ),
-    ).subquery()
-    m = matches.c
-    return select(
-        m.metric,
-        m.unit_id,
-        func.coalesce(func.min(case((m.had == 1, m.import_id))), func.min(m.import_id)),
-        func.max(m.had),
-    ).group_by(m.metric, m.unit_id)
-
-
-def _refuse_repeats(
-    repeats: list[_Repeat],
-    earlier: dict[int, DataImport],
-    codes: dict[str, tuple[int, str]],
-    protocol: Protocol,
-    path: str | Path,
-    source: str,
-    known: _Layout | None = None,
-) -> None:
-    """Read the file again to name the lines of the repeats (the first ``MAX_SHOWN``) and refuse it."""
-    found = {(hit.unit, hit.metric): hit for hit in repeats}
-    errors = RowErrors.for_file(source)
-    with open_table(path, source) as parsed:
-        layout = known or _layout(parsed.header, source, list(codes))
-        for line, values in parsed.rows:
-            unit = trimmed_cell(values, layout.unit)
-            names = (
-                [trimmed_cell(values, layout.metric)]
-                if layout.form == "long"
-                else [n for _, n in layout.wide_metrics]
-            )
-            for name in names:
-                entry = codes.get(name)
-                hit = None if entry is None else found.get((unit, entry[0]))
-                if hit is not None:
-                    errors.add(line, _repeat_message(unit, name, hit, earlier[hit.earlier], protocol))
-            if len(errors.shown) >= MAX_SHOWN:
-                break  # the rest are counted, not read
-    if not errors.shown:  # the file changed since it was read
-        raise InvalidInput(f"{source}: the file changed while it was imported; nothing was imported")
-    errors.total = len(found)
-    errors.raise_if_any()
-
-
-# --- cluster designs: every row names its cluster, and a cluster keeps to its arm ------------
-
-
-def _check_clusters(
-    session: Session,
-    pilot: Pilot,
-    record: DataImport,
-    protocol: Protocol,
-    path: str | Path,
-    source: str,
-    layout: _Layout | None,
-    intake: Intake,
-    replace: bool = False,
-) -> None:
-    """Refuse a cluster design's file whose rows lack a cluster, or put a cluster in the wrong arm.
-
-    Clusters are allocated whole: in a parallel layout a cluster belongs to one arm over all
-    the pilot's data (but the stage's data a ``replace`` swaps out); in a stepped wedge its
-    arm at each stage follows the schedule (the comparison arm before its switching stage,
-    the pilot from it on).
-    """
-    design = protocol.design
-    column = design.cluster or "site"
-    if layout is None or layout.site < 0:
-        raise InvalidInput(
-            f'{source}: line 1: no {column!r} column: the design allocates clusters ([design] unit = "cluster"), '
-            "so each row must name its cluster; nothing was imported"
-        )
-    o = observations.c
-    here = select(o.site, o.arm).where(o.import_id == record.id).distinct()
-    found = [(site, arm) for site, arm in session.execute(here)]
-    expected: dict[str, int] = {}  # cluster → the arm it must be in
-    if design.stepped:
-        for site, _arm in found:
-            switch = design.switch_stage(site) if site is not None else None
-            if switch is not None:
-                expected[site] = 1 if record.stage_index >= protocol.stage_index(switch) else 0
-    else:
-        sites = sorted({site for site, _arm in found if site is not None})
-        earlier = (
-            select(o.site, func.min(o.arm))
-            .join(DataImport, DataImport.id == o.import_id)
-            .where(
-                DataImport.pilot_id == pilot.id,
-                DataImport.kind == "outcomes",
-                o.import_id != record.id,
-                o.site.in_(sites),
-                *([DataImport.stage_index != record.stage_index] if replace else []),
-            )
-            .group_by(o.site)
-        )
-        expected = {site: arm for site, arm in session.execute(earlier)} if sites else {}
-    wrong = any(
-        site is None or (design.stepped and site not in expected) or expected.get(site, arm) != arm
-        for site, arm in found
-    ) or (not design.stepped and len({site for site, _arm in found}) < len(found))
-    if wrong:
-        _name_cluster_lines(protocol, path, source, layout, intake, record.stage_index, expected)
-
-
-def _name_cluster_lines(
-    protocol: Protocol,
-    path: str | Path,
-    source: str,
-    layout: _Layout,
-    intake: Intake,
-    stage_index: int,
-    expected: dict[str, int],
-) -> None:
-    """Read the file again to name the lines whose cluster is missing or in the wrong arm, and refuse it."""
-    design = protocol.design
-    arms = {name: i for i, name in enumerate(design.arms)}
-    arms.update({label: design.arms.index(arm) for label, arm in intake.arm_labels.items()})
-    column = design.cluster or "site"
-    stage = protocol.stages[stage_index].name
-    origin = dict.fromkeys(expected, "in earlier data of this pilot")  # where a cluster's arm was set
-    errors = RowErrors.for_file(source)
-    with open_table(path, source) as parsed:
-        for line, values in parsed.rows:
-            site, arm = (
-                trimmed_cell(values, layout.site).strip(),
-                arms.get(trimmed_cell(values, layout.arm).strip()),
-            )
-            if arm is None:
-                continue
-            if not site:
-                errors.add(
-                    line, f"no cluster: the {column!r} column is empty (each row must name its cluster)"
-                )
-            elif design.stepped and site not in expected:
-                listed = ", ".join(name for name, _stage in design.schedule)
-                errors.add(line, f"cluster {site!r} is not in the stepped-wedge schedule ({listed})")
-            elif design.stepped and expected[site] != arm:
-                switch = design.switch_stage(site)
-                errors.add(
-                    line,
-                    f"cluster {site!r} is in the {design.arms[arm]} arm at stage '{stage}', but the schedule "
-                    f"switches it to the pilot at stage '{switch}', so it belongs in the {design.arms[expected[site]]} arm",
-                )
-            elif not design.stepped and site not in expected:
-                expected[site], origin[site] = arm, f"on line {line}"
-            elif not design.stepped and expected[site] != arm:
-                errors.add(
-                    line,
-                    f"cluster {site!r} is in the {design.arms[arm]} arm here but in the "
-                    f"{design.arms[expected[site]]} arm {origin[site]}: clusters are allocated whole, to one arm",
-                )
-    if not errors.total:  # the file changed since it was read
-        raise InvalidInput(f"{source}: the file changed while it was imported; nothing was imported")
-    errors.raise_if_any()
-
-
-def _repeat_message(unit: str, metric: str, hit: _Repeat, record: DataImport, protocol: Protocol) -> str:
-    article = "an" if metric[:1].lower() in "aeiou" else "a"
-    held = f"{article} {metric} value" if hit.had_value else f"{article} {metric} row, its value missing,"
-    return (
-        f"unit {unit} already has {held} from stage '{protocol.stages[record.stage_index].name}' "
-        f"({record.source}, imported {record.at:%Y-%m-%d} by {record.actor}); a unit is counted once per metric: "
-        "leave the row out, or import with --new-units-only"
-    )
-
-
-def _recount(
-    session: Session, import_id: int, kinds: dict[int, str]
-) -> list[tuple[int, int, dict[str, Any]]]:
-    """Return (metric, arm, import_counts columns) of an import's metrics in ``kinds``, computed from its observations.
-
-    As ``GroupTally.columns``: each continuous group shifted by one of its own values (its
-    smallest, picked in the database), the sums of d and d² taken around it.
-    """
-    o = observations.c
-    mine = (o.import_id == import_id, o.metric.in_(list(kinds)))
-    shifts = (
-        select(o.metric, o.arm, func.min(o.value).label("shift"))
-        .where(*mine)
-        .group_by(o.metric, o.arm)
-        .subquery()
-    )
-    d = o.value - shifts.c.shift
-    query = (
-        select(
-            o.metric,
-            o.arm,
-            func.count(o.value),
-            func.count(),
-            func.sum(o.value),
-            func.sum(case((o.value.is_not(None), o.exposure))),
-            shifts.c.shift,
-            func.sum(d),
-            func.sum(d * d),
-            func.sum(o.value * o.value / o.exposure),
-        )
-        .select_from(observations.join(shifts, and_(shifts.c.metric == o.metric, shifts.c.arm == o.arm)))
-        .where(*mine)
-        .group_by(o.metric, o.arm, shifts.c.shift)
-    )
-    groups = []
-    for code, arm, n, rows, total, exposure, shift, sum_d, sum_d2, sum_y2_t in session.execute(query):
-        continuous = kinds[code] == "continuous" and n > 0
-        columns = {
-            "n": n,
-            "missing": rows - n,
-            "total": float(total or 0.0),
-            "exposure": float(exposure or 0.0),
-            "shift": shift if continuous else None,
-            "sum_d": float(sum_d) if continuous else None,
-            "sum_d2": float(sum_d2) if continuous else None,
-            "sum_y2_t": float(sum_y2_t or 0.0) if kinds[code] == "count" else None,
-        }
-        groups.append((code, arm, columns))
-    return groups

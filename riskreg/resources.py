@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from riskreg import audit
 from riskreg.csvfile import CsvRows, RowErrors, resolve_columns, text_sha256, width_problem
 from riskreg.errors import InvalidInput
-from riskreg.ingest import LARGEST, OUT_OF_RANGE, new_import, parse_named_number, trimmed_cell
+from riskreg.ingest import LARGEST, OUT_OF_RANGE, new_import, parse_named_number
+from riskreg.layout import trimmed_cell
 from riskreg.models import DataImport, Pilot, Resource
 from riskreg.pilots import get_pilot, protocol_of
 from riskreg.protocol import Protocol

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
+from riskreg.counted import recount
 from riskreg.db import SCHEMA_HEAD, open_database
-from riskreg.ingest import _recount
 from riskreg.models import observations
 from riskreg.pilots import get_pilot
 from riskreg.stats.summaries import ContinuousSummary
@@ -370,7 +370,7 @@ def test_counts_recomputed_in_the_database_equal_the_tallies_of_the_import(
                     expected[code, arm] = columns
         if written:
             session.execute(observations.insert(), written)
-        got = {(code, arm): columns for code, arm, columns in _recount(session, 99, kinds)}
+        got = {(code, arm): columns for code, arm, columns in recount(session, 99, kinds)}
     database.dispose()
     assert got.keys() == expected.keys()
     for key, columns in got.items():
