@@ -1,5 +1,5 @@
 """Allow ``python -m riskreg``."""
 
-from riskreg.cli import main
+from riskreg.cli import run
 
-main()
+run()
