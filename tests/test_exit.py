@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.risk_fixtures import risk_add
+
 RISKS = 600  # their JSON is about 300 KB, several times a pipe's buffer (64 KiB)
 
 
@@ -62,20 +64,7 @@ def test_a_long_output_reaches_the_pipe_whole_and_the_register_is_closed(many_ri
     assert listed.returncode == 0, listed.stderr
     assert len(listed.stdout) > 4 * 65_536
     assert [risk["id"] for risk in json.loads(listed.stdout)][-1] == f"R-{RISKS}"
-    added = _riskreg(
-        *db,
-        "risk",
-        "add",
-        "After",
-        "--side",
-        "citizen",
-        "--mode",
-        "design",
-        "--likelihood",
-        "1",
-        "--impact",
-        "1",
-    )
+    added = _riskreg(*db, *risk_add("After"))
     assert added.returncode == 0, added.stderr
     # the last connection to close checkpoints the write-ahead log and removes it (and its index)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
