@@ -9,10 +9,12 @@ early getting no traceback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +70,47 @@ def test_a_long_output_reaches_the_pipe_whole_and_the_register_is_closed(many_ri
     assert added.returncode == 0, added.stderr
     # the last connection to close checkpoints the write-ahead log and removes it (and its index)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+
+
+def test_output_to_a_full_disk_is_an_error(many_risks, tmp_path):
+    db = _copy(many_risks, tmp_path)
+    with open("/dev/full", "w") as full:
+        listed = subprocess.run(
+            [sys.executable, "-m", "riskreg", *db, "risk", "list", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert (listed.returncode, listed.stderr) == (
+        1,
+        "Error: the disk is full: nothing was saved (free some space, then run the command again)\n",
+    )
+
+
+def _run(body: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    """Run riskreg.cli.run in a fresh interpreter with ``main`` replaced by body (one line).
+
+    Its output is buffered, as a user's is (this environment may set PYTHONUNBUFFERED).
+    """
+    script = f"import sys\nimport riskreg.cli as cli\ndef main():\n    {body}\ncli.main = main\ncli.run()\n"
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", script], stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, env=env
+    )
+
+
+def test_output_still_buffered_at_the_end_is_written_and_the_status_kept():
+    ended = _run("sys.stdout.write('x' * 1000); sys.exit(3)")  # less than the buffer: not yet written
+    assert (ended.returncode, ended.stdout, ended.stderr) == (3, "x" * 1000, "")
+    said = _run("sys.exit('a message')")
+    assert (said.returncode, said.stderr) == (1, "a message\n")
+
+
+def test_output_that_cannot_be_written_at_the_end_is_status_120_as_the_interpreter_gives():
+    with open("/dev/full", "w") as full:
+        ended = _run("sys.stdout.write('x' * 10)", stdout=full)
+    assert (ended.returncode, ended.stderr) == (120, "")
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(many_risks, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import getpass
 import os
@@ -208,9 +207,14 @@ def run() -> None:
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()  # what any handler still holds
     for stream in (sys.stdout, sys.stderr):
-        # a reader that has gone (a pipe into head) or a closed stream: nothing more to say
-        with contextlib.suppress(OSError, ValueError):
+        try:
             stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # a reader that has gone (a pipe into head) or a closed stream: nothing more to say
+        except OSError:
+            # output that could not be written (a full disk): 120, as the interpreter would end
+            # a command that had succeeded; a failed command keeps its own status
+            status = status or 120
     os._exit(status)
 
 
