@@ -266,7 +266,7 @@ def _parts(
     """The whole import and its parts on one backend, each from a fresh register."""
     csv_path, tiny = files
 
-    def in_process(part: str) -> Callable[[], float]:
+    def own_process(part: str) -> Callable[[], float]:
         command = [sys.executable, str(Path(__file__).resolve()), "--part", part, url, str(csv_path)]
         return lambda: _reported_seconds(command, env)
 
@@ -281,15 +281,15 @@ def _parts(
     return [
         _Timed(f"{backend} import", f"pilot data, {rows} rows", fresh, whole(_import_command(url, csv_path))),
         _Timed(f"{backend} start-up", "pilot data, 4 rows", fresh, whole(_import_command(url, tiny))),
-        _Timed(f"{backend} check", f"reading and checking {rows} rows", fresh, in_process("check")),
+        _Timed(f"{backend} check", f"reading and checking {rows} rows", fresh, own_process("check")),
         _Timed(
             f"{backend} convert and write",
             f"reading, converting and writing {rows} rows",
             fresh,
-            in_process("convert-write"),
+            own_process("convert-write"),
         ),
-        _Timed(f"{backend} write", f"writing {rows} converted rows", fresh, in_process("write")),
-        _Timed(f"{backend} write, no index", f"the same without {INDEX}", without_index, in_process("write")),
+        _Timed(f"{backend} write", f"writing {rows} converted rows", fresh, own_process("write")),
+        _Timed(f"{backend} write, no index", f"the same without {INDEX}", without_index, own_process("write")),
     ]
 
 
