@@ -289,7 +289,9 @@ def _parts(
             own_process("convert-write"),
         ),
         _Timed(f"{backend} write", f"writing {rows} converted rows", fresh, own_process("write")),
-        _Timed(f"{backend} write, no index", f"the same without {INDEX}", without_index, own_process("write")),
+        _Timed(
+            f"{backend} write, no index", f"the same without {INDEX}", without_index, own_process("write")
+        ),
     ]
 
 
