@@ -122,3 +122,16 @@ def test_a_reader_that_stops_early_gets_no_traceback(many_risks, tmp_path):
         process.stdout.close()  # as `riskreg risk list --json | head -c 10` does
         errors = process.stderr.read()
     assert (process.returncode, errors) == (0, b"")
+
+
+def test_a_profiled_command_still_gets_its_profile():
+    """python -m cProfile reports once the command ends: the usual exit, not os._exit."""
+    profiled = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-m", "riskreg", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert profiled.returncode == 0, profiled.stderr
+    assert profiled.stdout.startswith("riskreg, version ")
+    assert " function calls " in profiled.stdout

@@ -194,9 +194,10 @@ def run() -> None:
     files it wrote (``riskreg.outfile``). What is left is the interpreter's teardown, which
     frees one by one every object that start-up made and the command used: about 6 ms of
     ``risk show``, 20 ms of ``pilot analyse``, 40 ms of ``report board`` and 0.1 s of a
-    1M-row import (measured, medians of 7). ``os._exit`` skips it, once the output is out.
-    An error riskreg did not expect is not caught here: it ends the usual way, traceback
-    and all.
+    1M-row import (measured, medians of 7). ``os._exit`` skips it, once the output is out,
+    unless a profiler, tracer or coverage tool watches the process: they report at the usual
+    exit. An error riskreg did not expect is not caught here: it ends the usual way,
+    traceback and all.
     """
     try:
         main()
@@ -215,7 +216,17 @@ def run() -> None:
             # output that could not be written (a full disk): 120, as the interpreter would end
             # a command that had succeeded; a failed command keeps its own status
             status = status or 120
+    if _watched():
+        sys.exit(status)  # a profiler, tracer or coverage tool reports at the usual exit
     os._exit(status)
+
+
+def _watched() -> bool:
+    """True if a profiler, a tracer or a coverage tool watches this process (``python -m cProfile -m riskreg``)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12 and later: coverage.py may watch this way
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6))
 
 
 def _exit_status(code: object) -> int:
