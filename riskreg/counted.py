@@ -356,10 +356,7 @@ def _name_cluster_lines(
     errors = RowErrors.for_file(source)
     with open_table(path, source) as parsed:
         for line, values in parsed.rows:
-            site, arm = (
-                trimmed_cell(values, layout.site).strip(),
-                arms.get(trimmed_cell(values, layout.arm).strip()),
-            )
+            site, arm = trimmed_cell(values, layout.site), arms.get(trimmed_cell(values, layout.arm))
             if arm is None:
                 continue
             if not site:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -209,13 +209,18 @@ def _encoding_message(source: str, exc: UnicodeDecodeError) -> str:
     )
 
 
-def check_header(header: list[str], source: str, required: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    """Refuse a header with missing, unknown or repeated columns, naming them."""
-    missing = [name for name in required if name not in header]
+def refuse_missing_columns(source: str, required: Iterable[str], present: Container[str]) -> None:
+    """Refuse a file whose header lacks some of the required columns, naming them."""
+    missing = [name for name in required if name not in present]
     if missing:
         raise InvalidInput(
             f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         )
+
+
+def check_header(header: list[str], source: str, required: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    """Refuse a header with missing, unknown or repeated columns, naming them."""
+    refuse_missing_columns(source, required, header)
     unknown = [name for name in header if name not in allowed]
     if unknown:
         raise InvalidInput(

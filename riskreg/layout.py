@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from riskreg.config import DEFAULT_MISSING_VALUES
-from riskreg.csvfile import Columns, CsvRows, resolve_columns
+from riskreg.csvfile import Columns, CsvRows, refuse_missing_columns, resolve_columns
 from riskreg.errors import InvalidInput
 from riskreg.protocol import Protocol
 
@@ -80,11 +80,16 @@ def intake_for(
         elif target in protocol.design.arms:
             labels[given.strip()] = target
         else:
-            raise InvalidInput(
-                f"--map {given}={target}: {target!r} is neither a column nor an arm "
-                f"(columns: {', '.join(names)}; arms: {', '.join(protocol.design.arms)})"
-            )
+            raise unknown_map_target(given, target, names, protocol.design.arms)
     return Intake(columns, labels, strict, frozenset(word.lower() for word in missing_values))
+
+
+def unknown_map_target(given: str, target: str, columns: Iterable[str], arms: Iterable[str]) -> InvalidInput:
+    """The error for ``--map GIVEN=TARGET`` whose target is neither one of the columns nor an arm."""
+    return InvalidInput(
+        f"--map {given}={target}: {target!r} is neither a column nor an arm "
+        f"(columns: {', '.join(columns)}; arms: {', '.join(arms)})"
+    )
 
 
 def layout_of(
@@ -107,11 +112,7 @@ def layout_of(
     columns = resolve_columns(parsed, wanted, intake.columns, intake.strict)
     position = columns.position
     required = ("unit_id", "arm", "metric", "value") if long else ("unit_id", "arm")
-    missing = [name for name in required if name not in position]
-    if missing:
-        raise InvalidInput(
-            f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        )
+    refuse_missing_columns(source, required, position)
     if long:
         return Layout(
             "long",

@@ -17,10 +17,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riskreg import audit
-from riskreg.csvfile import CsvRows, RowErrors, resolve_columns, text_sha256, width_problem
+from riskreg.csvfile import (
+    CsvRows,
+    RowErrors,
+    refuse_missing_columns,
+    resolve_columns,
+    text_sha256,
+    width_problem,
+)
 from riskreg.errors import InvalidInput
 from riskreg.ingest import LARGEST, OUT_OF_RANGE, new_import, parse_named_number
-from riskreg.layout import trimmed_cell
+from riskreg.layout import trimmed_cell, unknown_map_target
 from riskreg.models import DataImport, Pilot, Resource
 from riskreg.pilots import get_pilot, protocol_of
 from riskreg.protocol import Protocol
@@ -87,11 +94,7 @@ def import_resources(
     with open_table(path, source) as parsed:
         header = CsvRows(source, parsed.header, iter(()), names=getattr(parsed, "names", None))
         columns = resolve_columns(header, RESOURCE_COLUMNS, renamed, strict)
-        missing = [name for name in (*RESOURCE_REQUIRED, "hours", "amount") if name not in columns.position]
-        if missing:
-            raise InvalidInput(
-                f"{source}: line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-            )
+        refuse_missing_columns(source, (*RESOURCE_REQUIRED, "hours", "amount"), columns.position)
         position = columns.position
         for line, values in parsed.rows:
             problem = width_problem(values, columns)
@@ -165,10 +168,7 @@ def _resource_mapping(protocol: Protocol, mapping: dict[str, str]) -> tuple[dict
         elif target in protocol.design.arms:
             labels[given.strip()] = target
         else:
-            raise InvalidInput(
-                f"--map {given}={target}: {target!r} is neither a column nor an arm "
-                f"(columns: {', '.join(RESOURCE_COLUMNS)}; arms: {', '.join(protocol.design.arms)})"
-            )
+            raise unknown_map_target(given, target, RESOURCE_COLUMNS, protocol.design.arms)
     return columns, labels
 
 

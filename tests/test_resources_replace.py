@@ -78,3 +78,28 @@ def test_after_a_replacement_the_replaced_content_may_come_back(rr, tmp_path):
     # while held, the same content is still refused
     refused = rr("pilot", "resources", "P-1", write(tmp_path, "costs-third.csv", WRONG))
     assert refused.exit_code == 1 and "already has these resources" in refused.stderr
+
+
+def test_a_resources_file_without_hours_and_amount_is_refused_naming_them(rr, tmp_path):
+    registered(rr, tmp_path)
+    before = held(rr)
+    result = rr(
+        "pilot", "resources", "P-1", write(tmp_path, "costs.csv", "stage,side,kind\nfeasibility,public,x\n")
+    )
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {tmp_path / 'costs.csv'}: line 1: missing columns hours, amount\n",
+    )
+    assert held(rr) == before
+
+
+def test_a_resources_map_to_an_unknown_name_names_the_flag(rr, tmp_path):
+    registered(rr, tmp_path)
+    before = held(rr)
+    result = rr("pilot", "resources", "P-1", write(tmp_path, "costs.csv", RIGHT), "--map", "Cost=price")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: --map Cost=price: 'price' is neither a column nor an arm (columns: stage, side, kind, "
+        "hours, amount, arm, note; arms: comparison, pilot)\n",
+    )
+    assert held(rr) == before
