@@ -64,6 +64,21 @@ def test_a_wide_file_imports_the_same_checked_apart_as_in_one_process(registered
     _both_ways(registered_db, tmp_path, WIDE_HEADER + "".join(",".join(cells) + "\n" for cells in lines))
 
 
+def test_an_excel_export_with_long_unit_ids_imports_the_same_checked_apart(registered_db, tmp_path):
+    """Excel's 'CSV UTF-8' in a decimal-comma locale: a BOM, semicolons, CRLF; unit ids at the 200-character limit."""
+    header = "\ufeffunit_id;arm;metric;value;exposure;site\r\n"
+    rows = "".join(
+        f"{'u' * 194}{i:06d};{'pilot' if i % 2 else 'comparison'};wellbeing;{i % 50},5;;north\r\n"
+        for i in range(3_000)
+    )
+    _both_ways(registered_db, tmp_path, header + rows)
+    code, _output, stored = _import(registered_db, tmp_path, "excel", header + rows)
+    assert code == 0
+    assert len(stored) == 3_000
+    assert {len(row[2]) for row in stored} == {200}  # unit_id, as the file spells it
+    assert sorted({row[3] for row in stored})[:2] == [0.5, 1.5]  # decimal commas read as points
+
+
 def test_a_quoted_file_imports_the_same_checked_apart(registered_db, tmp_path):
     quoted = "".join(f'"u{i}",pilot,wellbeing,"{i % 40}",,north\n' for i in range(50))
     _both_ways(registered_db, tmp_path, LONG_HEADER + quoted)
